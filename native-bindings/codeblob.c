@@ -1,0 +1,501 @@
+/*
+ * codeblob's native half: map a blob read-only, once per process, and hand V8 views and
+ * external strings into it. The contract (arguments, lifetimes, errors) is in codeblob.h.
+ */
+#include "codeblob.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <node_api.h>
+
+typedef struct mapping {
+  struct mapping* next;
+  dev_t dev;
+  ino_t ino;
+  size_t size;
+  char* addr;
+  long refs;
+} mapping;
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static mapping* registry = NULL;
+static long live_mappings = 0;
+
+/* ---- errors ------------------------------------------------------------------------ */
+
+static const char* errno_code(int err) {
+  switch (err) {
+    case ENOENT: return "ENOENT";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case EISDIR: return "EISDIR";
+    case ENOTDIR: return "ENOTDIR";
+    case EINVAL: return "EINVAL";
+    case ENOMEM: return "ENOMEM";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENODEV: return "ENODEV";
+    case EOVERFLOW: return "EOVERFLOW";
+    case EAGAIN: return "EAGAIN";
+    case ELOOP: return "ELOOP";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case EBADF: return "EBADF";
+    case EFBIG: return "EFBIG";
+    case ETXTBSY: return "ETXTBSY";
+    case ENXIO: return "ENXIO";
+    case EIO: return "EIO";
+    default: return "EUNKNOWN";
+  }
+}
+
+/* Throws an Error shaped like Node's fs errors: message, code, errno (negative), syscall, path. */
+static void throw_errno(napi_env env, int err, const char* syscall, const char* path) {
+  char message[1200];
+  if (path != NULL) {
+    snprintf(message, sizeof message, "%s: %s, %s '%s'", errno_code(err), strerror(err), syscall, path);
+  } else {
+    snprintf(message, sizeof message, "%s: %s, %s", errno_code(err), strerror(err), syscall);
+  }
+  napi_value msg, code, error, value;
+  if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) != napi_ok) return;
+  if (napi_create_string_utf8(env, errno_code(err), NAPI_AUTO_LENGTH, &code) != napi_ok) return;
+  if (napi_create_error(env, code, msg, &error) != napi_ok) return;
+  if (napi_create_int32(env, -err, &value) == napi_ok) napi_set_named_property(env, error, "errno", value);
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &value) == napi_ok) {
+    napi_set_named_property(env, error, "syscall", value);
+  }
+  if (path != NULL && napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &value) == napi_ok) {
+    napi_set_named_property(env, error, "path", value);
+  }
+  napi_throw(env, error);
+}
+
+static void throw_argument(napi_env env, bool range, const char* message) {
+  if (range) {
+    napi_throw_range_error(env, "ERR_CODEBLOB_NATIVE_ARGUMENT", message);
+  } else {
+    napi_throw_type_error(env, "ERR_CODEBLOB_NATIVE_ARGUMENT", message);
+  }
+}
+
+/* Every Node-API status is checked; a failure becomes a pending JS exception (if Node did not
+ * already set one) and the function returns NULL to JS. */
+#define NAPI_CALL(env, call)                                                         \
+  do {                                                                               \
+    napi_status status_ = (call);                                                    \
+    if (status_ != napi_ok) {                                                        \
+      bool pending_ = false;                                                         \
+      napi_is_exception_pending((env), &pending_);                                   \
+      if (!pending_) {                                                               \
+        const napi_extended_error_info* info_ = NULL;                                \
+        napi_get_last_error_info((env), &info_);                                     \
+        napi_throw_error((env), "ERR_CODEBLOB_NAPI",                                 \
+                         info_ && info_->error_message ? info_->error_message        \
+                                                       : "Node-API call failed");    \
+      }                                                                              \
+      return NULL;                                                                   \
+    }                                                                                \
+  } while (0)
+
+/* ---- the registry ------------------------------------------------------------------ */
+
+static void mapping_release(mapping* m) {
+  pthread_mutex_lock(&registry_lock);
+  if (--m->refs > 0) {
+    pthread_mutex_unlock(&registry_lock);
+    return;
+  }
+  for (mapping** p = &registry; *p != NULL; p = &(*p)->next) {
+    if (*p == m) {
+      *p = m->next;
+      break;
+    }
+  }
+  live_mappings--;
+  pthread_mutex_unlock(&registry_lock);
+  munmap(m->addr, m->size);
+  free(m);
+}
+
+/* Finds the mapping an ArrayBuffer from map() covers and checks [offset, offset+length). */
+static mapping* mapping_of(napi_env env, napi_value buffer, double offset, double length,
+                           char** start) {
+  void* data = NULL;
+  size_t byte_length = 0;
+  bool is_ab = false;
+  if (napi_is_arraybuffer(env, buffer, &is_ab) != napi_ok || !is_ab) {
+    throw_argument(env, false, "expected the ArrayBuffer returned by map()");
+    return NULL;
+  }
+  if (napi_get_arraybuffer_info(env, buffer, &data, &byte_length) != napi_ok || data == NULL) {
+    throw_argument(env, false, "the mapping was released");
+    return NULL;
+  }
+  mapping* found = NULL;
+  pthread_mutex_lock(&registry_lock);
+  for (mapping* m = registry; m != NULL; m = m->next) {
+    if (m->addr == (char*)data && m->size == byte_length) {
+      found = m;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&registry_lock);
+  if (found == NULL) {
+    throw_argument(env, false, "expected the ArrayBuffer returned by map()");
+    return NULL;
+  }
+  if (!(offset >= 0) || !(length >= 0) || offset != (double)(uint64_t)offset ||
+      length != (double)(uint64_t)length || offset + length > (double)found->size) {
+    throw_argument(env, true, "range is outside the mapping");
+    return NULL;
+  }
+  *start = found->addr + (size_t)offset;
+  return found;
+}
+
+/* ---- map / release ----------------------------------------------------------------- */
+
+static void finalize_buffer(napi_env env, void* data, void* hint) {
+  mapping_release((mapping*)hint);
+}
+
+static bool set_number(napi_env env, napi_value obj, const char* name, double v) {
+  napi_value value;
+  return napi_create_double(env, v, &value) == napi_ok &&
+         napi_set_named_property(env, obj, name, value) == napi_ok;
+}
+
+static napi_value js_map(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char path[4097];
+  size_t path_len = 0;
+  napi_valuetype type;
+  NAPI_CALL(env, napi_typeof(env, argv[0], &type));
+  if (argc < 1 || type != napi_string) {
+    throw_argument(env, false, "path must be a string");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_get_value_string_utf8(env, argv[0], path, sizeof path, &path_len));
+  if (path_len >= sizeof path - 1) {
+    throw_errno(env, ENAMETOOLONG, "open", NULL);
+    return NULL;
+  }
+
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw_errno(env, errno, "open", path);
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    throw_errno(env, err, "fstat", path);
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    throw_errno(env, S_ISDIR(st.st_mode) ? EISDIR : EINVAL, "open", path);
+    return NULL;
+  }
+  if (st.st_size <= 0) {
+    close(fd);
+    throw_errno(env, EINVAL, "mmap", path);
+    return NULL;
+  }
+
+  mapping* m = NULL;
+  bool reused = false;
+  pthread_mutex_lock(&registry_lock);
+  for (mapping* it = registry; it != NULL; it = it->next) {
+    if (it->dev == st.st_dev && it->ino == st.st_ino && it->size == (size_t)st.st_size) {
+      m = it;
+      m->refs++;
+      reused = true;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&registry_lock);
+
+  if (m == NULL) {
+    void* addr = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (addr == MAP_FAILED) {
+      int err = errno;
+      close(fd);
+      throw_errno(env, err, "mmap", path);
+      return NULL;
+    }
+    m = calloc(1, sizeof *m);
+    if (m == NULL) {
+      munmap(addr, (size_t)st.st_size);
+      close(fd);
+      throw_errno(env, ENOMEM, "malloc", NULL);
+      return NULL;
+    }
+    m->dev = st.st_dev;
+    m->ino = st.st_ino;
+    m->size = (size_t)st.st_size;
+    m->addr = addr;
+    m->refs = 1;
+    pthread_mutex_lock(&registry_lock);
+    m->next = registry;
+    registry = m;
+    live_mappings++;
+    pthread_mutex_unlock(&registry_lock);
+  }
+  close(fd);
+
+  napi_value buffer;
+  napi_status status =
+      napi_create_external_arraybuffer(env, m->addr, m->size, finalize_buffer, m, &buffer);
+  if (status != napi_ok) {
+    /* e.g. napi_no_external_buffers_allowed on V8 sandbox builds: the JS side falls back to
+     * the read backend. The finalizer was not registered, so drop the reference here. */
+    mapping_release(m);
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) {
+      napi_throw_error(env, status == napi_no_external_buffers_allowed
+                                ? "ERR_CODEBLOB_NO_EXTERNAL_BUFFERS"
+                                : "ERR_CODEBLOB_NAPI",
+                       "this Node build does not allow external ArrayBuffers");
+    }
+    return NULL;
+  }
+
+  napi_value result;
+  NAPI_CALL(env, napi_create_object(env, &result));
+  NAPI_CALL(env, napi_set_named_property(env, result, "buffer", buffer));
+  bool ok = set_number(env, result, "dev", (double)st.st_dev) &&
+            set_number(env, result, "ino", (double)st.st_ino) &&
+            set_number(env, result, "size", (double)st.st_size) &&
+            set_number(env, result, "mtimeMs",
+                       (double)st.st_mtim.tv_sec * 1e3 + (double)st.st_mtim.tv_nsec / 1e6) &&
+            set_number(env, result, "mode", (double)st.st_mode) &&
+            set_number(env, result, "uid", (double)st.st_uid);
+  if (!ok) return NULL;
+  napi_value reused_value;
+  NAPI_CALL(env, napi_get_boolean(env, reused, &reused_value));
+  NAPI_CALL(env, napi_set_named_property(env, result, "reused", reused_value));
+  return result;
+}
+
+static napi_value js_release(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  bool is_ab = false;
+  if (argc < 1 || napi_is_arraybuffer(env, argv[0], &is_ab) != napi_ok || !is_ab) {
+    throw_argument(env, false, "expected the ArrayBuffer returned by map()");
+    return NULL;
+  }
+  bool detached = false;
+  NAPI_CALL(env, napi_is_detached_arraybuffer(env, argv[0], &detached));
+  if (!detached) {
+    /* The backing store's deleter (finalize_buffer) drops the reference once V8 lets go. */
+    NAPI_CALL(env, napi_detach_arraybuffer(env, argv[0]));
+  }
+  return NULL;
+}
+
+/* ---- external strings -------------------------------------------------------------- */
+
+static void finalize_string(node_api_basic_env env, void* data, void* hint) {
+  mapping_release((mapping*)hint);
+}
+
+static napi_value make_external(napi_env env, napi_callback_info info, bool two_byte) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) {
+    throw_argument(env, false, "expected (buffer, byteOffset, length, out)");
+    return NULL;
+  }
+  double offset = 0, count = 0;
+  if (napi_get_value_double(env, argv[1], &offset) != napi_ok ||
+      napi_get_value_double(env, argv[2], &count) != napi_ok) {
+    throw_argument(env, false, "byteOffset and length must be numbers");
+    return NULL;
+  }
+  uint8_t* out = NULL;
+  size_t out_len = 0;
+  napi_typedarray_type out_type;
+  bool is_typed = false;
+  NAPI_CALL(env, napi_is_typedarray(env, argv[3], &is_typed));
+  if (!is_typed) {
+    throw_argument(env, false, "out must be a Uint8Array");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_get_typedarray_info(env, argv[3], &out_type, &out_len, (void**)&out, NULL, NULL));
+  if (out_type != napi_uint8_array || out_len < 1) {
+    throw_argument(env, false, "out must be a Uint8Array of length >= 1");
+    return NULL;
+  }
+  if (two_byte && ((uint64_t)offset % 2) != 0) {
+    throw_argument(env, true, "UTF-16 strings must start on an even byte offset");
+    return NULL;
+  }
+  char* start = NULL;
+  mapping* m = mapping_of(env, argv[0], offset, two_byte ? count * 2 : count, &start);
+  if (m == NULL) return NULL;
+
+  pthread_mutex_lock(&registry_lock);
+  m->refs++;
+  pthread_mutex_unlock(&registry_lock);
+
+  napi_value result = NULL;
+  bool copied = false;
+  napi_status status =
+      two_byte ? node_api_create_external_string_utf16(env, (char16_t*)start, (size_t)count,
+                                                       finalize_string, m, &result, &copied)
+               : node_api_create_external_string_latin1(env, start, (size_t)count,
+                                                        finalize_string, m, &result, &copied);
+  if (status != napi_ok) {
+    mapping_release(m);
+    NAPI_CALL(env, status);
+  }
+  out[0] = copied ? 1 : 0;
+  return result;
+}
+
+static napi_value js_external_latin1(napi_env env, napi_callback_info info) {
+  return make_external(env, info, false);
+}
+
+static napi_value js_external_utf16(napi_env env, napi_callback_info info) {
+  return make_external(env, info, true);
+}
+
+/* ---- paging ------------------------------------------------------------------------ */
+
+static bool page_range(napi_env env, napi_callback_info info, size_t want, napi_value* argv,
+                       char** start, size_t* length) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    throw_argument(env, false, "expected (buffer, byteOffset, length, ...)");
+    return false;
+  }
+  double offset = 0, len = 0;
+  if (napi_get_value_double(env, argv[1], &offset) != napi_ok ||
+      napi_get_value_double(env, argv[2], &len) != napi_ok) {
+    throw_argument(env, false, "byteOffset and length must be numbers");
+    return false;
+  }
+  char* begin = NULL;
+  if (mapping_of(env, argv[0], offset, len, &begin) == NULL) return false;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t lo = (uintptr_t)begin & ~(page - 1);
+  uintptr_t hi = ((uintptr_t)begin + (uintptr_t)len + page - 1) & ~(page - 1);
+  *start = (char*)lo;
+  *length = (size_t)(hi - lo);
+  return true;
+}
+
+static napi_value js_madvise(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  char* start = NULL;
+  size_t length = 0;
+  if (!page_range(env, info, 4, argv, &start, &length)) return NULL;
+  char advice_name[16];
+  size_t advice_len = 0;
+  if (napi_get_value_string_utf8(env, argv[3], advice_name, sizeof advice_name, &advice_len) != napi_ok) {
+    throw_argument(env, false, "advice must be a string");
+    return NULL;
+  }
+  int advice;
+  if (strcmp(advice_name, "normal") == 0) advice = MADV_NORMAL;
+  else if (strcmp(advice_name, "random") == 0) advice = MADV_RANDOM;
+  else if (strcmp(advice_name, "sequential") == 0) advice = MADV_SEQUENTIAL;
+  else if (strcmp(advice_name, "willneed") == 0) advice = MADV_WILLNEED;
+  else if (strcmp(advice_name, "dontneed") == 0) advice = MADV_DONTNEED;
+  else {
+    throw_argument(env, false, "advice must be normal, random, sequential, willneed or dontneed");
+    return NULL;
+  }
+  if (length > 0 && madvise(start, length, advice) != 0) {
+    throw_errno(env, errno, "madvise", NULL);
+  }
+  return NULL;
+}
+
+static napi_value js_resident_pages(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  char* start = NULL;
+  size_t length = 0;
+  if (!page_range(env, info, 3, argv, &start, &length)) return NULL;
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t pages = length / page;
+  double resident = 0;
+  unsigned char vec[4096];
+  for (size_t done = 0; done < pages;) {
+    size_t chunk = pages - done < sizeof vec ? pages - done : sizeof vec;
+    if (mincore(start + done * page, chunk * page, vec) != 0) {
+      throw_errno(env, errno, "mincore", NULL);
+      return NULL;
+    }
+    for (size_t i = 0; i < chunk; i++) resident += vec[i] & 1;
+    done += chunk;
+  }
+  napi_value result;
+  NAPI_CALL(env, napi_create_double(env, resident, &result));
+  return result;
+}
+
+static napi_value js_page_size(napi_env env, napi_callback_info info) {
+  napi_value result;
+  NAPI_CALL(env, napi_create_double(env, (double)sysconf(_SC_PAGESIZE), &result));
+  return result;
+}
+
+static napi_value js_live_mappings(napi_env env, napi_callback_info info) {
+  pthread_mutex_lock(&registry_lock);
+  long live = live_mappings;
+  pthread_mutex_unlock(&registry_lock);
+  napi_value result;
+  NAPI_CALL(env, napi_create_double(env, (double)live, &result));
+  return result;
+}
+
+/* ---- init -------------------------------------------------------------------------- */
+
+/* V8 may run external-string finalizers after Node has dlclose()d the addon (worker-thread
+ * teardown); keep our code mapped for the life of the process. */
+static void pin_self(void) {
+  Dl_info self;
+  if (dladdr((void*)&pin_self, &self) != 0 && self.dli_fname != NULL) {
+    dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+  }
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  pin_self();
+  napi_property_descriptor props[] = {
+      {"map", NULL, js_map, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"release", NULL, js_release, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"externalLatin1", NULL, js_external_latin1, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"externalUtf16", NULL, js_external_utf16, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"madvise", NULL, js_madvise, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"residentPages", NULL, js_resident_pages, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pageSize", NULL, js_page_size, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"liveMappings", NULL, js_live_mappings, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_value abi;
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
+  if (napi_create_int32(env, CODEBLOB_NATIVE_ABI, &abi) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "abi", abi) != napi_ok) return NULL;
+  return exports;
+}

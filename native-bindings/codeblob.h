@@ -1,0 +1,53 @@
+/*
+ * codeblob native surface — the whole contract, in one place.
+ *
+ * Why native at all: Node cannot map a file, and only Node-API can hand V8 a string whose
+ * characters live outside the heap (node_api_create_external_string_*). Everything else
+ * (format, validation, lookup) is TypeScript. Node-API only: one build serves Node 20..26.
+ *
+ * Lifetime model. One mapping per (device, inode, size) per process, shared by every worker
+ * thread of the process. Each mapping is reference-counted: every ArrayBuffer handed to an
+ * isolate holds one reference and every external string holds one. The pages are unmapped
+ * when the last reference is released (ArrayBuffer detached or collected, strings collected),
+ * never before, so no JS value can ever point at unmapped memory. The addon pins itself in
+ * memory (RTLD_NODELETE) because V8 may run string finalizers after Node has unloaded it.
+ *
+ * Errors: every failed system call throws an Error with `code` (e.g. "ENOENT"), `errno`
+ * (negative, as Node's fs does), `syscall` and, where there is one, `path`. Argument errors
+ * throw a TypeError/RangeError with code "ERR_CODEBLOB_NATIVE_ARGUMENT".
+ *
+ * Functions (all synchronous):
+ *
+ *   map(path: string) -> { buffer: ArrayBuffer, dev, ino, size, mtimeMs, mode, uid, reused }
+ *       open(O_RDONLY|O_CLOEXEC) + fstat + mmap(PROT_READ, MAP_SHARED) + close. The whole file
+ *       as one external ArrayBuffer (read-only: writing through a view is SIGSEGV — callers
+ *       must never do it). `reused` is true when this process already had the mapping.
+ *       Throws on an empty file (code "EINVAL", syscall "mmap") and on any failed call.
+ *
+ *   release(buffer: ArrayBuffer) -> undefined
+ *       Detaches `buffer` (every view over it becomes zero-length) and drops its reference.
+ *       Idempotent. Strings created from the mapping keep it mapped until they are collected.
+ *
+ *   externalLatin1(buffer, byteOffset, length, out: Uint8Array) -> string
+ *   externalUtf16(buffer, byteOffset, charCount, out: Uint8Array) -> string
+ *       A string whose characters are the mapped bytes [byteOffset, byteOffset + length) (or
+ *       charCount UTF-16LE units, byteOffset 2-aligned). out[0] is set to 1 when Node copied
+ *       the characters instead (V8 sandbox builds, tiny strings), else 0. RangeError when the
+ *       range is outside the mapping.
+ *
+ *   madvise(buffer, byteOffset, length, advice: "normal"|"random"|"sequential"|"willneed"|"dontneed")
+ *       The range is widened to whole pages. Throws on failure (syscall "madvise").
+ *
+ *   residentPages(buffer, byteOffset, length) -> number
+ *       How many pages of the (page-widened) range are resident in this process' page tables
+ *       or the page cache, as mincore(2) reports them.
+ *
+ *   pageSize() -> number        sysconf(_SC_PAGESIZE)
+ *   liveMappings() -> number    mappings this process holds now (for leak tests)
+ */
+#ifndef CODEBLOB_H
+#define CODEBLOB_H
+
+#define CODEBLOB_NATIVE_ABI 1
+
+#endif
