@@ -1,0 +1,57 @@
+/**
+ * The on-disk format: header, index, sections. Pure functions over bytes; FORMAT.md is the
+ * prose version of this directory.
+ */
+import { arch, platform, version as nodeVersion } from 'node:process';
+import { cachedDataVersionTag } from 'node:v8';
+import { codeblobError } from '../errors.js';
+import { decodeHeader, type Header } from './header.js';
+import { sha256 } from './hash.js';
+import { decodeIndex, type Index } from './index-codec.js';
+import { checkSections } from './layout.js';
+
+export { HEADER_SIZE, FORMAT_VERSION, MAGIC, encodeHeader, decodeHeader, type Header } from './header.js';
+export { CJS_PREFIX, CJS_SUFFIX, encodeIndex, decodeIndex, isValidKey } from './index-codec.js';
+export type { Entry, EntryKind, Index, SourceEncoding } from './index-codec.js';
+export { layoutBlob, checkSections, fitsLatin1, alignUp } from './layout.js';
+export type { BlobPlan, BlobLayoutStats, SectionInput } from './layout.js';
+export { sha256, entryHash, ENTRY_HASH_BYTES } from './hash.js';
+
+export interface Compatibility {
+  /** False when the caches were made by another V8 (tag), arch or platform: sources still serve. */
+  cachesUsable: boolean;
+  /** Why not, in words; undefined when usable. */
+  reason?: string;
+}
+
+/** Can this process use the blob's code caches? (Sources are usable everywhere.) */
+export function compatibility(header: Header): Compatibility {
+  const problems: string[] = [];
+  if (header.platform !== platform) problems.push(`platform ${header.platform} ≠ ${platform}`);
+  if (header.arch !== arch) problems.push(`arch ${header.arch} ≠ ${arch}`);
+  const tag = cachedDataVersionTag();
+  if (header.v8Tag !== tag) {
+    problems.push(
+      `V8 cache tag ${header.v8Tag} ≠ ${tag} (packed with Node ${header.nodeVersion}, running ${nodeVersion}; ` +
+        'a different Node version or different V8 flags)',
+    );
+  }
+  return problems.length === 0 ? { cachesUsable: true } : { cachesUsable: false, reason: problems.join('; ') };
+}
+
+/**
+ * Reads and validates the header and index of a whole blob: magic, version, checksum, sizes
+ * against the real length, index hash, every entry's fields, every section's bounds, alignment
+ * and overlaps. Throws a typed error (ERR_CODEBLOB_BAD_FORMAT, ...) on the first problem.
+ */
+export function readMeta(bytes: Uint8Array): { header: Header; index: Index } {
+  const header = decodeHeader(bytes, bytes.byteLength);
+  // Hash and decode the same private copy, so the file cannot change between the two.
+  const indexBytes = Buffer.from(bytes.subarray(header.indexOffset, header.indexOffset + header.indexLength));
+  if (!sha256(indexBytes).equals(header.indexHash)) {
+    throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', 'index hash mismatch');
+  }
+  const index = decodeIndex(indexBytes, header.entryCount);
+  checkSections(header, index.entries);
+  return { header, index };
+}

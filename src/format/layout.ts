@@ -1,0 +1,216 @@
+/**
+ * Where sections go (the writer's half) and the rules every reader checks (bounds, alignment,
+ * no overlaps). Pure: no I/O.
+ */
+import { codeblobError } from '../errors.js';
+import { FLAG_CACHES, FORMAT_VERSION, HEADER_SIZE, encodeHeader, type Header } from './header.js';
+import { sha256, entryHash } from './hash.js';
+import {
+  CJS_PREFIX,
+  CJS_SUFFIX,
+  encodeIndex,
+  type Entry,
+  type EntryKind,
+  type SourceEncoding,
+} from './index-codec.js';
+
+export const alignUp = (n: number, to: number) => Math.ceil(n / to) * to;
+
+/** One file to store, as the packer hands it to the writer. */
+export interface SectionInput {
+  key: string;
+  kind: EntryKind;
+  /** The file's text (cjs, esm, json), exactly as Node reads it (UTF-8 decoded). */
+  text?: string;
+  /** The file's bytes (assets). */
+  bytes?: Uint8Array;
+  /** V8 code cache for the wrapped CommonJS source. */
+  cache?: Uint8Array;
+  fileSize: number;
+  mtimeMs: number;
+  contentHash: Buffer;
+  order: number;
+}
+
+export interface BlobPlan {
+  /** The packed app's root, relative to the directory that will hold the blob. */
+  root: string;
+  entries: SectionInput[];
+  pageSize: number;
+  alignment: number;
+  v8Tag: number;
+  nodeVersion: string;
+  arch: string;
+  platform: string;
+  toolVersion: string;
+}
+
+export interface BlobLayoutStats {
+  entries: number;
+  latin1: number;
+  utf16: number;
+  binary: number;
+  sourceBytes: number;
+  cacheBytes: number;
+  paddingBytes: number;
+  indexBytes: number;
+  fileSize: number;
+}
+
+/** True when every char fits in one byte, so the text can be an external one-byte string. */
+export function fitsLatin1(text: string): boolean {
+  // A regex test is far faster than a JS loop on multi-megabyte sources.
+  return !/[^\x00-\xff]/.test(text);
+}
+
+function encodeUnit(input: SectionInput): { bytes: Buffer; encoding: SourceEncoding; chars: number; shebang: boolean } {
+  if (input.kind === 'asset') {
+    if (!input.bytes) throw new TypeError(`asset ${input.key} has no bytes`);
+    return { bytes: Buffer.from(input.bytes), encoding: 'binary', chars: input.bytes.byteLength, shebang: false };
+  }
+  if (typeof input.text !== 'string') throw new TypeError(`${input.kind} entry ${input.key} has no text`);
+  const text = input.text;
+  const shebang = input.kind === 'cjs' && text.startsWith('#!');
+  // A "#!" line is only legal at the very start of a script; inside the wrapper it becomes a
+  // same-length comment, so every column stays where it was.
+  const unit = input.kind === 'cjs' ? CJS_PREFIX + (shebang ? '//' + text.slice(2) : text) + CJS_SUFFIX : text;
+  const encoding: SourceEncoding = fitsLatin1(unit) ? 'latin1' : 'utf16le';
+  return { bytes: Buffer.from(unit, encoding), encoding, chars: text.length, shebang };
+}
+
+/**
+ * Lays out a blob: header, index, then for each entry its source section and cache section,
+ * each starting on a multiple of `alignment`. Deterministic: entries are sorted by key and
+ * nothing time- or machine-dependent goes in beyond what the plan carries.
+ */
+export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; stats: BlobLayoutStats } {
+  const inputs = [...plan.entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const units = inputs.map(encodeUnit);
+  const cacheAlign = Math.max(8, plan.alignment);
+
+  // The index records offsets, and the data starts after the index: grow the guess for the
+  // data start until the encoded index fits in front of it.
+  let dataStart = alignUp(HEADER_SIZE + 64 * inputs.length + 64, plan.alignment);
+  for (;;) {
+    let at = dataStart;
+    const entries: Entry[] = inputs.map((input, i) => {
+      const unit = units[i]!;
+      const sourceOffset = alignUp(at, plan.alignment);
+      at = sourceOffset + unit.bytes.length;
+      let cacheOffset = 0;
+      let cacheLength = 0;
+      if (input.cache && input.cache.byteLength > 0) {
+        cacheOffset = alignUp(at, cacheAlign);
+        cacheLength = input.cache.byteLength;
+        at = cacheOffset + cacheLength;
+      }
+      const wrapped = input.kind === 'cjs';
+      return {
+        key: input.key,
+        kind: input.kind,
+        encoding: unit.encoding,
+        chars: unit.chars,
+        prefixChars: wrapped ? CJS_PREFIX.length : 0,
+        suffixChars: wrapped ? CJS_SUFFIX.length : 0,
+        shebang: unit.shebang,
+        sourceOffset,
+        sourceLength: unit.bytes.length,
+        sourceHash: entryHash(unit.bytes),
+        cacheOffset,
+        cacheLength,
+        cacheHash: cacheLength > 0 ? entryHash(input.cache!) : null,
+        fileSize: input.fileSize,
+        mtimeMs: input.mtimeMs,
+        contentHash: input.contentHash,
+        order: input.order,
+      };
+    });
+    const index = encodeIndex({ root: plan.root, entries });
+    if (HEADER_SIZE + index.length > dataStart) {
+      dataStart = alignUp(HEADER_SIZE + index.length, plan.alignment);
+      continue;
+    }
+    const fileSize = Math.max(at, dataStart);
+    const header: Header = {
+      formatVersion: FORMAT_VERSION,
+      pageSize: plan.pageSize,
+      alignment: plan.alignment,
+      flags: entries.some((e) => e.cacheLength > 0) ? FLAG_CACHES : 0,
+      v8Tag: plan.v8Tag,
+      entryCount: entries.length,
+      fileSize,
+      indexOffset: HEADER_SIZE,
+      indexLength: index.length,
+      indexHash: sha256(index),
+      nodeVersion: plan.nodeVersion,
+      arch: plan.arch,
+      platform: plan.platform,
+      toolVersion: plan.toolVersion,
+    };
+    const chunks: Buffer[] = [encodeHeader(header), index];
+    let written = HEADER_SIZE + index.length;
+    const pad = (to: number) => {
+      if (to > written) chunks.push(Buffer.alloc(to - written));
+      written = to;
+    };
+    let sourceBytes = 0;
+    let cacheBytes = 0;
+    entries.forEach((e, i) => {
+      pad(e.sourceOffset);
+      chunks.push(units[i]!.bytes);
+      written += e.sourceLength;
+      sourceBytes += e.sourceLength;
+      if (e.cacheLength > 0) {
+        pad(e.cacheOffset);
+        chunks.push(Buffer.from(inputs[i]!.cache!));
+        written += e.cacheLength;
+        cacheBytes += e.cacheLength;
+      }
+    });
+    pad(fileSize);
+    const count = (enc: SourceEncoding) => entries.filter((e) => e.encoding === enc).length;
+    return {
+      chunks,
+      header,
+      stats: {
+        entries: entries.length,
+        latin1: count('latin1'),
+        utf16: count('utf16le'),
+        binary: count('binary'),
+        sourceBytes,
+        cacheBytes,
+        paddingBytes: fileSize - sourceBytes - cacheBytes - index.length - HEADER_SIZE,
+        indexBytes: index.length,
+        fileSize,
+      },
+    };
+  }
+}
+
+/**
+ * Checks every section of every entry: inside the data area, aligned, and not overlapping any
+ * other section. Throws ERR_CODEBLOB_BAD_FORMAT naming the first rule broken.
+ */
+export function checkSections(header: Header, entries: readonly Entry[]): void {
+  const dataStart = header.indexOffset + header.indexLength;
+  const sections: Array<[start: number, end: number, what: string]> = [];
+  for (const e of entries) {
+    const check = (offset: number, length: number, align: number, what: string) => {
+      if (offset < dataStart || offset + length > header.fileSize) {
+        throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `${what} of "${e.key}" [${offset}, +${length}) is out of bounds`);
+      }
+      if (offset % align !== 0) {
+        throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `${what} of "${e.key}" at ${offset} is not ${align}-byte aligned`);
+      }
+      sections.push([offset, offset + length, `${what} of "${e.key}"`]);
+    };
+    check(e.sourceOffset, e.sourceLength, header.alignment, 'source');
+    if (e.cacheLength > 0) check(e.cacheOffset, e.cacheLength, Math.max(8, header.alignment), 'cache');
+  }
+  sections.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  for (let i = 1; i < sections.length; i++) {
+    const prev = sections[i - 1]!;
+    const cur = sections[i]!;
+    if (cur[0] < prev[1]) throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `${cur[2]} overlaps ${prev[2]}`);
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * codeblob's library API. Importing this module has no side effects; loading from a blob is
+ * switched on only by `codeblob/register`.
+ */
+export { open, BlobStore } from './store/store.js';
+export type { StoreStats, VerifyProblem } from './store/store.js';
+export type { OpenOptions, VerifyMode } from './store/options.js';
+export type { BackendName, FileFacts } from './store/backend.js';
+export { nativeUnavailableReason } from './native/binding.js';
+export {
+  CJS_PREFIX,
+  CJS_SUFFIX,
+  FORMAT_VERSION,
+  compatibility,
+  type Entry,
+  type EntryKind,
+  type Header,
+  type SourceEncoding,
+} from './format/index.js';
+export { errors, isCodeblobError, type CodeblobError, type CodeblobErrorCode } from './errors.js';
+export { VERSION } from './version.js';

@@ -1,0 +1,69 @@
+/**
+ * The one place that loads the native addon and translates its absence into a reason.
+ * Everything else asks `native()`; `undefined` means "use the read backend".
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+export interface MapResult {
+  buffer: ArrayBuffer;
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  uid: number;
+  reused: boolean;
+}
+
+export type Advice = 'normal' | 'random' | 'sequential' | 'willneed' | 'dontneed';
+
+export interface NativeBinding {
+  abi: number;
+  map(path: string): MapResult;
+  release(buffer: ArrayBuffer): void;
+  externalLatin1(buffer: ArrayBuffer, byteOffset: number, length: number, out: Uint8Array): string;
+  externalUtf16(buffer: ArrayBuffer, byteOffset: number, charCount: number, out: Uint8Array): string;
+  madvise(buffer: ArrayBuffer, byteOffset: number, length: number, advice: Advice): void;
+  residentPages(buffer: ArrayBuffer, byteOffset: number, length: number): number;
+  pageSize(): number;
+  liveMappings(): number;
+}
+
+const EXPECTED_ABI = 1;
+const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+let loaded: { binding?: NativeBinding; reason?: string } | undefined;
+
+function load(): { binding?: NativeBinding; reason?: string } {
+  if (process.platform !== 'linux') {
+    return { reason: `the mmap backend supports Linux only (this is ${process.platform})` };
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+    const binding = nodeGypBuild(packageRoot) as NativeBinding;
+    if (binding.abi !== EXPECTED_ABI) {
+      return { reason: `the native build has ABI ${binding.abi}, this code expects ${EXPECTED_ABI}: rebuild it with \`npm rebuild codeblob\`` };
+    }
+    return { binding };
+  } catch (error) {
+    const message = (error as Error).message.split('\n')[0];
+    return {
+      reason:
+        `no usable native build for ${process.platform}-${process.arch} (${message}); ` +
+        'reading blobs into memory instead. To build one: `cd node_modules/codeblob && npx node-gyp rebuild`',
+    };
+  }
+}
+
+/** The addon, or undefined with `nativeUnavailableReason()` saying why. Loaded once. */
+export function native(): NativeBinding | undefined {
+  loaded ??= load();
+  return loaded.binding;
+}
+
+export function nativeUnavailableReason(): string | undefined {
+  loaded ??= load();
+  return loaded.reason;
+}

@@ -1,0 +1,147 @@
+/**
+ * The two ways a blob's bytes reach JS: `mmap` (one shared, read-only mapping per process,
+ * zero-copy strings) and `read` (the file read into private memory; same behaviour, no
+ * sharing). The store above does not care which one it has.
+ */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { codeblobError } from '../errors.js';
+import { native, nativeUnavailableReason, type Advice, type NativeBinding } from '../native/binding.js';
+
+export type BackendName = 'mmap' | 'read';
+
+export interface FileFacts {
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  mode: number;
+  uid: number;
+}
+
+export interface Backend {
+  readonly name: BackendName;
+  /** The whole file. Valid until `release()`; read-only by contract. */
+  readonly bytes: Uint8Array;
+  readonly file: FileFacts;
+  /** This process already had the file mapped (another store or worker thread). */
+  readonly reused: boolean;
+  /** A string over [offset, offset+length) bytes; `copied` says whether its chars were copied. */
+  string(offset: number, charCount: number, twoByte: boolean): { value: string; copied: boolean };
+  advise(offset: number, length: number, advice: Advice): void;
+  /** Resident bytes of the range, or undefined when the backend cannot tell. */
+  residentBytes(offset: number, length: number): number | undefined;
+  release(): void;
+}
+
+class MmapBackend implements Backend {
+  readonly name = 'mmap';
+  readonly bytes: Uint8Array;
+  readonly file: FileFacts;
+  readonly reused: boolean;
+  readonly #n: NativeBinding;
+  readonly #buffer: ArrayBuffer;
+  readonly #out = new Uint8Array(1);
+  readonly #pageSize: number;
+
+  constructor(n: NativeBinding, path: string) {
+    this.#n = n;
+    const m = n.map(path);
+    this.#buffer = m.buffer;
+    this.bytes = new Uint8Array(m.buffer);
+    this.reused = m.reused;
+    this.file = { dev: m.dev, ino: m.ino, size: m.size, mtimeMs: m.mtimeMs, mode: m.mode, uid: m.uid };
+    this.#pageSize = n.pageSize();
+  }
+
+  string(offset: number, charCount: number, twoByte: boolean) {
+    if (charCount === 0) return { value: '', copied: false };
+    const value = twoByte
+      ? this.#n.externalUtf16(this.#buffer, offset, charCount, this.#out)
+      : this.#n.externalLatin1(this.#buffer, offset, charCount, this.#out);
+    return { value, copied: this.#out[0] === 1 };
+  }
+
+  advise(offset: number, length: number, advice: Advice) {
+    this.#n.madvise(this.#buffer, offset, length, advice);
+  }
+
+  residentBytes(offset: number, length: number) {
+    return this.#n.residentPages(this.#buffer, offset, length) * this.#pageSize;
+  }
+
+  release() {
+    this.#n.release(this.#buffer);
+  }
+}
+
+class ReadBackend implements Backend {
+  readonly name = 'read';
+  bytes: Uint8Array;
+  readonly file: FileFacts;
+  readonly reused = false;
+
+  constructor(path: string) {
+    const fd = openSync(path, 'r');
+    try {
+      const st = fstatSync(fd);
+      this.file = { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode, uid: st.uid };
+      // Read exactly the size fstat saw from the same descriptor: one consistent generation.
+      const bytes = Buffer.allocUnsafe(st.size);
+      let done = 0;
+      while (done < st.size) {
+        const n = readSync(fd, bytes, done, st.size - done, done);
+        if (n === 0) break;
+        done += n;
+      }
+      this.bytes = bytes.subarray(0, done);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  string(offset: number, charCount: number, twoByte: boolean) {
+    const b = Buffer.from(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
+    const value = twoByte
+      ? b.toString('utf16le', offset, offset + charCount * 2)
+      : b.toString('latin1', offset, offset + charCount);
+    return { value, copied: true };
+  }
+
+  advise() {}
+
+  residentBytes() {
+    return undefined;
+  }
+
+  release() {
+    this.bytes = new Uint8Array(0);
+  }
+}
+
+export type BackendChoice = 'auto' | BackendName;
+
+/**
+ * Opens the file with the chosen backend. `auto` uses mmap when the addon loads (and the
+ * runtime allows external buffers), else read, and says why in `fallbackReason`.
+ * CODEBLOB_BACKEND=read|mmap overrides `auto`.
+ */
+export function openBackend(path: string, choice: BackendChoice): { backend: Backend; fallbackReason?: string } {
+  const env = process.env.CODEBLOB_BACKEND;
+  if (choice === 'auto' && (env === 'read' || env === 'mmap')) choice = env;
+  if (choice === 'read') return { backend: new ReadBackend(path) };
+  const n = native();
+  if (!n) {
+    const reason = nativeUnavailableReason() ?? 'native addon unavailable';
+    if (choice === 'mmap') throw codeblobError('ERR_CODEBLOB_NATIVE_UNAVAILABLE', reason);
+    return { backend: new ReadBackend(path), fallbackReason: reason };
+  }
+  try {
+    return { backend: new MmapBackend(n, path) };
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (choice === 'auto' && (code === 'ERR_CODEBLOB_NO_EXTERNAL_BUFFERS' || code === 'ERR_CODEBLOB_NAPI')) {
+      return { backend: new ReadBackend(path), fallbackReason: (error as Error).message };
+    }
+    throw error;
+  }
+}

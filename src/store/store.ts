@@ -1,0 +1,310 @@
+/**
+ * A validated blob, open: look entries up, hand out external strings and zero-copy views.
+ * This is the API custom loaders are written on.
+ */
+import { dirname, isAbsolute, resolve, sep } from 'node:path';
+import { codeblobError } from '../errors.js';
+import {
+  compatibility,
+  entryHash,
+  readMeta,
+  sha256,
+  type Entry,
+  type Header,
+} from '../format/index.js';
+import { openBackend, type Backend, type BackendName, type FileFacts } from './backend.js';
+import { resolveOpenOptions, type OpenOptions, type VerifyMode } from './options.js';
+import type { Advice } from '../native/binding.js';
+
+export interface StoreStats {
+  backend: BackendName;
+  /** Why `read` is used although `mmap` was allowed; undefined otherwise. */
+  fallbackReason: string | undefined;
+  /** Size of the mapping (mmap) or of the private copy (read). */
+  bytesMapped: number;
+  /** Bytes of the blob resident in memory now (mmap only; undefined for read). */
+  bytesResident: number | undefined;
+  /** Strings handed out, and how many of them had their characters copied. */
+  strings: number;
+  stringsCopied: number;
+  lookups: number;
+  misses: number;
+  /** Entries whose hash check failed (they are refused, never handed out). */
+  corrupt: number;
+}
+
+export interface VerifyProblem {
+  key: string;
+  section: 'source' | 'cache';
+  message: string;
+}
+
+const SOURCE_OK = 1;
+const CACHE_OK = 2;
+
+export class BlobStore {
+  /** Absolute path the store was opened from. */
+  readonly path: string;
+  /** Directory entry keys are relative to. */
+  readonly root: string;
+  readonly header: Header;
+  /** False when the caches were built for another V8/arch: sources still serve. */
+  readonly cachesUsable: boolean;
+  /** Why caches are unusable, in words. */
+  readonly incompatibility: string | undefined;
+  /** The file as it was when opened (device, inode, size, mtime, mode, owner). */
+  readonly file: FileFacts;
+  readonly verifyMode: VerifyMode;
+
+  #backend: Backend | undefined;
+  readonly #fallbackReason: string | undefined;
+  readonly #entries: readonly Entry[];
+  readonly #byKey: Map<string, number>;
+  readonly #position: Map<Entry, number>;
+  readonly #checked: Uint8Array;
+  readonly #rootPrefix: string;
+  #strings = 0;
+  #stringsCopied = 0;
+  #lookups = 0;
+  #misses = 0;
+  #corrupt = 0;
+
+  /** Use `open()`. */
+  constructor(path: string, options?: OpenOptions) {
+    const opts = resolveOpenOptions(options);
+    this.path = resolve(path);
+    const { backend, fallbackReason } = openBackend(this.path, opts.backend);
+    try {
+      const { header, index } = readMeta(backend.bytes);
+      this.header = header;
+      this.#entries = index.entries;
+      const compat = compatibility(header);
+      if (!compat.cachesUsable && opts.requireCompatible) {
+        throw codeblobError('ERR_CODEBLOB_INCOMPATIBLE', `${this.path}: ${compat.reason}`);
+      }
+      this.cachesUsable = compat.cachesUsable;
+      this.incompatibility = compat.reason;
+      this.root = opts.root !== undefined ? resolve(opts.root) : resolve(dirname(this.path), index.root);
+    } catch (error) {
+      backend.release();
+      throw error;
+    }
+    this.#backend = backend;
+    this.#fallbackReason = fallbackReason;
+    this.file = backend.file;
+    this.verifyMode = opts.verify;
+    this.#rootPrefix = this.root.endsWith(sep) ? this.root : this.root + sep;
+    this.#byKey = new Map(this.#entries.map((e, i) => [e.key, i]));
+    this.#position = new Map(this.#entries.map((e, i) => [e, i]));
+    this.#checked = new Uint8Array(this.#entries.length);
+    if (opts.verify === 'none') this.#checked.fill(SOURCE_OK | CACHE_OK);
+    if (opts.verify === 'full') {
+      const problems = this.verify();
+      if (problems.length > 0) {
+        this.close();
+        throw codeblobError('ERR_CODEBLOB_CORRUPT_ENTRY', `${this.path}: ${problems.length} problem(s), first: ${problems[0]!.key} ${problems[0]!.section}: ${problems[0]!.message}`);
+      }
+    }
+  }
+
+  /** `mmap` or `read`. */
+  get backend(): BackendName {
+    return this.#live().name;
+  }
+
+  get closed(): boolean {
+    return this.#backend === undefined;
+  }
+
+  /** Every entry, sorted by key. */
+  entries(): readonly Entry[] {
+    this.#live();
+    return this.#entries;
+  }
+
+  /**
+   * The entry for a key (relative to the root, `/`-separated) or an absolute path under the
+   * root; `undefined` when the blob has none.
+   */
+  get(keyOrPath: string): Entry | undefined {
+    this.#live();
+    this.#lookups++;
+    let key = keyOrPath;
+    if (isAbsolute(keyOrPath)) {
+      if (!keyOrPath.startsWith(this.#rootPrefix)) {
+        this.#misses++;
+        return undefined;
+      }
+      key = keyOrPath.slice(this.#rootPrefix.length);
+      if (sep !== '/') key = key.split(sep).join('/');
+    }
+    const i = this.#byKey.get(key);
+    if (i === undefined) {
+      this.#misses++;
+      return undefined;
+    }
+    return this.#entries[i];
+  }
+
+  /** Absolute path of an entry's original file. */
+  filename(entry: Entry): string {
+    return resolve(this.root, entry.key);
+  }
+
+  /**
+   * The original text of a JS/JSON entry, equal to the file as Node reads it. With the mmap
+   * backend an external string whose characters stay in the shared mapping (valid for the
+   * string's whole life, even after `close()`); with `read`, an ordinary string.
+   */
+  source(entry: Entry): string {
+    const b = this.#textEntry(entry);
+    this.#verify(entry, SOURCE_OK);
+    const bpc = entry.encoding === 'utf16le' ? 2 : 1;
+    const start = entry.sourceOffset + entry.prefixChars * bpc;
+    if (!entry.shebang) return this.#string(b, start, entry.chars, bpc === 2);
+    // Inside the wrapped section the "#!" reads "//"; give back the file's own first two chars.
+    return '#!' + this.#string(b, start + 2 * bpc, entry.chars - 2, bpc === 2);
+  }
+
+  /**
+   * The text to compile: for CommonJS the source inside its function wrapper (CJS_PREFIX +
+   * source + CJS_SUFFIX, with a leading "#!" as "//"), compiled with `columnOffset:
+   * -CJS_PREFIX.length`; for other kinds the same as `source()`. External with mmap.
+   */
+  compileSource(entry: Entry): string {
+    const b = this.#textEntry(entry);
+    this.#verify(entry, SOURCE_OK);
+    const bpc = entry.encoding === 'utf16le' ? 2 : 1;
+    return this.#string(b, entry.sourceOffset, entry.sourceLength / bpc, bpc === 2);
+  }
+
+  /**
+   * Zero-copy, read-only view of the entry's original bytes as stored (Latin-1, UTF-16LE, or the
+   * raw bytes of an asset; CommonJS without its wrapper). **Valid until `close()`**; writing
+   * into it is a crash (the mapping is read-only).
+   */
+  sourceView(entry: Entry): Uint8Array {
+    const b = this.#live();
+    this.#verify(entry, SOURCE_OK);
+    const bpc = entry.encoding === 'utf16le' ? 2 : 1;
+    const start = entry.sourceOffset + entry.prefixChars * bpc;
+    return new Uint8Array(b.bytes.buffer, b.bytes.byteOffset + start, entry.chars * bpc);
+  }
+
+  /**
+   * Zero-copy, read-only view of the entry's V8 code cache, hash-checked; `undefined` when the
+   * entry has none or the caches were built for another runtime. **Valid until `close()`.**
+   */
+  cacheView(entry: Entry): Buffer | undefined {
+    const b = this.#live();
+    if (entry.cacheLength === 0 || !this.cachesUsable) return undefined;
+    this.#verify(entry, CACHE_OK);
+    return Buffer.from(b.bytes.buffer, b.bytes.byteOffset + entry.cacheOffset, entry.cacheLength);
+  }
+
+  /** Hint the kernel about an entry's pages (or the whole file without an entry). */
+  advise(advice: Advice, entry?: Entry): void {
+    const b = this.#live();
+    if (!entry) return b.advise(0, b.bytes.byteLength, advice);
+    b.advise(entry.sourceOffset, entry.sourceLength, advice);
+    if (entry.cacheLength > 0) b.advise(entry.cacheOffset, entry.cacheLength, advice);
+  }
+
+  /**
+   * Checks every section hash. Returns the problems (empty when the blob is sound) and marks
+   * sound entries as checked, so a later lazy check costs nothing.
+   */
+  verify(): VerifyProblem[] {
+    const b = this.#live();
+    const problems: VerifyProblem[] = [];
+    this.#entries.forEach((e, i) => {
+      if (!entryHash(b.bytes.subarray(e.sourceOffset, e.sourceOffset + e.sourceLength)).equals(e.sourceHash)) {
+        problems.push({ key: e.key, section: 'source', message: 'source hash mismatch' });
+      } else {
+        this.#checked[i]! |= SOURCE_OK;
+      }
+      if (e.cacheLength > 0) {
+        if (!entryHash(b.bytes.subarray(e.cacheOffset, e.cacheOffset + e.cacheLength)).equals(e.cacheHash!)) {
+          problems.push({ key: e.key, section: 'cache', message: 'cache hash mismatch' });
+        } else {
+          this.#checked[i]! |= CACHE_OK;
+        }
+      }
+    });
+    return problems;
+  }
+
+  /** SHA-256 of the whole file (hex), e.g. to pin one generation of a blob across workers. */
+  digest(): string {
+    return sha256(this.#live().bytes).toString('hex');
+  }
+
+  stats(): StoreStats {
+    const b = this.#live();
+    return {
+      backend: b.name,
+      fallbackReason: this.#fallbackReason,
+      bytesMapped: b.bytes.byteLength,
+      bytesResident: b.residentBytes(0, b.bytes.byteLength),
+      strings: this.#strings,
+      stringsCopied: this.#stringsCopied,
+      lookups: this.#lookups,
+      misses: this.#misses,
+      corrupt: this.#corrupt,
+    };
+  }
+
+  /**
+   * Releases this store's hold on the file. Views handed out become zero-length; strings stay
+   * valid (each keeps the mapping alive until it is collected). Idempotent.
+   */
+  close(): void {
+    this.#backend?.release();
+    this.#backend = undefined;
+  }
+
+  #live(): Backend {
+    if (!this.#backend) throw codeblobError('ERR_CODEBLOB_CLOSED', this.path);
+    return this.#backend;
+  }
+
+  #textEntry(entry: Entry): Backend {
+    const b = this.#live();
+    if (entry.encoding === 'binary') {
+      throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', `entry "${entry.key}" is a binary asset: use sourceView()`);
+    }
+    return b;
+  }
+
+  #string(b: Backend, offset: number, chars: number, twoByte: boolean): string {
+    const { value, copied } = b.string(offset, chars, twoByte);
+    this.#strings++;
+    if (copied) this.#stringsCopied++;
+    return value;
+  }
+
+  #verify(entry: Entry, what: typeof SOURCE_OK | typeof CACHE_OK): void {
+    const i = this.#position.get(entry);
+    if (i === undefined) throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', 'entry does not belong to this store');
+    if ((this.#checked[i]! & what) !== 0) return;
+    const bytes = this.#live().bytes;
+    const [offset, length, expected] =
+      what === SOURCE_OK
+        ? [entry.sourceOffset, entry.sourceLength, entry.sourceHash]
+        : [entry.cacheOffset, entry.cacheLength, entry.cacheHash!];
+    if (!entryHash(bytes.subarray(offset, offset + length)).equals(expected)) {
+      this.#corrupt++;
+      throw codeblobError('ERR_CODEBLOB_CORRUPT_ENTRY', `${what === SOURCE_OK ? 'source' : 'cache'} of "${entry.key}" in ${this.path}`);
+    }
+    this.#checked[i]! |= what;
+  }
+}
+
+/**
+ * Opens and validates a blob (header, index, every section's bounds/alignment/overlap). Throws
+ * a typed error for a corrupt or foreign file; opens a blob built for another V8 with its
+ * caches marked unusable (`cachesUsable`, `incompatibility`).
+ */
+export function open(path: string, options?: OpenOptions): BlobStore {
+  return new BlobStore(path, options);
+}
