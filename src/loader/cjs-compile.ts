@@ -1,0 +1,117 @@
+/**
+ * How codeblob compiles and runs a CommonJS module, shared by the packer's tracer (which
+ * produces the caches) and the loader (which consumes them): both must compile the very same
+ * text with the very same origin, or V8 rejects the cache.
+ *
+ * The text is CJS_PREFIX + source + CJS_SUFFIX, compiled as a `vm.Script` so a cache can be
+ * made *after* the module ran (lazily compiled functions included), with `columnOffset:
+ * -CJS_PREFIX.length` so line-1 columns are the file's own.
+ *
+ * Running goes through Node's own `Module.prototype._compile` with a one-line stub: Node
+ * builds `require` (with `require.resolve`, hooks, `require.main` ...), tracks the module as
+ * executing and handles `--inspect-brk` exactly as for any module, and the stub calls the
+ * function compiled here with the arguments Node made. The cost is one extra stack frame,
+ * `codeblob:1`, between the module and `Module._compile`.
+ */
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import vm from 'node:vm';
+import { CJS_PREFIX, CJS_SUFFIX } from '../format/index.js';
+
+const require = createRequire(import.meta.url);
+// The CommonJS loader's Module, as modules see it (not a copy).
+export const Module = require('node:module') as {
+  prototype: { _compile: CompileFn };
+  _extensions: Record<string, (module: unknown, filename: string) => void>;
+};
+
+export type CompileFn = (this: NodeModuleLike, content: string, filename: string, format?: string) => unknown;
+
+export interface NodeModuleLike {
+  id: string;
+  filename: string | null;
+  exports: unknown;
+}
+
+type ModuleFunction = (
+  this: unknown,
+  exports: unknown,
+  require: unknown,
+  module: unknown,
+  __filename: string,
+  __dirname: string,
+) => unknown;
+
+const RUN = Symbol.for('codeblob.run');
+const STUB = `return module[Symbol.for('codeblob.run')](this, exports, require, module, __filename, __dirname);`;
+const STUB_NAME = 'node:codeblob';
+
+/** The stored form of a CommonJS source: wrapped, with a leading "#!" turned into "//". */
+export function wrapCjs(text: string): string {
+  return CJS_PREFIX + (text.startsWith('#!') ? '//' + text.slice(2) : text) + CJS_SUFFIX;
+}
+
+const importDefault = (vm.constants as unknown as { USE_MAIN_CONTEXT_DEFAULT_LOADER?: unknown } | undefined)
+  ?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+
+let primed = false;
+/**
+ * Node prints an ExperimentalWarning the first time `import()` runs in a script compiled with
+ * USE_MAIN_CONTEXT_DEFAULT_LOADER. A plain run prints no such thing, so spend that one-time
+ * warning here, silently, before any module of the app can trigger it.
+ */
+function primeDynamicImport(): void {
+  if (primed || importDefault === undefined) return;
+  primed = true;
+  const emitWarning = process.emitWarning;
+  process.emitWarning = () => {};
+  try {
+    const p = new vm.Script('import("node:path")', {
+      filename: 'codeblob:prime',
+      importModuleDynamically: importDefault as never,
+    }).runInThisContext() as Promise<unknown>;
+    p.catch(() => {});
+  } catch {
+    // Nothing to spend: this Node does not warn.
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+}
+
+/** Compiles a wrapped CommonJS text (from `wrapCjs` or the blob), optionally with a cache. */
+export function compileCjs(unit: string, filename: string, cachedData?: Buffer): vm.Script {
+  primeDynamicImport();
+  const options: vm.ScriptOptions = { filename, columnOffset: -CJS_PREFIX.length };
+  if (cachedData) options.cachedData = cachedData;
+  if (importDefault !== undefined) options.importModuleDynamically = importDefault as never;
+  return new vm.Script(unit, options);
+}
+
+/**
+ * Runs a compiled module through Node's original `_compile` (see the file comment), so that
+ * everything but the compilation is Node's own code.
+ */
+export function runCjs(
+  originalCompile: CompileFn,
+  module: NodeModuleLike,
+  fn: ModuleFunction,
+  filename: string,
+): unknown {
+  (module as unknown as Record<symbol, unknown>)[RUN] = function run(
+    this: unknown,
+    self: unknown,
+    exports: unknown,
+    req: unknown,
+    mod: Record<symbol, unknown>,
+    _stubFilename: string,
+    _stubDirname: string,
+  ) {
+    delete mod[RUN];
+    return Reflect.apply(fn, self, [exports, req, mod, filename, dirname(filename)]);
+  };
+  try {
+    return originalCompile.call(module, STUB, STUB_NAME, 'commonjs');
+  } finally {
+    delete (module as unknown as Record<symbol, unknown>)[RUN];
+  }
+}
