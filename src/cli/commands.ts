@@ -1,0 +1,225 @@
+/** The CLI's subcommands: pack, inspect, verify. Each returns an exit code. */
+import { statSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { version as nodeVersion } from 'node:process';
+import { cachedDataVersionTag } from 'node:v8';
+import { open } from '../store/store.js';
+import { pack, type PackResult } from '../pack/pack.js';
+import type { PackProgress } from '../pack/options.js';
+import { bytes, keyValues, table } from './format.js';
+
+export class UsageError extends Error {}
+
+function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function int(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} takes a non-negative integer, got ${String(value)}`);
+  return n;
+}
+
+function progressBar(): ((e: PackProgress) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  return (e) => {
+    const text =
+      e.phase === 'trace'
+        ? `tracing ${e.entry} … ${e.modules} modules`
+        : e.phase === 'layout'
+          ? `laying out ${e.modules} modules …`
+          : `writing ${bytes(e.bytes)} …`;
+    process.stderr.write(`\r\x1b[K${text}`);
+  };
+}
+
+export function packSummary(r: PackResult): string {
+  return keyValues([
+    ['blob', r.output],
+    ['root', r.root],
+    ['modules', `${r.entries} (${r.latin1} Latin-1, ${r.utf16} UTF-16, ${r.binary} binary; ${r.cached} with a code cache)`],
+    ['source bytes', bytes(r.sourceBytes)],
+    ['cache bytes', bytes(r.cacheBytes)],
+    ['index bytes', bytes(r.indexBytes)],
+    ['padding', `${bytes(r.paddingBytes)} (${((100 * r.paddingBytes) / r.fileSize).toFixed(1)}%, alignment ${r.alignment})`],
+    ['file size', bytes(r.fileSize)],
+    ['built for', `Node ${r.nodeVersion}, V8 cache tag ${r.v8Tag}`],
+    ['time', `${(r.ms / 1000).toFixed(2)} s`],
+  ]);
+}
+
+export async function packCommand(argv: string[]): Promise<number> {
+  const dashdash = argv.indexOf('--');
+  const entryArgs = dashdash === -1 ? [] : argv.slice(dashdash + 1);
+  const { values, positionals } = parse(dashdash === -1 ? argv : argv.slice(0, dashdash), {
+    output: { type: 'string', short: 'o' },
+    root: { type: 'string' },
+    'node-arg': { type: 'string', multiple: true },
+    node: { type: 'string' },
+    train: { type: 'string' },
+    'settle-ms': { type: 'string' },
+    include: { type: 'string', multiple: true },
+    'page-size': { type: 'string' },
+    align: { type: 'string' },
+    timeout: { type: 'string' },
+    'no-deterministic': { type: 'boolean' },
+    json: { type: 'boolean' },
+  });
+  if (positionals.length === 0) throw new UsageError('pack needs at least one entry script: codeblob pack server.js -o app.blob');
+  if (!values.output) throw new UsageError('pack needs an output path: -o app.blob');
+  const onProgress = values.json ? undefined : progressBar();
+  const align = values.align as string | undefined;
+  if (align !== undefined && align !== 'page' && align !== 'dense') throw new UsageError('--align takes page or dense');
+  const result = await pack({
+    entries: positionals,
+    output: values.output as string,
+    args: entryArgs,
+    ...(values.root !== undefined && { root: values.root as string }),
+    ...(values.node !== undefined && { node: values.node as string }),
+    ...(values.train !== undefined && { train: values.train as string }),
+    nodeArgs: (values['node-arg'] as string[] | undefined) ?? [],
+    include: (values.include as string[] | undefined) ?? [],
+    ...(values['settle-ms'] !== undefined && { settleMs: int(values['settle-ms'], '--settle-ms')! }),
+    ...(values['page-size'] !== undefined && { pageSize: int(values['page-size'], '--page-size')! }),
+    ...(values.timeout !== undefined && { timeoutMs: int(values.timeout, '--timeout')! }),
+    ...(align !== undefined && { align }),
+    deterministic: !values['no-deterministic'],
+    ...(onProgress && { onProgress }),
+  });
+  if (onProgress) process.stderr.write('\r\x1b[K');
+  if (values.json) {
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  } else {
+    process.stdout.write(packSummary(result) + '\n');
+    for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+  }
+  return 0;
+}
+
+export function inspectCommand(argv: string[]): number {
+  const { values, positionals } = parse(argv, {
+    json: { type: 'boolean' },
+    entries: { type: 'boolean' },
+    root: { type: 'string' },
+  });
+  if (positionals.length !== 1) throw new UsageError('inspect takes one blob: codeblob inspect app.blob');
+  const store = open(positionals[0]!, values.root ? { root: values.root as string } : {});
+  try {
+    const h = store.header;
+    const entries = store.entries();
+    const byKind = new Map<string, { count: number; source: number; cache: number }>();
+    for (const e of entries) {
+      const k = byKind.get(e.kind) ?? { count: 0, source: 0, cache: 0 };
+      k.count++;
+      k.source += e.sourceLength;
+      k.cache += e.cacheLength;
+      byKind.set(e.kind, k);
+    }
+    const info = {
+      path: store.path,
+      root: store.root,
+      backend: store.backend,
+      formatVersion: h.formatVersion,
+      fileSize: h.fileSize,
+      pageSize: h.pageSize,
+      alignment: h.alignment,
+      nodeVersion: h.nodeVersion,
+      arch: h.arch,
+      platform: h.platform,
+      v8Tag: h.v8Tag,
+      toolVersion: h.toolVersion,
+      entryCount: h.entryCount,
+      compatible: store.cachesUsable,
+      incompatibility: store.incompatibility ?? null,
+      running: { nodeVersion, v8Tag: cachedDataVersionTag() },
+      kinds: Object.fromEntries(byKind),
+      ...(values.entries && {
+        entries: entries.map((e) => ({
+          key: e.key,
+          kind: e.kind,
+          encoding: e.encoding,
+          chars: e.chars,
+          sourceLength: e.sourceLength,
+          cacheLength: e.cacheLength,
+          order: e.order,
+        })),
+      }),
+    };
+    if (values.json) {
+      process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+      return 0;
+    }
+    const out = [
+      keyValues([
+        ['blob', `${info.path} (${bytes(h.fileSize)}, format ${h.formatVersion}, codeblob ${h.toolVersion})`],
+        ['root', info.root],
+        ['backend', info.backend],
+        ['layout', `page size ${h.pageSize}, sections aligned to ${h.alignment}`],
+        ['built for', `Node ${h.nodeVersion} ${h.platform}-${h.arch}, V8 cache tag ${h.v8Tag}`],
+        ['this process', `Node ${nodeVersion}, V8 cache tag ${info.running.v8Tag}`],
+        ['code caches', store.cachesUsable ? 'usable here' : `NOT usable here: ${store.incompatibility}`],
+      ]),
+      '',
+      table([
+        ['kind', 'entries', 'source', 'cache'],
+        ...[...byKind].map(([k, v]) => [k, String(v.count), bytes(v.source), bytes(v.cache)]),
+      ]),
+    ];
+    if (values.entries) {
+      out.push('', table([
+        ['key', 'kind', 'encoding', 'source', 'cache'],
+        ...entries.map((e) => [e.key, e.kind, e.encoding, bytes(e.sourceLength), e.cacheLength ? bytes(e.cacheLength) : '-']),
+      ]));
+    }
+    process.stdout.write(out.join('\n') + '\n');
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+export function verifyCommand(argv: string[]): number {
+  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, root: { type: 'string' } });
+  if (positionals.length !== 1) throw new UsageError('verify takes one blob: codeblob verify app.blob');
+  const store = open(positionals[0]!, values.root ? { root: values.root as string } : {});
+  try {
+    const problems = store.verify();
+    // Files changed since packing are not a fault of the blob (the loader reads them from
+    // disk), but an operator wants to know.
+    const changed: string[] = [];
+    for (const e of store.entries()) {
+      const st = statSync(store.filename(e), { throwIfNoEntry: false });
+      if (!st || st.size !== e.fileSize || st.mtimeMs !== e.mtimeMs) changed.push(e.key);
+    }
+    const report = {
+      path: store.path,
+      ok: problems.length === 0,
+      entries: store.entries().length,
+      problems,
+      cachesUsable: store.cachesUsable,
+      incompatibility: store.incompatibility ?? null,
+      changedSources: changed,
+      digest: store.digest(),
+    };
+    if (values.json) {
+      process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+    } else {
+      for (const p of problems) process.stdout.write(`BAD   ${p.key} (${p.section}): ${p.message}\n`);
+      for (const k of changed) process.stdout.write(`note  ${k}: changed on disk since packing (will load from disk)\n`);
+      if (!store.cachesUsable) process.stdout.write(`note  code caches not usable by this Node: ${store.incompatibility}\n`);
+      process.stdout.write(
+        problems.length === 0
+          ? `ok    ${report.entries} entries, every hash matches (sha256 ${report.digest})\n`
+          : `FAIL  ${problems.length} of ${report.entries} entries are corrupt\n`,
+      );
+    }
+    return problems.length === 0 ? 0 : 1;
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,548 @@
+/**
+ * The native addon on its own: mapping, external strings, errors, paging, and the lifetime
+ * rules (a mapping outlives `release()` while strings point into it, and never outlives the
+ * last of them). GC-dependent behaviour runs in child processes started with --expose-gc;
+ * worker-thread teardown runs in a child so a crash is a failed test, not a dead runner.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { native, type NativeBinding } from '../src/native/binding.js';
+
+const ADDON = fileURLToPath(new URL('../build/Release/codeblob.node', import.meta.url));
+
+const maybe = native();
+
+it('the addon loads', () => {
+  expect(maybe).toBeDefined();
+  expect(maybe!.abi).toBe(1);
+});
+
+const n = maybe as NativeBinding;
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+let dir: string;
+let held: ArrayBuffer[];
+
+beforeEach(() => {
+  dir = realpathSync(mkdtempSync(join(tmpdir(), 'codeblob-native-')));
+  held = [];
+});
+
+afterEach(async () => {
+  for (const buffer of held) n.release(buffer);
+  rmSync(dir, { recursive: true, force: true });
+  await tick(); // let the released mappings' finalizers run before the next test counts
+});
+
+function file(name: string, content: string | Uint8Array): string {
+  const path = join(dir, name);
+  writeFileSync(path, typeof content === 'string' ? Buffer.from(content, 'latin1') : content);
+  return path;
+}
+
+function map(path: string) {
+  const m = n.map(path);
+  held.push(m.buffer);
+  return m;
+}
+
+function thrown(fn: () => unknown): Error & Record<string, unknown> {
+  try {
+    fn();
+  } catch (error) {
+    return error as Error & Record<string, unknown>;
+  }
+  throw new Error('expected a throw');
+}
+
+const LATIN1 = 'The quick brown fox jumps over the lazy dog, café and naïve. 0123456789';
+
+describe('map', () => {
+  it('maps the whole file as one ArrayBuffer of its size', () => {
+    const path = file('a.txt', LATIN1);
+    const m = map(path);
+    expect(m.buffer).toBeInstanceOf(ArrayBuffer);
+    expect(m.buffer.byteLength).toBe(LATIN1.length);
+    expect(Buffer.from(m.buffer).toString('latin1')).toBe(LATIN1);
+  });
+
+  it('reports the file facts fstat gave', () => {
+    const path = file('a.txt', LATIN1);
+    const m = map(path);
+    const st = statSync(path);
+    expect(m).toMatchObject({ dev: st.dev, ino: st.ino, size: st.size, mode: st.mode, uid: st.uid, reused: false });
+    expect(m.mtimeMs).toBeCloseTo(st.mtimeMs, 0);
+  });
+
+  it('reuses the mapping when the same file is mapped again in the process', () => {
+    const path = file('a.txt', LATIN1);
+    const before = n.liveMappings();
+    const first = map(path);
+    const second = map(path);
+    expect(first.reused).toBe(false);
+    expect(second.reused).toBe(true);
+    expect(n.liveMappings()).toBe(before + 1);
+    expect(Buffer.from(second.buffer).equals(Buffer.from(first.buffer))).toBe(true);
+  });
+
+  it('gives another file its own mapping', () => {
+    const before = n.liveMappings();
+    map(file('a.txt', 'aaaa'));
+    const other = map(file('b.txt', 'bbbb'));
+    expect(other.reused).toBe(false);
+    expect(n.liveMappings()).toBe(before + 2);
+  });
+
+  it('keeps the mapping while another ArrayBuffer of it is alive', async () => {
+    const path = file('a.txt', LATIN1);
+    const before = n.liveMappings();
+    const first = n.map(path);
+    const second = map(path);
+    n.release(first.buffer);
+    await tick();
+    expect(n.liveMappings()).toBe(before + 1);
+    expect(Buffer.from(second.buffer).toString('latin1', 0, 3)).toBe('The');
+  });
+
+  it('unmaps when the last ArrayBuffer is released', async () => {
+    const before = n.liveMappings();
+    const m = n.map(file('a.txt', LATIN1));
+    n.release(m.buffer);
+    await tick();
+    expect(n.liveMappings()).toBe(before);
+  });
+
+  it('release detaches the buffer and is idempotent', () => {
+    const m = n.map(file('a.txt', LATIN1));
+    const view = new Uint8Array(m.buffer, 4, 5);
+    n.release(m.buffer);
+    expect(m.buffer.byteLength).toBe(0);
+    expect(view.byteLength).toBe(0);
+    expect(() => n.release(m.buffer)).not.toThrow();
+  });
+
+  it('release rejects anything but an ArrayBuffer', () => {
+    const e = thrown(() => n.release(new Uint8Array(4) as unknown as ArrayBuffer));
+    expect(e).toBeInstanceOf(TypeError);
+    expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+  });
+});
+
+describe('map errors', () => {
+  it('a missing file: ENOENT from open, with errno and path', () => {
+    const path = join(dir, 'missing.blob');
+    const e = thrown(() => n.map(path));
+    expect(e).toBeInstanceOf(Error);
+    expect(e).toMatchObject({ code: 'ENOENT', syscall: 'open', errno: -2, path });
+    expect(e.message).toContain(path);
+  });
+
+  it('an empty file: EINVAL from mmap', () => {
+    const path = file('empty', '');
+    const e = thrown(() => n.map(path));
+    expect(e).toMatchObject({ code: 'EINVAL', syscall: 'mmap', path });
+    expect(e.errno).toBeLessThan(0);
+  });
+
+  it('a directory: EISDIR', () => {
+    const path = join(dir, 'sub');
+    mkdirSync(path);
+    const e = thrown(() => n.map(path));
+    expect(e).toMatchObject({ code: 'EISDIR', errno: -21, path });
+  });
+
+  it('a file under a non-directory: ENOTDIR', () => {
+    const path = join(file('plain', 'x'), 'child');
+    expect(thrown(() => n.map(path))).toMatchObject({ code: 'ENOTDIR', syscall: 'open' });
+  });
+
+  it('a non-string path: TypeError ERR_CODEBLOB_NATIVE_ARGUMENT', () => {
+    const e = thrown(() => n.map(42 as unknown as string));
+    expect(e).toBeInstanceOf(TypeError);
+    expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+  });
+
+  it('an over-long path: ENAMETOOLONG', () => {
+    expect(thrown(() => n.map('/' + 'a'.repeat(5000)))).toMatchObject({ code: 'ENAMETOOLONG' });
+  });
+
+  // Known bug (see the report): the path is handed to open(2) as a C string, so everything
+  // after a NUL is silently dropped and "x.blob\0anything" maps x.blob. Node's fs (and so the
+  // read backend) refuses such paths with ERR_INVALID_ARG_VALUE.
+  it.fails('a path containing NUL is refused, not truncated', () => {
+    const path = file('a.txt', LATIN1);
+    expect(() => map(`${path}\0.ignored`)).toThrow();
+  });
+});
+
+describe('external strings', () => {
+  it('externalLatin1 gives the bytes as a one-byte string without copying', () => {
+    const bytes = Buffer.from(LATIN1, 'latin1');
+    const m = map(file('a.bin', bytes));
+    const out = new Uint8Array([9]);
+    const s = n.externalLatin1(m.buffer, 4, 15, out);
+    expect(s).toBe(LATIN1.slice(4, 19));
+    expect(out[0]).toBe(0);
+  });
+
+  it('externalLatin1 reads bytes 0x80-0xff as Latin-1 characters', () => {
+    const m = map(file('a.bin', Buffer.from([0x63, 0x61, 0x66, 0xe9, 0xff])));
+    expect(n.externalLatin1(m.buffer, 0, 5, new Uint8Array(1))).toBe('café\u00ff');
+  });
+
+  it('externalUtf16 gives UTF-16LE units as a two-byte string without copying', () => {
+    const text = 'a — b 😀 ü';
+    const m = map(file('a.bin', Buffer.concat([Buffer.from('prefix!!'), Buffer.from(text, 'utf16le')])));
+    const out = new Uint8Array([9]);
+    const s = n.externalUtf16(m.buffer, 8, text.length, out);
+    expect(s).toBe(text);
+    expect(out[0]).toBe(0);
+  });
+
+  it('the whole mapping can be one string', () => {
+    const m = map(file('a.bin', LATIN1));
+    expect(n.externalLatin1(m.buffer, 0, m.buffer.byteLength, new Uint8Array(1))).toBe(LATIN1);
+  });
+
+  it('a range past the end is a RangeError', () => {
+    const m = map(file('a.bin', LATIN1));
+    const size = m.buffer.byteLength;
+    for (const [offset, length] of [[0, size + 1], [size, 1], [size + 1, 0], [-1, 2], [0, -1], [0.5, 2], [Number.NaN, 1]]) {
+      const e = thrown(() => n.externalLatin1(m.buffer, offset!, length!, new Uint8Array(1)));
+      expect(e, `${offset}, ${length}`).toBeInstanceOf(RangeError);
+      expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+    }
+  });
+
+  it('a UTF-16 range past the end is a RangeError (chars count two bytes)', () => {
+    const m = map(file('a.bin', Buffer.alloc(64)));
+    expect(n.externalUtf16(m.buffer, 0, 32, new Uint8Array(1))).toHaveLength(32);
+    const e = thrown(() => n.externalUtf16(m.buffer, 2, 32, new Uint8Array(1)));
+    expect(e).toBeInstanceOf(RangeError);
+    expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+  });
+
+  it('an odd offset for UTF-16 is rejected', () => {
+    const m = map(file('a.bin', Buffer.alloc(64)));
+    const e = thrown(() => n.externalUtf16(m.buffer, 3, 2, new Uint8Array(1)));
+    expect(e).toBeInstanceOf(RangeError);
+    expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+    expect(e.message).toMatch(/even/);
+  });
+
+  it('an ArrayBuffer that map() did not return is rejected', () => {
+    const e = thrown(() => n.externalLatin1(new ArrayBuffer(16), 0, 4, new Uint8Array(1)));
+    expect(e).toBeInstanceOf(TypeError);
+    expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+  });
+
+  it('a released ArrayBuffer is rejected', () => {
+    const m = n.map(file('a.bin', LATIN1));
+    n.release(m.buffer);
+    const e = thrown(() => n.externalLatin1(m.buffer, 0, 4, new Uint8Array(1)));
+    expect(e).toBeInstanceOf(TypeError);
+    expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+  });
+
+  it('out must be a Uint8Array of at least one byte', () => {
+    const m = map(file('a.bin', LATIN1));
+    for (const out of [new Uint8Array(0), new Uint16Array(1), [0]]) {
+      const e = thrown(() => n.externalLatin1(m.buffer, 0, 4, out as Uint8Array));
+      expect(e).toBeInstanceOf(TypeError);
+      expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+    }
+  });
+
+  it('non-number offsets are rejected', () => {
+    const m = map(file('a.bin', LATIN1));
+    const e = thrown(() => n.externalLatin1(m.buffer, '0' as unknown as number, 4, new Uint8Array(1)));
+    expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+  });
+});
+
+describe('madvise and residentPages', () => {
+  const pageSize = () => n.pageSize();
+
+  it('pageSize is the system page size', () => {
+    expect([4096, 16384, 65536]).toContain(pageSize());
+  });
+
+  it.each(['normal', 'random', 'sequential', 'willneed', 'dontneed'] as const)('madvise accepts "%s"', (advice) => {
+    const m = map(file('a.bin', Buffer.alloc(3 * pageSize() + 100, 1)));
+    expect(() => n.madvise(m.buffer, 0, m.buffer.byteLength, advice)).not.toThrow();
+    expect(() => n.madvise(m.buffer, 10, 20, advice)).not.toThrow();
+  });
+
+  it('madvise rejects an unknown advice', () => {
+    const m = map(file('a.bin', Buffer.alloc(100, 1)));
+    for (const advice of ['hugepage', '', 'WILLNEED', 'willneed-please']) {
+      const e = thrown(() => n.madvise(m.buffer, 0, 100, advice as 'normal'));
+      expect(e, advice).toBeInstanceOf(TypeError);
+      expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+    }
+  });
+
+  it('madvise rejects a range outside the mapping', () => {
+    const m = map(file('a.bin', Buffer.alloc(100, 1)));
+    const e = thrown(() => n.madvise(m.buffer, 50, 51, 'normal'));
+    expect(e).toBeInstanceOf(RangeError);
+    expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+  });
+
+  it('dontneed does not lose the file contents', () => {
+    const m = map(file('a.bin', LATIN1));
+    n.madvise(m.buffer, 0, m.buffer.byteLength, 'dontneed');
+    expect(Buffer.from(m.buffer).toString('latin1')).toBe(LATIN1);
+  });
+
+  it('residentPages is between 0 and the page count of the range', () => {
+    const size = 16 * pageSize() + 1;
+    const m = map(file('a.bin', Buffer.alloc(size, 7)));
+    const pages = Math.ceil(size / pageSize());
+    const resident = n.residentPages(m.buffer, 0, size);
+    expect(Number.isInteger(resident)).toBe(true);
+    expect(resident).toBeGreaterThanOrEqual(0);
+    expect(resident).toBeLessThanOrEqual(pages);
+  });
+
+  it('residentPages equals the page count once every page was read', () => {
+    const size = 16 * pageSize() + 1;
+    const m = map(file('a.bin', Buffer.alloc(size, 7)));
+    const view = new Uint8Array(m.buffer);
+    let sum = 0;
+    for (let i = 0; i < size; i += pageSize()) sum += view[i]!;
+    expect(sum).toBe(7 * 17);
+    expect(n.residentPages(m.buffer, 0, size)).toBe(17);
+  });
+
+  it('residentPages widens the range to whole pages', () => {
+    const ps = pageSize();
+    const m = map(file('a.bin', Buffer.alloc(4 * ps, 7)));
+    const view = new Uint8Array(m.buffer);
+    for (let i = 0; i < view.byteLength; i += ps) void view[i];
+    expect(n.residentPages(m.buffer, 1, 1)).toBe(1);
+    expect(n.residentPages(m.buffer, ps - 1, 2)).toBe(2);
+    expect(n.residentPages(m.buffer, ps, 0)).toBe(0);
+  });
+
+  it('residentPages rejects a range outside the mapping', () => {
+    const m = map(file('a.bin', Buffer.alloc(100, 1)));
+    expect(thrown(() => n.residentPages(m.buffer, 0, 101))).toBeInstanceOf(RangeError);
+  });
+});
+
+// ---- lifetime under GC and threads (child processes) ------------------------------------
+
+interface ChildResult {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  lines: unknown[];
+}
+
+/** Runs `script` (CommonJS) in `node --expose-gc` with ADDON and FILE in the environment. */
+function runChild(script: string, env: Record<string, string> = {}): ChildResult {
+  const path = join(dir, `child-${Math.random().toString(36).slice(2)}.cjs`);
+  writeFileSync(path, script);
+  const r = spawnSync(process.execPath, ['--expose-gc', path], {
+    env: { ...process.env, ADDON, ...env },
+    encoding: 'utf8',
+    timeout: 90_000,
+  });
+  const lines = r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{') || l.startsWith('['))
+    .map((l) => JSON.parse(l) as unknown);
+  return { status: r.status, signal: r.signal, stderr: r.stderr, lines };
+}
+
+const PRELUDE = `
+const n = require(process.env.ADDON);
+const settle = async () => { for (let i = 0; i < 6; i++) { gc(); await new Promise((r) => setImmediate(r)); } };
+const report = (o) => console.log(JSON.stringify(o));
+`;
+
+describe('lifetime under GC', () => {
+  it('after release the buffer is detached, and once strings are collected nothing stays mapped', () => {
+    const blob = file('a.txt', LATIN1);
+    const r = runChild(`${PRELUDE}
+      (async () => {
+        const m = n.map(process.env.FILE);
+        let strings = [];
+        for (let i = 0; i < 50; i++) strings.push(n.externalLatin1(m.buffer, i, 10, new Uint8Array(1)));
+        n.release(m.buffer);
+        const detached = m.buffer.byteLength;
+        await settle();
+        const withStrings = n.liveMappings();
+        strings = null;
+        await settle();
+        report({ detached, withStrings, after: n.liveMappings() });
+      })();`, { FILE: blob });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.lines).toEqual([{ detached: 0, withStrings: 1, after: 0 }]);
+  });
+
+  it('a string keeps the mapping, and its content, after release + gc', () => {
+    const blob = file('a.bin', Buffer.concat([Buffer.from(LATIN1, 'latin1'), Buffer.from('xy — z', 'utf16le')]));
+    const r = runChild(`${PRELUDE}
+      (async () => {
+        const m = n.map(process.env.FILE);
+        const one = n.externalLatin1(m.buffer, 0, ${LATIN1.length}, new Uint8Array(1));
+        const two = n.externalUtf16(m.buffer, ${LATIN1.length + (LATIN1.length % 2)}, 6, new Uint8Array(1));
+        n.release(m.buffer);
+        await settle();
+        // Read every char after the pages could have been unmapped: a dangling string would crash here.
+        report({ live: n.liveMappings(), one: one.split('').join(''), two: two.split('').join('') });
+      })();`, { FILE: blob });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.signal).toBeNull();
+    // LATIN1 has an even length, so the UTF-16 part starts right after it.
+    expect(LATIN1.length % 2).toBe(0);
+    expect(r.lines).toEqual([{ live: 1, one: LATIN1, two: 'xy — z' }]);
+  });
+
+  it('an ArrayBuffer that is dropped without release is unmapped when collected', () => {
+    const blob = file('a.txt', LATIN1);
+    const r = runChild(`${PRELUDE}
+      (async () => {
+        let m = n.map(process.env.FILE);
+        const mapped = n.liveMappings();
+        m = null;
+        await settle();
+        report({ mapped, after: n.liveMappings() });
+      })();`, { FILE: blob });
+    expect(r.status).toBe(0);
+    expect(r.lines).toEqual([{ mapped: 1, after: 0 }]);
+  });
+
+  it('mapping again after everything was unmapped makes a fresh mapping', () => {
+    const blob = file('a.txt', LATIN1);
+    const r = runChild(`${PRELUDE}
+      (async () => {
+        const a = n.map(process.env.FILE);
+        n.release(a.buffer);
+        await settle();
+        const b = n.map(process.env.FILE);
+        report({ reused: b.reused, live: n.liveMappings(), text: Buffer.from(b.buffer).toString('latin1') });
+      })();`, { FILE: blob });
+    expect(r.status).toBe(0);
+    expect(r.lines).toEqual([{ reused: false, live: 1, text: LATIN1 }]);
+  });
+});
+
+const WORKERS = `${PRELUDE}
+const { Worker, isMainThread, parentPort, workerData } = require('node:worker_threads');
+const fs = require('node:fs');
+const mapsOf = (path) => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.endsWith(' ' + path)).length;
+if (!isMainThread) {
+  const w = require(process.env.ADDON);
+  if (workerData.barrier) {
+    const flag = new Int32Array(workerData.barrier);
+    Atomics.add(flag, 1, 1);
+    Atomics.wait(flag, 0, 0);
+  }
+  const m = w.map(workerData.file);
+  const out = new Uint8Array(1);
+  const strings = [];
+  let copied = 0;
+  for (let i = 0; i < 1000; i++) {
+    strings.push(i % 2 ? w.externalUtf16(m.buffer, (i * 2) % 4000, 16, out) : w.externalLatin1(m.buffer, i * 4, 64, out));
+    copied += out[0];
+  }
+  const ok = strings[10] === Buffer.from(m.buffer).toString('latin1', 40, 104);
+  parentPort.postMessage({ reused: m.reused, copied, ok });
+  if (workerData.stay) setInterval(() => strings.length, 1000);
+} else {
+  (async () => {
+    const file = process.env.FILE;
+    const rounds = Number(process.env.ROUNDS || 1);
+    const result = [];
+    for (let round = 0; round < rounds; round++) {
+      const barrier = process.env.BARRIER ? new SharedArrayBuffer(8) : undefined;
+      const workers = [];
+      const messages = [];
+      for (let i = 0; i < 8; i++) {
+        const worker = new Worker(__filename, { workerData: { file, stay: process.env.STAY === '1', barrier } });
+        workers.push(worker);
+        messages.push(new Promise((resolve, reject) => { worker.once('message', resolve); worker.once('error', reject); }));
+      }
+      if (barrier) {
+        const flag = new Int32Array(barrier);
+        while (Atomics.load(flag, 1) < 8) await new Promise((r) => setTimeout(r, 2));
+        Atomics.store(flag, 0, 1);
+        Atomics.notify(flag, 0);
+      }
+      const got = await Promise.all(messages);
+      const whileAlive = { maps: mapsOf(file), live: n.liveMappings() };
+      await Promise.all(workers.map((w) => w.terminate()));
+      await settle();
+      result.push({ got, whileAlive, after: n.liveMappings(), mapsAfter: mapsOf(file) });
+      if (process.env.STOP_ON_DUPLICATE && whileAlive.maps !== 1) break;
+    }
+    report(result);
+  })();
+}
+`;
+
+type WorkerRound = {
+  got: Array<{ reused: boolean; copied: number; ok: boolean }>;
+  whileAlive: { maps: number; live: number };
+  after: number;
+  mapsAfter: number;
+};
+
+describe('across worker threads', () => {
+  let blob: string;
+  beforeEach(() => {
+    blob = file('blob.bin', Buffer.from('0123456789abcdef'.repeat(512), 'latin1'));
+  });
+
+  it('8 threads with 1000 external strings each are terminated without a crash, and nothing stays mapped', () => {
+    const r = runChild(WORKERS, { FILE: blob, STAY: '1', ROUNDS: '3' });
+    expect(r.signal).toBeNull();
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const rounds = r.lines[0] as WorkerRound[];
+    expect(rounds).toHaveLength(3);
+    for (const round of rounds) {
+      expect(round.got).toHaveLength(8);
+      for (const m of round.got) expect(m).toMatchObject({ copied: 0, ok: true });
+      expect(round.after).toBe(0);
+      expect(round.mapsAfter).toBe(0);
+    }
+  });
+
+  it('threads that end on their own, strings still alive, exit cleanly and unmap', () => {
+    const r = runChild(WORKERS, { FILE: blob, STAY: '0' });
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(0);
+    const [round] = r.lines[0] as WorkerRound[];
+    expect(round!.got.every((m) => m.ok)).toBe(true);
+    expect(round!.after).toBe(0);
+  });
+
+  it('the threads of a process share one mapping of the blob', () => {
+    const r = runChild(WORKERS, { FILE: blob, STAY: '1' });
+    expect(r.status).toBe(0);
+    const [round] = r.lines[0] as WorkerRound[];
+    expect(round!.whileAlive).toEqual({ maps: 1, live: 1 });
+    expect(round!.got.filter((m) => !m.reused)).toHaveLength(1);
+  });
+
+  // Known bug (see the report): js_map looks the file up in the registry, drops the lock,
+  // mmaps, then inserts without looking again, so threads that map the same file at the same
+  // moment each create a mapping. Released together through a barrier, 8 threads produce two
+  // mappings in most rounds on a 2-core machine. Remove `.fails` once js_map re-checks the
+  // registry under the lock before inserting.
+  it.fails('threads mapping at the same instant still share one mapping', () => {
+    const r = runChild(WORKERS, { FILE: blob, STAY: '1', BARRIER: '1', ROUNDS: '20', STOP_ON_DUPLICATE: '1' });
+    expect(r.status).toBe(0);
+    for (const round of r.lines[0] as WorkerRound[]) expect(round.whileAlive).toEqual({ maps: 1, live: 1 });
+  });
+});
