@@ -1,0 +1,150 @@
+/**
+ * The CommonJS side of the loader. Two small patches on Node's own loader, nothing re-implemented:
+ *
+ * - `Module._extensions['.js' | '.cjs' | '.json']`: for a file the blob has (and that is still
+ *   fresh), hand `module._compile` the blob's source (an external string) instead of reading
+ *   the file; JSON is parsed straight from the mapped text. Anything else goes to Node's
+ *   handler untouched.
+ * - `Module.prototype._compile`: when the content is the blob's source — served above, or read
+ *   from disk by Node and still identical — compile it from the blob with its code cache
+ *   (cjs-compile.ts). Content that differs (a file changed after our check, or another tool's
+ *   hook transformed it) goes to Node's `_compile` as is.
+ *
+ * Resolution, `require`, `module`, caching, `require.main` and every hook are Node's own.
+ */
+import { codeblobError } from '../errors.js';
+import type { Entry } from '../format/index.js';
+import type { BlobStore } from '../store/store.js';
+import { Module, compileCjs, runCjs, type CompileFn, type NodeModuleLike } from './cjs-compile.js';
+import { isFresh } from './freshness.js';
+import type { LoaderStatus } from './status.js';
+
+type ExtensionHandler = (module: NodeModuleLike, filename: string) => void;
+
+/** Node ≥ 20 exposes whether --enable-source-maps (or setSourceMapsEnabled) is on. */
+function sourceMapsEnabled(): boolean {
+  return (process as { sourceMapsEnabled?: boolean }).sourceMapsEnabled === true;
+}
+
+export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (msg: string) => void): void {
+  const c = state.counters;
+  const originalCompile = Module.prototype._compile;
+  // The source the extension handler just handed to module._compile, to recognise it there.
+  let served: { filename: string; source: string } | undefined;
+
+  function lookup(filename: string, kind: Entry['kind']): Entry | undefined {
+    const entry = store.get(filename);
+    if (!entry || entry.kind !== kind) {
+      c.misses++;
+      return undefined;
+    }
+    return entry;
+  }
+
+  /** The blob's text of a fresh entry, or undefined (counted) when it must come from disk. */
+  function freshSource(entry: Entry, filename: string): string | undefined {
+    if (!isFresh(entry, filename, state.verify)) {
+      c.stale++;
+      debug(`stale, loading from disk: ${filename}`);
+      return undefined;
+    }
+    try {
+      return store.source(entry);
+    } catch (error) {
+      c.corrupt++;
+      debug(`refused ${filename}: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  function patchJs(ext: '.js' | '.cjs'): void {
+    const original = Module._extensions[ext] as ExtensionHandler | undefined;
+    if (!original) return;
+    Module._extensions[ext] = function codeblobLoadJs(module: NodeModuleLike, filename: string) {
+      const entry = lookup(filename, 'cjs');
+      const source = entry && freshSource(entry, filename);
+      if (source === undefined) return original(module, filename);
+      served = { filename, source };
+      try {
+        (module as NodeModuleLike & { _compile: CompileFn })._compile(source, filename, ext === '.cjs' ? 'commonjs' : undefined);
+      } finally {
+        served = undefined;
+      }
+    } as never;
+  }
+
+  Module.prototype._compile = function codeblobCompile(this: NodeModuleLike, content, filename, format) {
+    if ((format !== undefined && format !== 'commonjs') || typeof content !== 'string') {
+      return originalCompile.call(this, content, filename, format);
+    }
+    const mine = served !== undefined && served.filename === filename && served.source === content;
+    served = undefined;
+    const entry = store.get(filename);
+    if (!entry || entry.kind !== 'cjs') return originalCompile.call(this, content, filename, format);
+    if (!mine) {
+      // Read from disk by Node (or given to us by another hook): use the blob only if identical.
+      let source: string;
+      try {
+        source = store.source(entry);
+      } catch {
+        c.corrupt++;
+        return originalCompile.call(this, content, filename, format);
+      }
+      if (source !== content) {
+        c.stale++;
+        debug(`content differs from the blob (changed or transformed): ${filename}`);
+        return originalCompile.call(this, content, filename, format);
+      }
+    }
+    let fn: unknown;
+    try {
+      let cache: Buffer | undefined;
+      try {
+        cache = store.cacheView(entry);
+      } catch (error) {
+        c.corrupt++;
+        debug(`cache refused for ${filename}: ${(error as Error).message}`);
+      }
+      const script = compileCjs(store.compileSource(entry), filename, cache);
+      if (script.sourceMapURL && sourceMapsEnabled()) {
+        // Node registers source maps inside its own compile; let it, for this module.
+        c.deferred++;
+        return originalCompile.call(this, content, filename, format);
+      }
+      if (cache === undefined) c.noCache++;
+      else if (script.cachedDataRejected) c.cacheRejected++;
+      fn = script.runInThisContext();
+    } catch (error) {
+      // A syntax error (or anything odd): Node's own compile reports it exactly as it would.
+      c.deferred++;
+      debug(`deferred to Node: ${filename}: ${(error as Error).message}`);
+      return originalCompile.call(this, content, filename, format);
+    }
+    c.hits++;
+    return runCjs(originalCompile, this, fn as never, filename);
+  } satisfies CompileFn;
+
+  patchJs('.js');
+  patchJs('.cjs');
+
+  const originalJson = Module._extensions['.json'] as ExtensionHandler;
+  Module._extensions['.json'] = function codeblobLoadJson(module: NodeModuleLike, filename: string) {
+    const entry = lookup(filename, 'json');
+    const source = entry && freshSource(entry, filename);
+    if (source === undefined) return originalJson(module, filename);
+    try {
+      module.exports = JSON.parse(source.charCodeAt(0) === 0xfeff ? source.slice(1) : source);
+    } catch (err) {
+      (err as Error).message = filename + ': ' + (err as Error).message;
+      throw err;
+    }
+    c.jsonHits++;
+  } as never;
+}
+
+export function assertNoPolicy(): void {
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  if (flags.some((f) => f.startsWith('--experimental-policy') || f.startsWith('--policy-integrity'))) {
+    throw codeblobError('ERR_CODEBLOB_INCOMPATIBLE', 'a Node policy manifest is active; it must see every module read from disk');
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * `codeblob/register`: importing this module (`node --require codeblob/register` or
+ * `--import codeblob/register`) switches loading from the blob named by CODEBLOB_FILE on, in
+ * this thread. It never throws: when the blob is missing, foreign or corrupt, the app runs as if
+ * codeblob were absent and `status().reason` says why (also printed with NODE_DEBUG=codeblob).
+ *
+ * Environment:
+ *   CODEBLOB_FILE     the blob (required)
+ *   CODEBLOB_VERIFY   stat (default) | hash | none — see freshness.ts
+ *   CODEBLOB_BACKEND  auto (default) | mmap | read
+ *   CODEBLOB_STATUS   1: print one status line to stderr at exit
+ */
+import { resolve } from 'node:path';
+import { debuglog } from 'node:util';
+import { open } from '../store/store.js';
+import { assertNoPolicy, installCjsHooks } from './cjs-hooks.js';
+import { installEsmHooks } from './esm-hooks.js';
+import { parseFreshnessMode } from './freshness.js';
+import { attachStore, loaderState, statusLine } from './status.js';
+
+export { status, statusLine, type LoaderStatus, type LoaderCounters } from './status.js';
+
+const debug = debuglog('codeblob');
+
+function enableFromEnvironment(): void {
+  const state = loaderState();
+  if (state.enabled || state.attempted) return; // once per thread, whichever copy comes first
+  state.attempted = true;
+  const file = process.env.CODEBLOB_FILE;
+  if (!file) {
+    state.reason = 'CODEBLOB_FILE is not set';
+    return;
+  }
+  const verify = parseFreshnessMode(process.env.CODEBLOB_VERIFY);
+  if (!verify) {
+    state.reason = `CODEBLOB_VERIFY=${process.env.CODEBLOB_VERIFY} is not one of stat, hash, none`;
+    return;
+  }
+  state.verify = verify;
+  try {
+    assertNoPolicy();
+    const store = open(resolve(file));
+    attachStore(state, store);
+    state.file = store.path;
+    state.backend = store.backend;
+    state.cachesUsable = store.cachesUsable;
+    installCjsHooks(store, state, debug);
+    const esmReason = installEsmHooks(store, state, debug);
+    state.esm = esmReason ? 'disk' : 'blob';
+    state.esmReason = esmReason;
+    state.enabled = true;
+    const notes = [
+      store.stats().fallbackReason && `read backend: ${store.stats().fallbackReason}`,
+      !store.cachesUsable && `code caches unusable here (${store.incompatibility}); sources still come from the blob`,
+    ].filter(Boolean);
+    state.reason = notes.length > 0 ? notes.join('; ') : undefined;
+  } catch (error) {
+    state.enabled = false;
+    state.reason = `${resolve(file)}: ${(error as Error).message}`;
+  }
+  debug(statusLine(state));
+}
+
+enableFromEnvironment();
+
+if (process.env.CODEBLOB_STATUS === '1' || debug.enabled) {
+  process.on('exit', () => {
+    const line = statusLine();
+    if (process.env.CODEBLOB_STATUS === '1') process.stderr.write(line + '\n');
+    else debug(line);
+  });
+}
