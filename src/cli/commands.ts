@@ -68,6 +68,7 @@ export async function packCommand(argv: string[]): Promise<number> {
     align: { type: 'string' },
     timeout: { type: 'string' },
     'no-deterministic': { type: 'boolean' },
+    'allow-failure': { type: 'boolean' },
     json: { type: 'boolean' },
   });
   if (positionals.length === 0) throw new UsageError('pack needs at least one entry script: codeblob pack server.js -o app.blob');
@@ -89,6 +90,7 @@ export async function packCommand(argv: string[]): Promise<number> {
     ...(values.timeout !== undefined && { timeoutMs: int(values.timeout, '--timeout')! }),
     ...(align !== undefined && { align }),
     deterministic: !values['no-deterministic'],
+    allowFailure: values['allow-failure'] === true,
     ...(onProgress && { onProgress }),
   });
   if (onProgress) process.stderr.write('\r\x1b[K');

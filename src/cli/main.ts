@@ -3,6 +3,7 @@
 import { isCodeblobError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { UsageError, inspectCommand, packCommand, verifyCommand } from './commands.js';
+import { runCommand } from './run.js';
 
 const HELP = `codeblob ${VERSION} — one shared, memory-mapped file of sources and V8 code caches for worker pools
 
@@ -21,11 +22,15 @@ Usage:
         --align page|dense      sections on page boundaries (default) or 8-byte aligned
         --timeout <ms>          give up on a trace after this long (default 120000)
         --no-deterministic      do not trace with --predictable (caches then differ run to run)
+        --allow-failure         accept an entry that exits non-zero (a CLI run that reports errors)
         --json                  machine-readable summary
   codeblob inspect <app.blob> [--entries] [--json]
       Header, compatibility with this Node, entries and sizes. Never writes.
   codeblob verify <app.blob> [--json]
       Check every hash; exit status 1 if anything is corrupt. Never writes.
+  codeblob run <app.blob> [node flags] -- <script> [args]
+      Run a script with loading from the blob switched on (same as
+      CODEBLOB_FILE=app.blob node --require codeblob/register script).
   codeblob --version | --help
 `;
 
@@ -38,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
       return inspectCommand(rest);
     case 'verify':
       return verifyCommand(rest);
+    case 'run':
+      return runCommand(rest);
     case '--version':
     case '-v':
     case 'version':

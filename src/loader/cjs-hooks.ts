@@ -36,6 +36,7 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
     const entry = store.get(filename);
     if (!entry || entry.kind !== kind) {
       c.misses++;
+      debug(`not in the blob: ${filename}`);
       return undefined;
     }
     return entry;

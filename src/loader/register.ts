@@ -9,14 +9,17 @@
  *   CODEBLOB_VERIFY   stat (default) | hash | none — see freshness.ts
  *   CODEBLOB_BACKEND  auto (default) | mmap | read
  *   CODEBLOB_STATUS   1: print one status line to stderr at exit
+ *   CODEBLOB_STATUS_FILE  write status() as JSON to this file at exit (%p: pid, %t: thread id)
  */
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { debuglog } from 'node:util';
 import { open } from '../store/store.js';
 import { assertNoPolicy, installCjsHooks } from './cjs-hooks.js';
 import { installEsmHooks } from './esm-hooks.js';
 import { parseFreshnessMode } from './freshness.js';
-import { attachStore, loaderState, statusLine } from './status.js';
+import { attachStore, loaderState, status, statusLine } from './status.js';
 
 export { status, statusLine, type LoaderStatus, type LoaderCounters } from './status.js';
 
@@ -68,5 +71,17 @@ if (process.env.CODEBLOB_STATUS === '1' || debug.enabled) {
     const line = statusLine();
     if (process.env.CODEBLOB_STATUS === '1') process.stderr.write(line + '\n');
     else debug(line);
+  });
+}
+
+const statusFile = process.env.CODEBLOB_STATUS_FILE;
+if (statusFile) {
+  process.on('exit', () => {
+    try {
+      const path = statusFile.replaceAll('%p', String(process.pid)).replaceAll('%t', String(threadId));
+      writeFileSync(path, JSON.stringify({ pid: process.pid, threadId, ...status() }) + '\n');
+    } catch (error) {
+      debug(`could not write CODEBLOB_STATUS_FILE: ${(error as Error).message}`);
+    }
   });
 }

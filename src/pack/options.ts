@@ -32,6 +32,8 @@ export interface PackOptions {
   align?: 'page' | 'dense';
   /** Kill a trace that runs longer than this. @default 120000 */
   timeoutMs?: number;
+  /** Accept an entry that exits with a non-zero code (a CLI run that reports errors); a warning is recorded. @default false */
+  allowFailure?: boolean;
   /** Make caches reproducible (`--predictable` in the tracing process). @default true */
   deterministic?: boolean;
   /** Called with progress events (for a progress bar). */
@@ -51,7 +53,7 @@ export interface ResolvedPackOptions extends Required<Omit<PackOptions, 'root' |
 
 const KNOWN = [
   'entries', 'output', 'root', 'nodeArgs', 'args', 'node', 'train', 'settleMs', 'include',
-  'pageSize', 'align', 'timeoutMs', 'deterministic', 'onProgress',
+  'pageSize', 'align', 'timeoutMs', 'deterministic', 'allowFailure', 'onProgress',
 ];
 
 const invalid = (message: string) => codeblobError('ERR_CODEBLOB_INVALID_OPTION', message);
@@ -84,7 +86,9 @@ export function resolvePackOptions(options: PackOptions): ResolvedPackOptions {
     const v = options[name];
     if (v !== undefined && (typeof v !== 'string' || v === '')) throw invalid(`options.${name} must be a non-empty string`);
   }
-  if (options.deterministic !== undefined && typeof options.deterministic !== 'boolean') throw invalid('options.deterministic must be a boolean');
+  for (const name of ['deterministic', 'allowFailure'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'boolean') throw invalid(`options.${name} must be a boolean`);
+  }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalid('options.onProgress must be a function');
   const timeoutMs = nonNegativeInteger(options.timeoutMs, 'timeoutMs', 120_000);
   if (timeoutMs === 0) throw invalid('options.timeoutMs must be positive');
@@ -102,6 +106,7 @@ export function resolvePackOptions(options: PackOptions): ResolvedPackOptions {
     align,
     timeoutMs,
     deterministic: options.deterministic ?? true,
+    allowFailure: options.allowFailure ?? false,
     onProgress: options.onProgress,
   };
 }

@@ -39,7 +39,7 @@ function tail(text: string, lines = 15): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-async function traceEntry(opts: ResolvedPackOptions, entry: string, include: string[]): Promise<TraceResult> {
+async function traceEntry(opts: ResolvedPackOptions, entry: string, include: string[], warnings: string[]): Promise<TraceResult> {
   const work = mkdtempSync(join(tmpdir(), 'codeblob-trace-'));
   const out = join(work, 'trace.msgpack');
   try {
@@ -82,11 +82,15 @@ async function traceEntry(opts: ResolvedPackOptions, entry: string, include: str
       );
     }
     const result = new Unpackr({ useRecords: false }).unpack(raw) as TraceResult;
-    if (result.exitCode !== 0 || (code !== 0 && code !== null)) {
-      throw codeblobError(
-        'ERR_CODEBLOB_PACK_FAILED',
-        `${entry} exited with code ${result.exitCode || code} while being traced.\n${tail(stderr || stdout)}`,
-      );
+    const exitCode = result.exitCode || code;
+    if (exitCode) {
+      if (!opts.allowFailure) {
+        throw codeblobError(
+          'ERR_CODEBLOB_PACK_FAILED',
+          `${entry} exited with code ${exitCode} while being traced (pass --allow-failure if that is expected).\n${tail(stderr || stdout)}`,
+        );
+      }
+      warnings.push(`${entry} exited with code ${exitCode} while being traced`);
     }
     return result;
   } finally {
@@ -123,7 +127,7 @@ export async function pack(options: PackOptions): Promise<PackResult> {
     if (!statSync(abs, { throwIfNoEntry: false })?.isFile()) {
       throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', `entry ${entry} is not a file`);
     }
-    const trace = await traceEntry(opts, abs, i === 0 ? include : []);
+    const trace = await traceEntry(opts, abs, i === 0 ? include : [], warnings);
     if (v8Tag !== undefined && trace.v8Tag !== v8Tag) {
       throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the traces disagree on the V8 cache tag');
     }
