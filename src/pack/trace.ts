@@ -15,6 +15,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cachedDataVersionTag } from 'node:v8';
 import type vm from 'node:vm';
 import { Packr } from 'msgpackr';
+import { mayCallImport } from './dynamic-import.js';
 import { Module, compileCjs, runCjs, wrapCjs, type CompileFn, type NodeModuleLike } from '../loader/cjs-compile.js';
 
 export interface TraceConfig {
@@ -132,6 +133,7 @@ function compileIncluded(filename: string): TracedModule {
   const text = (require('node:fs') as typeof import('node:fs')).readFileSync(filename, 'utf8');
   try {
     const script = compileCjs(wrapCjs(text), filename);
+    if (!shouldCache(text)) return { filename, kind: 'cjs', text, order: -1 };
     return { filename, kind: 'cjs', text, cache: script.createCachedData(), order: -1 };
   } catch (error) {
     return { filename, kind: 'cjs', text, order: -1, warning: `not compiled: ${(error as Error).message}` };
@@ -153,6 +155,13 @@ function packageType(filename: string): string | undefined {
   }
 }
 
+// See dynamic-import.ts: on Node 20 a cached script cannot call import().
+const cacheBreaksDynamicImport = Number(process.versions.node.split('.')[0]) < 22;
+
+function shouldCache(text: string | undefined): boolean {
+  return !(cacheBreaksDynamicImport && text !== undefined && mayCallImport(text));
+}
+
 let dumped = false;
 function dump(exitCode: number): void {
   if (dumped || !config) return;
@@ -161,7 +170,7 @@ function dump(exitCode: number): void {
   for (const [filename, r] of records) {
     const m: TracedModule = { filename, kind: r.kind, order: r.order };
     if (r.text !== undefined) m.text = r.text;
-    if (r.script) m.cache = r.script.createCachedData();
+    if (r.script && shouldCache(r.text)) m.cache = r.script.createCachedData();
     modules.push(m);
   }
   for (const filename of config.include) {
