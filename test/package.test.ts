@@ -1,0 +1,125 @@
+/**
+ * The published package, end to end: `npm pack` (which runs `prepare` and `prepack`, so
+ * prebuildify puts the addon in prebuilds/), then a fresh project installs the tarball with
+ * default npm settings and uses the CLI and the library from it. The installed copy has no
+ * build/ directory, so the mmap backend proves node-gyp-build found the prebuild.
+ *
+ * `npm pack` runs in a copy of the working tree, not in the repository itself: packing rebuilds
+ * build/ twice and prebuildify moves build/Release/codeblob.node into prebuilds/, which would pull
+ * the addon out from under the test files that vitest runs in parallel with this one.
+ * node_modules is a symlink to the repository's, so the copy builds offline with the same tools.
+ */
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const { version } = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
+
+/** What a pack must not see, besides what "files" leaves out anyway: outputs and local state. */
+const NOT_COPIED = new Set(['.git', 'node_modules', 'build', 'dist', 'prebuilds', 'coverage', '.bench-out']);
+
+// Inherited npm_* variables (this test usually runs under `npm test`) would make the nested npm
+// runs behave like lifecycle scripts of this repository, and CODEBLOB_BACKEND would change the
+// backend under test: the children get a plain environment instead.
+const env = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !/^(npm_|CODEBLOB_)/i.test(k) && k !== 'INIT_CWD' && k !== 'NODE_OPTIONS'),
+);
+
+function run(cmd: string, args: string[], cwd: string): string {
+  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 300_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) {
+    const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n').slice(-30).join('\n');
+    throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: status ${r.status}, signal ${r.signal}, error ${r.error?.message}\n${out}`);
+  }
+  return r.stdout;
+}
+
+let work: string;
+let tarball: string;
+let files: string[];
+let app: string;
+
+beforeAll(() => {
+  work = realpathSync(mkdtempSync(join(tmpdir(), 'codeblob-package-')));
+
+  const source = join(work, 'source');
+  mkdirSync(source);
+  for (const name of readdirSync(repo)) {
+    if (NOT_COPIED.has(name) || name.endsWith('.tgz')) continue;
+    cpSync(join(repo, name), join(source, name), { recursive: true });
+  }
+  symlinkSync(join(repo, 'node_modules'), join(source, 'node_modules'));
+
+  const packed = join(work, 'packed');
+  mkdirSync(packed);
+  run('npm', ['pack', '--pack-destination', packed], source);
+  const tgz = readdirSync(packed).filter((f) => f.endsWith('.tgz'));
+  expect(tgz).toEqual([`codeblob-${version}.tgz`]);
+  tarball = join(packed, tgz[0]!);
+  files = run('tar', ['-tzf', tarball], work).trim().split('\n');
+
+  app = join(work, 'app');
+  mkdirSync(app);
+  run('npm', ['init', '-y'], app);
+  run('npm', ['install', tarball], app);
+}, 600_000);
+
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+it('the tarball has dist/ and the linux-x64 prebuild, and no build/ directory', () => {
+  expect(files).toContain('package/package.json');
+  expect(files).toContain('package/dist/index.js');
+  expect(files).toContain('package/dist/cli/main.js');
+  expect(files).toContain('package/dist/pack/trace.js');
+  expect(files.filter((f) => /^package\/prebuilds\/linux-x64\/[^/]+\.node$/.test(f))).not.toEqual([]);
+  expect(files.filter((f) => f.startsWith('package/build/'))).toEqual([]);
+});
+
+it('`npx codeblob --version` in the installing project prints the package version', () => {
+  expect(run('npx', ['codeblob', '--version'], app).trim()).toBe(version);
+});
+
+it('the installed package opens a blob with the mmap backend, using the prebuild', () => {
+  const installed = join(app, 'node_modules', 'codeblob');
+  expect(readdirSync(installed)).not.toContain('build');
+
+  mkdirSync(join(app, 'src'));
+  writeFileSync(join(app, 'src', 'greet.cjs'), "module.exports = (name) => `hello, ${name}`;\n");
+  writeFileSync(join(app, 'src', 'main.cjs'), "const greet = require('./greet.cjs');\nconsole.log(greet('blob'));\n");
+  run('npx', ['codeblob', 'pack', 'src/main.cjs', '-o', 'app.blob'], app);
+
+  writeFileSync(
+    join(app, 'check.mjs'),
+    `import { readFileSync } from 'node:fs';
+import { open } from 'codeblob';
+const store = open('app.blob');
+const greet = store.get('greet.cjs');
+const addon = readFileSync('/proc/self/maps', 'utf8').split('\\n')
+  .map((line) => line.split(/\\s+/).pop()).filter((file) => /\\/codeblob[^/]*\\.node$/.test(file));
+console.log(JSON.stringify({
+  backend: store.backend,
+  fallbackReason: store.stats().fallbackReason ?? null,
+  keys: store.entries().map((e) => e.key),
+  greet: greet && store.source(greet),
+  cachesUsable: store.cachesUsable,
+  addon: [...new Set(addon)],
+}));
+store.close();
+`,
+  );
+  const report = JSON.parse(run(process.execPath, ['check.mjs'], app)) as Record<string, unknown>;
+  expect(report).toEqual({
+    backend: 'mmap',
+    fallbackReason: null,
+    keys: ['greet.cjs', 'main.cjs'],
+    greet: "module.exports = (name) => `hello, ${name}`;\n",
+    cachesUsable: true,
+    addon: [expect.stringMatching(/\/app\/node_modules\/codeblob\/prebuilds\/linux-x64\/[^/]+\.node$/)],
+  });
+});
