@@ -21,6 +21,9 @@ import type { LoaderStatus } from './status.js';
 
 type ExtensionHandler = (module: NodeModuleLike, filename: string) => void;
 
+/** require() of an ES module works (Node 20.19+, 22.12+): its source can come from the blob. */
+const requireEsm = (process.features as { require_module?: boolean }).require_module === true;
+
 /** Node ≥ 20 exposes whether --enable-source-maps (or setSourceMapsEnabled) is on. */
 function sourceMapsEnabled(): boolean {
   return (process as { sourceMapsEnabled?: boolean }).sourceMapsEnabled === true;
@@ -32,14 +35,14 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
   // The source the extension handler just handed to module._compile, to recognise it there.
   let served: { filename: string; source: string } | undefined;
 
-  function lookup(filename: string, kind: Entry['kind']): Entry | undefined {
+  function lookup(filename: string, kinds: readonly Entry['kind'][]): Entry | undefined {
     const entry = store.get(filename);
-    if (!entry || entry.kind !== kind) {
+    if (!entry) {
       c.misses++;
       debug(`not in the blob: ${filename}`);
       return undefined;
     }
-    return entry;
+    return kinds.includes(entry.kind) ? entry : undefined;
   }
 
   /** The blob's text of a fresh entry, or undefined (counted) when it must come from disk. */
@@ -62,12 +65,20 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
     const original = Module._extensions[ext] as ExtensionHandler | undefined;
     if (!original) return;
     Module._extensions[ext] = function codeblobLoadJs(module: NodeModuleLike, filename: string) {
-      const entry = lookup(filename, 'cjs');
+      const entry = lookup(filename, requireEsm ? ['cjs', 'esm'] : ['cjs']);
       const source = entry && freshSource(entry, filename);
       if (source === undefined) return original(module, filename);
+      const compile = (module as NodeModuleLike & { _compile: CompileFn })._compile;
+      if (entry!.kind === 'esm') {
+        // require(esm): Node's handler would read the file and pass its source to _compile
+        // with format 'module'; hand it the blob's source instead.
+        compile.call(module, source, filename, 'module');
+        c.esmHits++;
+        return;
+      }
       served = { filename, source };
       try {
-        (module as NodeModuleLike & { _compile: CompileFn })._compile(source, filename, ext === '.cjs' ? 'commonjs' : undefined);
+        compile.call(module, source, filename, ext === '.cjs' ? 'commonjs' : undefined);
       } finally {
         served = undefined;
       }
@@ -130,7 +141,7 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
 
   const originalJson = Module._extensions['.json'] as ExtensionHandler;
   Module._extensions['.json'] = function codeblobLoadJson(module: NodeModuleLike, filename: string) {
-    const entry = lookup(filename, 'json');
+    const entry = lookup(filename, ['json']);
     const source = entry && freshSource(entry, filename);
     if (source === undefined) return originalJson(module, filename);
     try {

@@ -81,6 +81,10 @@ function record(filename: string, r: Omit<Record, 'order'>): void {
 function install(): void {
   const originalCompile = Module.prototype._compile;
   Module.prototype._compile = function tracedCompile(this: NodeModuleLike, content, filename, format) {
+    if (format === 'module' && typeof content === 'string') {
+      // An ES module loaded through require(esm): Node hands its source to _compile.
+      record(filename, { kind: 'esm', text: content });
+    }
     if (format !== undefined && format !== 'commonjs') return originalCompile.call(this, content, filename, format);
     let fn;
     let script;
