@@ -29,8 +29,8 @@ const env = Object.fromEntries(
   Object.entries(process.env).filter(([k]) => !/^(npm_|CODEBLOB_)/i.test(k) && k !== 'INIT_CWD' && k !== 'NODE_OPTIONS'),
 );
 
-function run(cmd: string, args: string[], cwd: string): string {
-  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 300_000, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(cmd: string, args: string[], cwd: string, extraEnv: NodeJS.ProcessEnv = {}): string {
+  const r = spawnSync(cmd, args, { cwd, env: { ...env, ...extraEnv }, encoding: 'utf8', timeout: 300_000, stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) {
     const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n').slice(-30).join('\n');
     throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: status ${r.status}, signal ${r.signal}, error ${r.error?.message}\n${out}`);
@@ -56,7 +56,10 @@ beforeAll(() => {
 
   const packed = join(work, 'packed');
   mkdirSync(packed);
-  run('npm', ['pack', '--pack-destination', packed], source);
+  // prebuildify keeps a node-gyp directory in os.tmpdir(); give it one that afterAll removes.
+  const tmp = join(work, 'tmp');
+  mkdirSync(tmp);
+  run('npm', ['pack', '--pack-destination', packed], source, { TMPDIR: tmp });
   const tgz = readdirSync(packed).filter((f) => f.endsWith('.tgz'));
   expect(tgz).toEqual([`codeblob-${version}.tgz`]);
   tarball = join(packed, tgz[0]!);
