@@ -43,7 +43,11 @@ type ModuleFunction = (
 ) => unknown;
 
 const RUN = Symbol.for('codeblob.run');
-const STUB = `return module[Symbol.for('codeblob.run')](this, exports, require, module, __filename, __dirname);`;
+// Node compiles this (tiny) module text itself; it calls the function compiled from the blob
+// with the arguments Node made, and the filename/dirname stashed for it.
+const STUB =
+  "const r = module[Symbol.for('codeblob.run')]; delete module[Symbol.for('codeblob.run')]; " +
+  'return r.fn.call(this, exports, require, module, r.filename, r.dirname);';
 const STUB_NAME = 'node:codeblob';
 
 /** The stored form of a CommonJS source: wrapped, with a leading "#!" turned into "//". */
@@ -88,30 +92,16 @@ export function compileCjs(unit: string, filename: string, cachedData?: Buffer):
 }
 
 /**
- * Runs a compiled module through Node's original `_compile` (see the file comment), so that
- * everything but the compilation is Node's own code.
+ * Prepares a compiled module to run through Node's original `_compile` (see the file comment):
+ * the caller then does `originalCompile.call(module, STUB, STUB_NAME, 'commonjs')` itself (so
+ * no frame of ours sits between Node's `_compile` and the hook) and `unstash(module)` after.
  */
-export function runCjs(
-  originalCompile: CompileFn,
-  module: NodeModuleLike,
-  fn: ModuleFunction,
-  filename: string,
-): unknown {
-  (module as unknown as Record<symbol, unknown>)[RUN] = function run(
-    this: unknown,
-    self: unknown,
-    exports: unknown,
-    req: unknown,
-    mod: Record<symbol, unknown>,
-    _stubFilename: string,
-    _stubDirname: string,
-  ) {
-    delete mod[RUN];
-    return Reflect.apply(fn, self, [exports, req, mod, filename, dirname(filename)]);
-  };
-  try {
-    return originalCompile.call(module, STUB, STUB_NAME, 'commonjs');
-  } finally {
-    delete (module as unknown as Record<symbol, unknown>)[RUN];
-  }
+export function stash(module: NodeModuleLike, fn: ModuleFunction, filename: string): void {
+  (module as unknown as Record<symbol, unknown>)[RUN] = { fn, filename, dirname: dirname(filename) };
 }
+
+export function unstash(module: NodeModuleLike): void {
+  delete (module as unknown as Record<symbol, unknown>)[RUN];
+}
+
+export { STUB, STUB_NAME };

@@ -15,7 +15,7 @@
 import { codeblobError } from '../errors.js';
 import type { Entry } from '../format/index.js';
 import type { BlobStore } from '../store/store.js';
-import { Module, compileCjs, runCjs, type CompileFn, type NodeModuleLike } from './cjs-compile.js';
+import { Module, STUB, STUB_NAME, compileCjs, stash, unstash, type CompileFn, type NodeModuleLike } from './cjs-compile.js';
 import { isFresh } from './freshness.js';
 import type { LoaderStatus } from './status.js';
 
@@ -45,10 +45,14 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
     return kinds.includes(entry.kind) ? entry : undefined;
   }
 
+  // Entries already sent to disk (stale or corrupt), so _compile does not count them twice.
+  const toDisk = new Set<Entry>();
+
   /** The blob's text of a fresh entry, or undefined (counted) when it must come from disk. */
   function freshSource(entry: Entry, filename: string): string | undefined {
     if (!isFresh(entry, filename, state.verify)) {
       c.stale++;
+      toDisk.add(entry);
       debug(`stale, loading from disk: ${filename}`);
       return undefined;
     }
@@ -56,6 +60,7 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
       return store.source(entry);
     } catch (error) {
       c.corrupt++;
+      toDisk.add(entry);
       debug(`refused ${filename}: ${(error as Error).message}`);
       return undefined;
     }
@@ -92,7 +97,7 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
     const mine = served !== undefined && served.filename === filename && served.source === content;
     served = undefined;
     const entry = store.get(filename);
-    if (!entry || entry.kind !== 'cjs') return originalCompile.call(this, content, filename, format);
+    if (!entry || entry.kind !== 'cjs' || toDisk.has(entry)) return originalCompile.call(this, content, filename, format);
     if (!mine) {
       // Read from disk by Node (or given to us by another hook): use the blob only if identical.
       let source: string;
@@ -100,6 +105,7 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
         source = store.source(entry);
       } catch {
         c.corrupt++;
+        toDisk.add(entry);
         return originalCompile.call(this, content, filename, format);
       }
       if (source !== content) {
@@ -133,7 +139,12 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
       return originalCompile.call(this, content, filename, format);
     }
     c.hits++;
-    return runCjs(originalCompile, this, fn as never, filename);
+    stash(this, fn as never, filename);
+    try {
+      return originalCompile.call(this, STUB, STUB_NAME, 'commonjs');
+    } finally {
+      unstash(this);
+    }
   } satisfies CompileFn;
 
   patchJs('.js');

@@ -166,7 +166,10 @@ export async function pack(options: PackOptions): Promise<PackResult> {
     } else {
       const text = bytes.toString('utf8');
       if (m.text !== undefined && m.text !== text) {
-        throw codeblobError('ERR_CODEBLOB_PACK_FAILED', `${m.filename} changed while it was being packed; pack again`);
+        // A loader hook transformed it (a .ts loader, instrumentation) or it changed during the
+        // trace: what ran is not the file, so the file is not packed and loads from disk.
+        warnings.push(`${m.filename}: the code that ran differs from the file (a transforming hook, or an edit during packing); not packed`);
+        continue;
       }
       input.text = text;
       if (m.cache && m.cache.byteLength > 0) input.cache = m.cache;

@@ -16,7 +16,7 @@ import { cachedDataVersionTag } from 'node:v8';
 import type vm from 'node:vm';
 import { Packr } from 'msgpackr';
 import { mayCallImport } from './dynamic-import.js';
-import { Module, compileCjs, runCjs, wrapCjs, type CompileFn, type NodeModuleLike } from '../loader/cjs-compile.js';
+import { Module, STUB, STUB_NAME, compileCjs, stash, unstash, wrapCjs, type CompileFn, type NodeModuleLike } from '../loader/cjs-compile.js';
 
 export interface TraceConfig {
   /** Where to write the results (msgpack). */
@@ -96,7 +96,12 @@ function install(): void {
       return originalCompile.call(this, content, filename, format);
     }
     record(filename, { kind: 'cjs', text: content, script });
-    return runCjs(originalCompile, this, fn as never, filename);
+    stash(this, fn as never, filename);
+    try {
+      return originalCompile.call(this, STUB, STUB_NAME, 'commonjs');
+    } finally {
+      unstash(this);
+    }
   } satisfies CompileFn;
 
   const json = Module._extensions['.json']!;

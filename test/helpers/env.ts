@@ -15,7 +15,7 @@ export const cli = join(repo, 'dist/cli/main.js');
 export const registerPath = join(repo, 'dist/loader/register.js');
 
 /** Pinned so that results from different days compare. */
-export const NODE_PACKAGES: Record<string, string> = { '24': '24.21.0', '26': '26.10.0' };
+export const NODE_PACKAGES: Record<string, string> = { '22': '22.23.3', '24': '24.21.0', '26': '26.10.0' };
 
 export interface NodeRuntime {
   name: string;

@@ -1,0 +1,264 @@
+/**
+ * The loader (codeblob/register) on a fixture that prints every CommonJS fact codeblob must
+ * not change, on every runtime: identical output with and without codeblob, counters read from
+ * the child, staleness, flag mismatch, missing and corrupt blobs, ES modules.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { open } from '../src/index.js';
+import { cleanEnv, cli, registerPath, repo, run, runtimes, type RunResult } from './helpers/env.js';
+
+/**
+ * Stack frames inside the module loader differ by construction (codeblob adds its hook frames
+ * and the one-line `node:codeblob` stub between your module and Node's `Module._compile`):
+ * compare everything else, every frame of the app included.
+ */
+function withoutLoaderFrames(stderr: string): string {
+  return stderr
+    .split('\n')
+    .filter((l) => !/^\s+at (.*\()?(node:internal\/|node:codeblob|file:\/\/.*\/dist\/loader\/)/.test(l))
+    .join('\n');
+}
+
+/** Sets a file's mtime to the nanosecond, as `touch -d` does. */
+function setMtimeNs(path: string, mtimeNs: bigint): void {
+  const sec = mtimeNs / 1_000_000_000n;
+  const nsec = (mtimeNs % 1_000_000_000n).toString().padStart(9, '0');
+  execFileSync('touch', ['-m', '-d', `@${sec}.${nsec}`, path]);
+}
+
+interface Status {
+  enabled: boolean;
+  reason?: string;
+  esm: string;
+  esmReason?: string;
+  cachesUsable: boolean;
+  verify: string;
+  counters: Record<string, number>;
+}
+
+describe.each(runtimes())('loader on $name', (rt) => {
+  let dir: string;
+  let blob: string;
+  let n = 0;
+
+  const plain = (args: string[], env: NodeJS.ProcessEnv = {}) => run(rt.bin, args, { cwd: dir, env: cleanEnv(env) });
+  const withBlob = (args: string[], env: NodeJS.ProcessEnv = {}, file = blob): { r: RunResult; status: Status } => {
+    const statusFile = join(dir, `status-${n++}.json`);
+    const r = run(rt.bin, ['--require', registerPath, ...args], {
+      cwd: dir,
+      env: cleanEnv({ CODEBLOB_FILE: file, CODEBLOB_STATUS_FILE: statusFile, ...env }),
+    });
+    return { r, status: JSON.parse(readFileSync(statusFile, 'utf8')) as Status };
+  };
+  const same = (a: RunResult, b: RunResult) => {
+    expect(b.signal).toBeNull();
+    expect(b.stdout).toBe(a.stdout);
+    expect(withoutLoaderFrames(b.stderr)).toBe(withoutLoaderFrames(a.stderr));
+    expect(b.status).toBe(a.status);
+  };
+  const repack = () => {
+    const r = run(process.execPath, [cli, 'pack', '--node', rt.bin, '--allow-failure', '--json', '-o', blob, 'main.js', 'sourcemaps.js', 'esm/main.mjs'], { cwd: dir, env: cleanEnv() });
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout) as { warnings: string[]; entries: number };
+  };
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), `codeblob-loader-${rt.name}-`));
+    cpSync(join(repo, 'test/fixtures/semantics'), dir, { recursive: true });
+    blob = join(dir, 'app.blob');
+    const summary = repack();
+    // The two files a hook transformed ran as something else than the file: not packed.
+    expect(summary.warnings.filter((w) => w.includes('differs from the file')).length).toBe(2);
+  }, 120_000);
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs the semantics fixture identically, from the blob', () => {
+    const a = plain(['main.js']);
+    expect(a.status).toBe(3);
+    const { r, status } = withBlob(['main.js']);
+    same(a, r);
+    expect(status.enabled).toBe(true);
+    expect(status.counters.hits).toBeGreaterThanOrEqual(12);
+    expect(status.counters.jsonHits).toBe(1);
+    expect(status.counters.stale).toBe(0);
+    expect(status.counters.cacheRejected).toBe(0);
+    expect(status.counters.stringsCopied).toBe(0);
+    // transformed.js was not packed (a hook changes it), so it misses; typed.ts goes through
+    // the fixture's own .ts handler, which codeblob does not touch.
+    expect(status.counters.misses).toBe(1);
+  });
+
+  it('keeps --enable-source-maps working (the mapped module is handed to Node)', () => {
+    const a = plain(['--enable-source-maps', 'sourcemaps.js']);
+    expect(a.stdout).toContain('sourcemapped.ts:2:3');
+    const { r, status } = withBlob(['--enable-source-maps', 'sourcemaps.js']);
+    same(a, r);
+    expect(status.counters.deferred).toBe(1);
+  });
+
+  it('runs an ES module entry identically; ESM comes from the blob where Node has registerHooks', () => {
+    const a = plain(['esm/main.mjs']);
+    expect(a.status).toBe(0);
+    const { r, status } = withBlob(['esm/main.mjs']);
+    same(a, r);
+    const hasHooks = run(rt.bin, ['-p', 'typeof require("module").registerHooks']).stdout.trim() === 'function';
+    if (hasHooks) {
+      expect(status.esm).toBe('blob');
+      expect(status.counters.esmHits).toBeGreaterThanOrEqual(3);
+    } else {
+      expect(status.esm).toBe('disk');
+      expect(status.esmReason).toMatch(/registerHooks/);
+    }
+    expect(status.counters.hits).toBeGreaterThanOrEqual(2); // facts.js and fn.js, CommonJS under ESM
+  });
+
+  it('treats a V8 flag mismatch as unusable caches: same output, sources still from the blob', () => {
+    const flag = '--no-opt'; // changes the cache tag on every supported Node (heap-size flags do not from Node 24)
+    const a = plain([flag, 'main.js']);
+    const { r, status } = withBlob([flag, 'main.js']);
+    same(a, r);
+    expect(status.enabled).toBe(true);
+    expect(status.cachesUsable).toBe(false);
+    expect(status.reason).toMatch(/cache tag/);
+    expect(status.counters.hits).toBeGreaterThanOrEqual(12);
+    expect(status.counters.noCache).toBe(status.counters.hits);
+  });
+
+  it('runs as if absent when the blob is missing, and says why', () => {
+    const a = plain(['main.js']);
+    const { r, status } = withBlob(['main.js'], {}, join(dir, 'missing.blob'));
+    same(a, r);
+    expect(status.enabled).toBe(false);
+    expect(status.reason).toMatch(/ENOENT/);
+  });
+
+  it('runs as if absent when the blob is corrupt, and says why', () => {
+    const bad = join(dir, 'corrupt-header.blob');
+    const bytes = readFileSync(blob);
+    bytes[20]! ^= 0xff;
+    writeFileSync(bad, bytes);
+    const a = plain(['main.js']);
+    const { r, status } = withBlob(['main.js'], {}, bad);
+    same(a, r);
+    expect(status.enabled).toBe(false);
+    expect(status.reason).toMatch(/Not a valid codeblob file/);
+  });
+
+  it('loads one corrupt entry from disk and everything else from the blob', () => {
+    const bad = join(dir, 'corrupt-entry.blob');
+    const store = open(blob);
+    const entry = store.get('lib/fn.js')!;
+    const at = entry.sourceOffset + entry.sourceLength - 10;
+    store.close();
+    const bytes = readFileSync(blob);
+    bytes[at]! ^= 0x01;
+    writeFileSync(bad, bytes);
+    const a = plain(['main.js']);
+    const { r, status } = withBlob(['main.js'], {}, bad);
+    same(a, r);
+    expect(status.counters.corrupt).toBe(1);
+    expect(status.counters.hits).toBeGreaterThanOrEqual(11);
+  });
+
+  it('rejects an unknown CODEBLOB_VERIFY value and runs without codeblob', () => {
+    const a = plain(['main.js']);
+    const { r, status } = withBlob(['main.js'], { CODEBLOB_VERIFY: 'sometimes' });
+    same(a, r);
+    expect(status.enabled).toBe(false);
+    expect(status.reason).toMatch(/CODEBLOB_VERIFY/);
+  });
+
+  it('prints its status with NODE_DEBUG=codeblob', () => {
+    const r = run(rt.bin, ['--require', registerPath, 'main.js'], { cwd: dir, env: cleanEnv({ CODEBLOB_FILE: blob, NODE_DEBUG: 'codeblob' }) });
+    expect(r.stderr).toMatch(/CODEBLOB \d+: codeblob: on \(mmap/);
+  });
+
+  describe('staleness', () => {
+    const fn = () => join(dir, 'lib/fn.js');
+    let original: Buffer;
+    let mtimeNs: bigint;
+    beforeAll(() => {
+      original = readFileSync(fn());
+      mtimeNs = statSync(fn(), { bigint: true }).mtimeNs;
+    });
+    const restore = () => {
+      rmSync(fn(), { force: true });
+      writeFileSync(fn(), original);
+      setMtimeNs(fn(), mtimeNs);
+    };
+
+    it('loads a same-length edit from disk (mtime changed)', () => {
+      writeFileSync(fn(), original.toString().replace('return a + b;', 'return b + a;'));
+      try {
+        const a = plain(['main.js']);
+        expect(a.stdout).toContain('return b + a;');
+        const { r, status } = withBlob(['main.js']);
+        same(a, r);
+        expect(status.counters.stale).toBe(1);
+      } finally {
+        restore();
+      }
+    });
+
+    it('same length and same mtime: stat mode cannot see it, hash mode loads from disk', () => {
+      writeFileSync(fn(), original.toString().replace('return a + b;', 'return b + a;'));
+      setMtimeNs(fn(), mtimeNs);
+      try {
+        const a = plain(['main.js']);
+        const statMode = withBlob(['main.js']);
+        expect(statMode.r.stdout).toContain('return a + b;'); // the documented limit of `stat`
+        const hashMode = withBlob(['main.js'], { CODEBLOB_VERIFY: 'hash' });
+        same(a, hashMode.r);
+        expect(hashMode.status.counters.stale).toBe(1);
+      } finally {
+        restore();
+      }
+    });
+
+    it('a deleted module fails exactly as without codeblob', () => {
+      unlinkSync(fn());
+      try {
+        const a = plain(['main.js']);
+        expect(a.stderr).toContain('MODULE_NOT_FOUND');
+        const { r } = withBlob(['main.js']);
+        same(a, r);
+      } finally {
+        restore();
+      }
+    });
+
+    it('a module replaced by a symlink loads its target from disk', () => {
+      const target = join(dir, 'lib/fn-other.js');
+      writeFileSync(target, original.toString().replace('return a + b;', 'return a - b;'));
+      unlinkSync(fn());
+      symlinkSync(target, fn());
+      try {
+        const a = plain(['main.js']);
+        expect(a.stdout).toContain('return a - b;');
+        const { r, status } = withBlob(['main.js']);
+        same(a, r);
+        expect(status.counters.misses).toBe(2); // transformed.js, and fn-other.js (the symlink's real path)
+      } finally {
+        restore();
+        rmSync(target);
+      }
+    });
+
+    it('CODEBLOB_VERIFY=none trusts the blob', () => {
+      writeFileSync(fn(), original.toString().replace('return a + b;', 'return b + a;'));
+      try {
+        const { r, status } = withBlob(['main.js'], { CODEBLOB_VERIFY: 'none' });
+        expect(r.stdout).toContain('return a + b;');
+        expect(status.verify).toBe('none');
+        expect(status.counters.stale).toBe(0);
+      } finally {
+        restore();
+      }
+    });
+  });
+});
