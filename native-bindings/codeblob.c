@@ -166,7 +166,7 @@ static mapping* mapping_of(napi_env env, napi_value buffer, double offset, doubl
 
 /* ---- map / release ----------------------------------------------------------------- */
 
-static void finalize_buffer(napi_env env, void* data, void* hint) {
+static void finalize_buffer(node_api_basic_env env, void* data, void* hint) {
   mapping_release((mapping*)hint);
 }
 
@@ -193,6 +193,10 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
     throw_errno(env, ENAMETOOLONG, "open", NULL);
     return NULL;
   }
+  if (strlen(path) != path_len) {
+    throw_argument(env, false, "path must not contain NUL characters");
+    return NULL;
+  }
 
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -217,8 +221,11 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
     return NULL;
   }
 
+  /* Lookup and insert under one lock: two threads mapping the same file at the same moment
+   * must end up sharing one mapping. mmap itself is quick enough to hold the lock across. */
   mapping* m = NULL;
   bool reused = false;
+  int map_errno = 0;
   pthread_mutex_lock(&registry_lock);
   for (mapping* it = registry; it != NULL; it = it->next) {
     if (it->dev == st.st_dev && it->ino == st.st_ino && it->size == (size_t)st.st_size) {
@@ -228,33 +235,29 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
       break;
     }
   }
-  pthread_mutex_unlock(&registry_lock);
-
   if (m == NULL) {
     void* addr = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (addr == MAP_FAILED) {
-      int err = errno;
-      close(fd);
-      throw_errno(env, err, "mmap", path);
-      return NULL;
-    }
-    m = calloc(1, sizeof *m);
-    if (m == NULL) {
+      map_errno = errno;
+    } else if ((m = calloc(1, sizeof *m)) == NULL) {
       munmap(addr, (size_t)st.st_size);
-      close(fd);
-      throw_errno(env, ENOMEM, "malloc", NULL);
-      return NULL;
+      map_errno = ENOMEM;
+    } else {
+      m->dev = st.st_dev;
+      m->ino = st.st_ino;
+      m->size = (size_t)st.st_size;
+      m->addr = addr;
+      m->refs = 1;
+      m->next = registry;
+      registry = m;
+      live_mappings++;
     }
-    m->dev = st.st_dev;
-    m->ino = st.st_ino;
-    m->size = (size_t)st.st_size;
-    m->addr = addr;
-    m->refs = 1;
-    pthread_mutex_lock(&registry_lock);
-    m->next = registry;
-    registry = m;
-    live_mappings++;
-    pthread_mutex_unlock(&registry_lock);
+  }
+  pthread_mutex_unlock(&registry_lock);
+  if (m == NULL) {
+    close(fd);
+    throw_errno(env, map_errno, map_errno == ENOMEM ? "malloc" : "mmap", path);
+    return NULL;
   }
   close(fd);
 
@@ -412,7 +415,8 @@ static napi_value js_madvise(napi_env env, napi_callback_info info) {
   if (!page_range(env, info, 4, argv, &start, &length)) return NULL;
   char advice_name[16];
   size_t advice_len = 0;
-  if (napi_get_value_string_utf8(env, argv[3], advice_name, sizeof advice_name, &advice_len) != napi_ok) {
+  if (napi_get_value_string_utf8(env, argv[3], advice_name, sizeof advice_name, &advice_len) != napi_ok ||
+      strlen(advice_name) != advice_len) {
     throw_argument(env, false, "advice must be a string");
     return NULL;
   }

@@ -24,9 +24,9 @@ Usage:
         --no-deterministic      do not trace with --predictable (caches then differ run to run)
         --allow-failure         accept an entry that exits non-zero (a CLI run that reports errors)
         --json                  machine-readable summary
-  codeblob inspect <app.blob> [--entries] [--json]
+  codeblob inspect <app.blob> [--entries] [--root <dir>] [--json]
       Header, compatibility with this Node, entries and sizes. Never writes.
-  codeblob verify <app.blob> [--json]
+  codeblob verify <app.blob> [--root <dir>] [--json]
       Check every hash; exit status 1 if anything is corrupt. Never writes.
   codeblob run <app.blob> [node flags] -- <script> [args]
       Run a script with loading from the blob switched on (same as

@@ -130,6 +130,9 @@ export function decodeHeader(bytes: Uint8Array, actualFileSize: number): Header 
   if (!isPowerOfTwo(h.alignment) || h.alignment < 8 || h.alignment > h.pageSize) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `alignment ${h.alignment} is not a power of two in [8, page size]`);
   }
+  if (b.readUInt32LE(36) !== 0 || b.subarray(160, HEADER_HASHED).some((c) => c !== 0)) {
+    throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', 'reserved header bytes are not zero');
+  }
   if ((h.flags & ~FLAG_CACHES) !== 0) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `unknown header flags 0x${h.flags.toString(16)}`);
   }

@@ -129,6 +129,7 @@ function decodeEntry(t: unknown, i: number): Entry {
   const bytesPerChar = e.encoding === 'utf16le' ? 2 : 1;
   if (e.sourceLength !== unitChars * bytesPerChar) throw bad(`${where} source length does not match its character count`);
   if (e.kind !== 'cjs' && (e.prefixChars !== 0 || e.suffixChars !== 0 || e.shebang)) throw bad(`${where}: only CommonJS entries are wrapped`);
+  if (e.shebang && e.chars < 2) throw bad(`${where} is flagged as starting with #! but has ${e.chars} chars`);
   if (e.kind === 'cjs' && (e.prefixChars !== CJS_PREFIX.length || e.suffixChars !== CJS_SUFFIX.length)) {
     throw bad(`${where} has an unexpected CommonJS wrapper`);
   }

@@ -66,7 +66,8 @@ class MmapBackend implements Backend {
   }
 
   residentBytes(offset: number, length: number) {
-    return this.#n.residentPages(this.#buffer, offset, length) * this.#pageSize;
+    // Whole pages are resident; never report more than the range itself.
+    return Math.min(length, this.#n.residentPages(this.#buffer, offset, length) * this.#pageSize);
   }
 
   release() {
@@ -139,6 +140,10 @@ export function openBackend(path: string, choice: BackendChoice): { backend: Bac
     return { backend: new MmapBackend(n, path) };
   } catch (error) {
     const code = (error as { code?: string }).code;
+    if (code === 'EINVAL' && (error as { syscall?: string }).syscall === 'mmap') {
+      // An empty file cannot be mapped; it is not a blob either, whatever the backend.
+      throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `${path} is empty`);
+    }
     if (choice === 'auto' && (code === 'ERR_CODEBLOB_NO_EXTERNAL_BUFFERS' || code === 'ERR_CODEBLOB_NAPI')) {
       return { backend: new ReadBackend(path), fallbackReason: (error as Error).message };
     }

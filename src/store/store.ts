@@ -41,6 +41,9 @@ export interface VerifyProblem {
 
 const SOURCE_OK = 1;
 const CACHE_OK = 2;
+// A failed check is remembered: the entry is refused from then on, and counted once.
+const SOURCE_BAD = 4;
+const CACHE_BAD = 8;
 
 export class BlobStore {
   /** Absolute path the store was opened from. */
@@ -163,6 +166,8 @@ export class BlobStore {
     const start = entry.sourceOffset + entry.prefixChars * bpc;
     if (!entry.shebang) return this.#string(b, start, entry.chars, bpc === 2);
     // Inside the wrapped section the "#!" reads "//"; give back the file's own first two chars.
+    const slash = b.bytes[start] === 0x2f && b.bytes[start + bpc] === 0x2f;
+    if (!slash) throw codeblobError('ERR_CODEBLOB_CORRUPT_ENTRY', `"${entry.key}" is flagged as starting with #! but does not`);
     return '#!' + this.#string(b, start + 2 * bpc, entry.chars - 2, bpc === 2);
   }
 
@@ -179,9 +184,9 @@ export class BlobStore {
   }
 
   /**
-   * Zero-copy, read-only view of the entry's original bytes as stored (Latin-1, UTF-16LE, or the
-   * raw bytes of an asset; CommonJS without its wrapper). **Valid until `close()`**; writing
-   * into it is a crash (the mapping is read-only).
+   * Zero-copy, read-only view of the entry's text as stored (Latin-1, UTF-16LE, or the raw bytes
+   * of an asset; CommonJS without its wrapper, and a leading `#!` reads `//` there, as it is
+   * compiled). **Valid until `close()`**; writing into it is a crash (the mapping is read-only).
    */
   sourceView(entry: Entry): Uint8Array {
     const b = this.#live();
@@ -218,18 +223,22 @@ export class BlobStore {
     const b = this.#live();
     const problems: VerifyProblem[] = [];
     this.#entries.forEach((e, i) => {
+      const before = this.#checked[i]! & (SOURCE_BAD | CACHE_BAD);
       if (!entryHash(b.bytes.subarray(e.sourceOffset, e.sourceOffset + e.sourceLength)).equals(e.sourceHash)) {
         problems.push({ key: e.key, section: 'source', message: 'source hash mismatch' });
+        this.#checked[i]! |= SOURCE_BAD;
       } else {
         this.#checked[i]! |= SOURCE_OK;
       }
       if (e.cacheLength > 0) {
         if (!entryHash(b.bytes.subarray(e.cacheOffset, e.cacheOffset + e.cacheLength)).equals(e.cacheHash!)) {
           problems.push({ key: e.key, section: 'cache', message: 'cache hash mismatch' });
+          this.#checked[i]! |= CACHE_BAD;
         } else {
           this.#checked[i]! |= CACHE_OK;
         }
       }
+      if (before === 0 && (this.#checked[i]! & (SOURCE_BAD | CACHE_BAD)) !== 0) this.#corrupt++;
     });
     return problems;
   }
@@ -255,7 +264,8 @@ export class BlobStore {
   }
 
   /**
-   * Releases this store's hold on the file. Views handed out become zero-length; strings stay
+   * Releases this store's hold on the file. With mmap, views handed out become zero-length (with
+   * read they keep their private copy until collected; do not rely on either); strings stay
    * valid (each keeps the mapping alive until it is collected). Idempotent.
    */
   close(): void {
@@ -286,17 +296,24 @@ export class BlobStore {
   #verify(entry: Entry, what: typeof SOURCE_OK | typeof CACHE_OK): void {
     const i = this.#position.get(entry);
     if (i === undefined) throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', 'entry does not belong to this store');
-    if ((this.#checked[i]! & what) !== 0) return;
-    const bytes = this.#live().bytes;
-    const [offset, length, expected] =
-      what === SOURCE_OK
-        ? [entry.sourceOffset, entry.sourceLength, entry.sourceHash]
-        : [entry.cacheOffset, entry.cacheLength, entry.cacheHash!];
-    if (!entryHash(bytes.subarray(offset, offset + length)).equals(expected)) {
-      this.#corrupt++;
-      throw codeblobError('ERR_CODEBLOB_CORRUPT_ENTRY', `${what === SOURCE_OK ? 'source' : 'cache'} of "${entry.key}" in ${this.path}`);
+    const bad = what === SOURCE_OK ? SOURCE_BAD : CACHE_BAD;
+    const flags = this.#checked[i]!;
+    if ((flags & what) !== 0) return;
+    const section = what === SOURCE_OK ? 'source' : 'cache';
+    if ((flags & bad) === 0) {
+      const bytes = this.#live().bytes;
+      const [offset, length, expected] =
+        what === SOURCE_OK
+          ? [entry.sourceOffset, entry.sourceLength, entry.sourceHash]
+          : [entry.cacheOffset, entry.cacheLength, entry.cacheHash!];
+      if (entryHash(bytes.subarray(offset, offset + length)).equals(expected)) {
+        this.#checked[i]! |= what;
+        return;
+      }
+      if ((flags & (SOURCE_BAD | CACHE_BAD)) === 0) this.#corrupt++;
+      this.#checked[i]! |= bad;
     }
-    this.#checked[i]! |= what;
+    throw codeblobError('ERR_CODEBLOB_CORRUPT_ENTRY', `${section} of "${entry.key}" in ${this.path}`);
   }
 }
 
