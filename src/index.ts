@@ -19,3 +19,5 @@ export {
 } from './format/index.js';
 export { errors, isCodeblobError, type CodeblobError, type CodeblobErrorCode } from './errors.js';
 export { VERSION } from './version.js';
+export { measure, measureTree, descendants, type ProcessMemory, type TreeMemory, type MappingFigures } from './measure/smaps.js';
+export { status, statusLine, type LoaderStatus, type LoaderCounters } from './loader/status.js';

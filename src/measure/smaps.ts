@@ -1,0 +1,220 @@
+/**
+ * Honest memory figures for a process, from /proc/<pid>/smaps_rollup and /proc/<pid>/smaps:
+ * RSS counts every shared page in every process that maps it; PSS divides shared pages among
+ * their sharers; USS (private clean + private dirty) is what the process alone costs.
+ */
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { codeblobError } from '../errors.js';
+import { MAGIC } from '../format/header.js';
+
+export interface MappingFigures {
+  /** Path of the mapped file. */
+  path: string;
+  /** Size of the mapping (virtual). */
+  size: number;
+  rss: number;
+  pss: number;
+  /** Resident pages of this mapping that other processes map too. */
+  shared: number;
+  /** Resident pages only this process maps. */
+  private: number;
+}
+
+export interface ProcessMemory {
+  pid: number;
+  /** Command name (comm). */
+  name: string;
+  rss: number;
+  pss: number;
+  /** Unique set size: private clean + private dirty. */
+  uss: number;
+  sharedClean: number;
+  sharedDirty: number;
+  privateClean: number;
+  privateDirty: number;
+  /** Anonymous memory (heaps, stacks): never shared between Node processes. */
+  anonymous: number;
+  swap: number;
+  /** Every codeblob blob mapped by the process. */
+  blobs: MappingFigures[];
+}
+
+const KB = 1024;
+
+function fields(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z_]+):\s+(\d+) kB$/.exec(line);
+    if (m) out.set(m[1]!, (out.get(m[1]!) ?? 0) + Number(m[2]) * KB);
+  }
+  return out;
+}
+
+function readProc(pid: number, file: string): string {
+  if (process.platform !== 'linux') {
+    throw codeblobError('ERR_CODEBLOB_INCOMPATIBLE', `memory measurement reads /proc and needs Linux (this is ${process.platform})`);
+  }
+  try {
+    return readFileSync(`/proc/${pid}/${file}`, 'utf8');
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT' || e.code === 'ESRCH') {
+      throw Object.assign(new Error(`no such process: ${pid}`), { code: 'ESRCH', syscall: 'open', path: `/proc/${pid}/${file}` });
+    }
+    if (e.code === 'EACCES' || e.code === 'EPERM') {
+      throw Object.assign(new Error(`no permission to read the memory map of process ${pid} (run as its user or root)`), {
+        code: e.code,
+        syscall: 'open',
+        path: `/proc/${pid}/${file}`,
+      });
+    }
+    throw error;
+  }
+}
+
+const blobCache = new Map<string, boolean>();
+/** Is this file a codeblob blob? (Its first bytes are the magic.) Cached per path. */
+function isBlob(path: string): boolean {
+  let known = blobCache.get(path);
+  if (known === undefined) {
+    known = false;
+    try {
+      const fd = openSync(path, 'r');
+      try {
+        const b = Buffer.alloc(MAGIC.length);
+        known = readSync(fd, b, 0, b.length, 0) === b.length && b.toString('latin1') === MAGIC;
+      } finally {
+        closeSync(fd);
+      }
+    } catch {
+      // Deleted or unreadable: a blob replaced by a newer pack still shows as "(deleted)".
+      known = path.endsWith(' (deleted)') ? isBlob(path.slice(0, -' (deleted)'.length)) : false;
+    }
+    blobCache.set(path, known);
+  }
+  return known;
+}
+
+/** Per-mapping figures of every codeblob blob the process maps. */
+function blobMappings(pid: number): MappingFigures[] {
+  const text = readProc(pid, 'smaps');
+  const out = new Map<string, MappingFigures>();
+  let current: { path: string; lines: string[] } | undefined;
+  const flush = () => {
+    if (!current || !current.path.startsWith('/') || !isBlob(current.path)) return;
+    const f = fields(current.lines.join('\n'));
+    const m = out.get(current.path) ?? { path: current.path, size: 0, rss: 0, pss: 0, shared: 0, private: 0 };
+    m.size += f.get('Size') ?? 0;
+    m.rss += f.get('Rss') ?? 0;
+    m.pss += f.get('Pss') ?? 0;
+    m.shared += (f.get('Shared_Clean') ?? 0) + (f.get('Shared_Dirty') ?? 0);
+    m.private += (f.get('Private_Clean') ?? 0) + (f.get('Private_Dirty') ?? 0);
+    out.set(current.path, m);
+  };
+  for (const line of text.split('\n')) {
+    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (header) {
+      flush();
+      current = { path: header[1]!, lines: [] };
+    } else if (current) {
+      current.lines.push(line);
+    }
+  }
+  flush();
+  return [...out.values()];
+}
+
+/** Memory of one process. Throws (code ESRCH / EACCES) for a missing or foreign process. */
+export function measure(pid: number): ProcessMemory {
+  if (!Number.isInteger(pid) || pid <= 0) throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', `pid must be a positive integer, got ${pid}`);
+  const f = fields(readProc(pid, 'smaps_rollup'));
+  const get = (k: string) => f.get(k) ?? 0;
+  let name = '';
+  try {
+    name = readProc(pid, 'comm').trim();
+  } catch {
+    // The process may have exited between the two reads; its figures stand.
+  }
+  return {
+    pid,
+    name,
+    rss: get('Rss'),
+    pss: get('Pss'),
+    uss: get('Private_Clean') + get('Private_Dirty'),
+    sharedClean: get('Shared_Clean'),
+    sharedDirty: get('Shared_Dirty'),
+    privateClean: get('Private_Clean'),
+    privateDirty: get('Private_Dirty'),
+    anonymous: get('Anonymous'),
+    swap: get('Swap'),
+    blobs: blobMappings(pid),
+  };
+}
+
+/** The pids of a process's descendants (children, grandchildren, ...), from /proc. */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    // The command name may contain spaces and parentheses: ppid follows the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    const list = children.get(ppid) ?? [];
+    list.push(Number(name));
+    children.set(ppid, list);
+  }
+  const out: number[] = [];
+  const stack = [...(children.get(pid) ?? [])];
+  while (stack.length > 0) {
+    const p = stack.pop()!;
+    out.push(p);
+    stack.push(...(children.get(p) ?? []));
+  }
+  return out.sort((a, b) => a - b);
+}
+
+export interface TreeMemory {
+  processes: ProcessMemory[];
+  total: { rss: number; pss: number; uss: number; anonymous: number; swap: number };
+  /** Per blob path: how many processes map it, and its bytes summed over them. */
+  blobs: Array<{ path: string; processes: number; rss: number; pss: number; shared: number }>;
+}
+
+/** A process and all its descendants, with totals (processes that exit meanwhile are skipped). */
+export function measureTree(pid: number): TreeMemory {
+  const processes = [measure(pid)];
+  for (const p of descendants(pid)) {
+    try {
+      processes.push(measure(p));
+    } catch {
+      // Exited between listing and reading.
+    }
+  }
+  return summarize(processes);
+}
+
+export function summarize(processes: ProcessMemory[]): TreeMemory {
+  const total = { rss: 0, pss: 0, uss: 0, anonymous: 0, swap: 0 };
+  const blobs = new Map<string, { path: string; processes: number; rss: number; pss: number; shared: number }>();
+  for (const p of processes) {
+    total.rss += p.rss;
+    total.pss += p.pss;
+    total.uss += p.uss;
+    total.anonymous += p.anonymous;
+    total.swap += p.swap;
+    for (const b of p.blobs) {
+      const t = blobs.get(b.path) ?? { path: b.path, processes: 0, rss: 0, pss: 0, shared: 0 };
+      t.processes++;
+      t.rss += b.rss;
+      t.pss += b.pss;
+      t.shared += b.shared;
+      blobs.set(b.path, t);
+    }
+  }
+  return { processes, total, blobs: [...blobs.values()] };
+}
