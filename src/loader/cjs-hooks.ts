@@ -32,6 +32,23 @@ function sourceMapsEnabled(): boolean {
 export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (msg: string) => void): void {
   const c = state.counters;
   const originalCompile = Module.prototype._compile;
+  const release = store.backend === 'mmap' && process.env.CODEBLOB_KEEP_PAGES !== '1';
+  let releaseScheduled = false;
+  /**
+   * Once a burst of loading is over, drop the blob's pages from this process's page tables:
+   * V8 has deserialized the caches into its heap, and the source pages were mostly read only
+   * for their hash check. They stay in the page cache (one copy, shared by every worker); V8
+   * faults back in only the source it reads again (lazily compiled functions, stack traces).
+   * One call for the whole file after the burst costs far less than one per module.
+   */
+  function scheduleRelease(): void {
+    if (releaseScheduled) return;
+    releaseScheduled = true;
+    setImmediate(() => {
+      releaseScheduled = false;
+      if (!store.closed) store.advise('dontneed');
+    }).unref();
+  }
   // The source the extension handler just handed to module._compile, to recognise it there.
   let served: { filename: string; source: string } | undefined;
 
@@ -45,7 +62,7 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
     return kinds.includes(entry.kind) ? entry : undefined;
   }
 
-  // Entries already sent to disk (stale or corrupt), so _compile does not count them twice.
+  // Entries handed to Node (stale, corrupt, deferred), so _compile does not count them twice.
   const toDisk = new Set<Entry>();
 
   /** The blob's text of a fresh entry, or undefined (counted) when it must come from disk. */
@@ -66,21 +83,88 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
     }
   }
 
+  const DEFER = Symbol('defer');
+
+  /**
+   * Compiles and runs a fresh CommonJS entry from the blob. Returns DEFER (counted) when Node
+   * must compile it itself: a corrupt section, a source map to register, a compile error.
+   */
+  function runFromBlob(module: NodeModuleLike, entry: Entry, filename: string): unknown {
+    let fn: unknown;
+    try {
+      let cache: Buffer | undefined;
+      try {
+        cache = store.cacheView(entry);
+      } catch (error) {
+        c.corrupt++;
+        debug(`cache refused for ${filename}: ${(error as Error).message}`);
+      }
+      let unit: string;
+      try {
+        unit = store.compileSource(entry);
+      } catch (error) {
+        c.corrupt++;
+        toDisk.add(entry);
+        debug(`refused ${filename}: ${(error as Error).message}`);
+        return DEFER;
+      }
+      const script = compileCjs(unit, filename, cache);
+      if (script.sourceMapURL && sourceMapsEnabled()) {
+        // Node registers source maps inside its own compile; let it, for this module.
+        c.deferred++;
+        toDisk.add(entry);
+        return DEFER;
+      }
+      if (cache === undefined) c.noCache++;
+      else if (script.cachedDataRejected) c.cacheRejected++;
+      fn = script.runInThisContext();
+      if (release) scheduleRelease();
+    } catch (error) {
+      // A syntax error (or anything odd): Node's own compile reports it exactly as it would.
+      c.deferred++;
+      toDisk.add(entry);
+      debug(`deferred to Node: ${filename}: ${(error as Error).message}`);
+      return DEFER;
+    }
+    c.hits++;
+    stash(module, fn as never, filename);
+    try {
+      return originalCompile.call(module, STUB, STUB_NAME, 'commonjs');
+    } finally {
+      unstash(module);
+    }
+  }
+
   function patchJs(ext: '.js' | '.cjs'): void {
     const original = Module._extensions[ext] as ExtensionHandler | undefined;
     if (!original) return;
     Module._extensions[ext] = function codeblobLoadJs(module: NodeModuleLike, filename: string) {
       const entry = lookup(filename, requireEsm ? ['cjs', 'esm'] : ['cjs']);
-      const source = entry && freshSource(entry, filename);
-      if (source === undefined) return original(module, filename);
+      if (!entry) return original(module, filename);
       const compile = (module as NodeModuleLike & { _compile: CompileFn })._compile;
-      if (entry!.kind === 'esm') {
+      if (entry.kind === 'cjs' && compile === codeblobCompile) {
+        // Nobody wraps this module's _compile: go straight to the blob, without making a
+        // string of the unwrapped text that nothing would read.
+        if (!isFresh(entry, filename, state.verify)) {
+          c.stale++;
+          toDisk.add(entry);
+          debug(`stale, loading from disk: ${filename}`);
+          return original(module, filename);
+        }
+        const result = runFromBlob(module, entry, filename);
+        if (result === DEFER) return original(module, filename);
+        return;
+      }
+      const source = freshSource(entry, filename);
+      if (source === undefined) return original(module, filename);
+      if (entry.kind === 'esm') {
         // require(esm): Node's handler would read the file and pass its source to _compile
         // with format 'module'; hand it the blob's source instead.
         compile.call(module, source, filename, 'module');
         c.esmHits++;
         return;
       }
+      // Another tool wraps module._compile (a transform hook): hand it the text, as Node would.
       served = { filename, source };
       try {
         compile.call(module, source, filename, ext === '.cjs' ? 'commonjs' : undefined);
@@ -90,7 +174,7 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
     } as never;
   }
 
-  Module.prototype._compile = function codeblobCompile(this: NodeModuleLike, content, filename, format) {
+  const codeblobCompile = function codeblobCompile(this: NodeModuleLike, content: string, filename: string, format?: string) {
     if ((format !== undefined && format !== 'commonjs') || typeof content !== 'string') {
       return originalCompile.call(this, content, filename, format);
     }
@@ -114,38 +198,10 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
         return originalCompile.call(this, content, filename, format);
       }
     }
-    let fn: unknown;
-    try {
-      let cache: Buffer | undefined;
-      try {
-        cache = store.cacheView(entry);
-      } catch (error) {
-        c.corrupt++;
-        debug(`cache refused for ${filename}: ${(error as Error).message}`);
-      }
-      const script = compileCjs(store.compileSource(entry), filename, cache);
-      if (script.sourceMapURL && sourceMapsEnabled()) {
-        // Node registers source maps inside its own compile; let it, for this module.
-        c.deferred++;
-        return originalCompile.call(this, content, filename, format);
-      }
-      if (cache === undefined) c.noCache++;
-      else if (script.cachedDataRejected) c.cacheRejected++;
-      fn = script.runInThisContext();
-    } catch (error) {
-      // A syntax error (or anything odd): Node's own compile reports it exactly as it would.
-      c.deferred++;
-      debug(`deferred to Node: ${filename}: ${(error as Error).message}`);
-      return originalCompile.call(this, content, filename, format);
-    }
-    c.hits++;
-    stash(this, fn as never, filename);
-    try {
-      return originalCompile.call(this, STUB, STUB_NAME, 'commonjs');
-    } finally {
-      unstash(this);
-    }
+    const result = runFromBlob(this, entry, filename);
+    return result === DEFER ? originalCompile.call(this, content, filename, format) : result;
   } satisfies CompileFn;
+  Module.prototype._compile = codeblobCompile;
 
   patchJs('.js');
   patchJs('.cjs');
