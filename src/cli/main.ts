@@ -19,7 +19,7 @@ Usage:
         --settle-ms <ms>        stop an entry that keeps running (a server) after this long
         --include <glob>        also pack these files, compiled without running (repeat)
         --page-size <n>         4096 (default), 16384 or 65536
-        --align page|dense      sections on page boundaries (default) or 8-byte aligned
+        --align dense|page      sections 8-byte aligned (default) or on page boundaries
         --timeout <ms>          give up on a trace after this long (default 120000)
         --no-deterministic      do not trace with --predictable (caches then differ run to run)
         --allow-failure         accept an entry that exits non-zero (a CLI run that reports errors)
