@@ -3,7 +3,7 @@
  * switched on only by `codeblob/register`.
  */
 export { open, BlobStore } from './store/store.js';
-export type { StoreStats, VerifyProblem } from './store/store.js';
+export type { StoreStats, VerifyProblem, BlobPin } from './store/store.js';
 export type { OpenOptions, VerifyMode } from './store/options.js';
 export type { BackendName, FileFacts } from './store/backend.js';
 export { nativeUnavailableReason } from './native/binding.js';

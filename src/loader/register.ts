@@ -10,12 +10,14 @@
  *   CODEBLOB_BACKEND  auto (default) | mmap | read
  *   CODEBLOB_STATUS   1: print one status line to stderr at exit
  *   CODEBLOB_STATUS_FILE  write status() as JSON to this file at exit (%p: pid, %t: thread id)
+ *   CODEBLOB_ROOT     directory entry keys are relative to (default: the one recorded in the blob)
+ *   CODEBLOB_PIN      set by preloadPrimary: the generation the primary verified (see BlobPin)
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import { debuglog } from 'node:util';
-import { open } from '../store/store.js';
+import { open, type BlobPin } from '../store/store.js';
 import { assertNoPolicy, installCjsHooks } from './cjs-hooks.js';
 import { installEsmHooks } from './esm-hooks.js';
 import { parseFreshnessMode } from './freshness.js';
@@ -24,6 +26,16 @@ import { attachStore, loaderState, status, statusLine } from './status.js';
 export { status, statusLine, type LoaderStatus, type LoaderCounters } from './status.js';
 
 const debug = debuglog('codeblob');
+
+/** CODEBLOB_PIN is `dev:ino:size:ctimeNs:sha256`. */
+function parsePin(text: string | undefined): BlobPin | undefined {
+  if (!text) return undefined;
+  const [dev, ino, size, ctimeNs, digest] = text.split(':');
+  if (!dev || !ino || !size || !ctimeNs || !digest || !/^[0-9a-f]{64}$/.test(digest)) {
+    throw new Error(`CODEBLOB_PIN is malformed: ${text}`);
+  }
+  return { dev: Number(dev), ino: Number(ino), size: Number(size), ctimeNs, digest };
+}
 
 function enableFromEnvironment(): void {
   const state = loaderState();
@@ -42,7 +54,13 @@ function enableFromEnvironment(): void {
   state.verify = verify;
   try {
     assertNoPolicy();
-    const store = open(resolve(file));
+    const root = process.env.CODEBLOB_ROOT;
+    const store = open(resolve(file), root ? { root } : {});
+    const pinned = parsePin(process.env.CODEBLOB_PIN);
+    if (pinned && !store.trustPin(pinned)) {
+      store.close();
+      throw new Error(`the blob is not the generation the primary verified (digest ${pinned.digest.slice(0, 12)}…)`);
+    }
     attachStore(state, store);
     state.file = store.path;
     state.backend = store.backend;

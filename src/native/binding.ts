@@ -11,6 +11,9 @@ export interface MapResult {
   ino: number;
   size: number;
   mtimeMs: number;
+  /** Change time, exactly (seconds and nanoseconds): any write to the file changes it. */
+  ctimeSec: number;
+  ctimeNsec: number;
   mode: number;
   uid: number;
   reused: boolean;

@@ -14,6 +14,8 @@ export interface FileFacts {
   ino: number;
   size: number;
   mtimeMs: number;
+  /** Change time in nanoseconds, exactly: any write to the file changes it. */
+  ctimeNs: bigint;
   mode: number;
   uid: number;
 }
@@ -49,7 +51,15 @@ class MmapBackend implements Backend {
     this.#buffer = m.buffer;
     this.bytes = new Uint8Array(m.buffer);
     this.reused = m.reused;
-    this.file = { dev: m.dev, ino: m.ino, size: m.size, mtimeMs: m.mtimeMs, mode: m.mode, uid: m.uid };
+    this.file = {
+      dev: m.dev,
+      ino: m.ino,
+      size: m.size,
+      mtimeMs: m.mtimeMs,
+      ctimeNs: BigInt(m.ctimeSec) * 1_000_000_000n + BigInt(m.ctimeNsec),
+      mode: m.mode,
+      uid: m.uid,
+    };
     this.#pageSize = n.pageSize();
   }
 
@@ -84,13 +94,22 @@ class ReadBackend implements Backend {
   constructor(path: string) {
     const fd = openSync(path, 'r');
     try {
-      const st = fstatSync(fd);
-      this.file = { dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode, uid: st.uid };
+      const st = fstatSync(fd, { bigint: true });
+      this.file = {
+        dev: Number(st.dev),
+        ino: Number(st.ino),
+        size: Number(st.size),
+        mtimeMs: Number(st.mtimeNs) / 1e6,
+        ctimeNs: st.ctimeNs,
+        mode: Number(st.mode),
+        uid: Number(st.uid),
+      };
       // Read exactly the size fstat saw from the same descriptor: one consistent generation.
-      const bytes = Buffer.allocUnsafe(st.size);
+      const size = this.file.size;
+      const bytes = Buffer.allocUnsafe(size);
       let done = 0;
-      while (done < st.size) {
-        const n = readSync(fd, bytes, done, st.size - done, done);
+      while (done < size) {
+        const n = readSync(fd, bytes, done, size - done, done);
         if (n === 0) break;
         done += n;
       }

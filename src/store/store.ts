@@ -33,6 +33,17 @@ export interface StoreStats {
   corrupt: number;
 }
 
+/** One generation of a blob, as `pin()` describes it (see `trustPin()`). */
+export interface BlobPin {
+  dev: number;
+  ino: number;
+  size: number;
+  /** Change time in nanoseconds, as a decimal string (exact). */
+  ctimeNs: string;
+  /** SHA-256 of the whole file, hex. */
+  digest: string;
+}
+
 export interface VerifyProblem {
   key: string;
   section: 'source' | 'cache';
@@ -50,6 +61,8 @@ export class BlobStore {
   readonly path: string;
   /** Directory entry keys are relative to. */
   readonly root: string;
+  /** The root as the blob records it, relative to the blob's directory. */
+  readonly recordedRoot: string;
   readonly header: Header;
   /** False when the caches were built for another V8/arch: sources still serve. */
   readonly cachesUsable: boolean;
@@ -87,6 +100,7 @@ export class BlobStore {
       }
       this.cachesUsable = compat.cachesUsable;
       this.incompatibility = compat.reason;
+      this.recordedRoot = index.root;
       this.root = opts.root !== undefined ? resolve(opts.root) : resolve(dirname(this.path), index.root);
     } catch (error) {
       backend.release();
@@ -241,6 +255,31 @@ export class BlobStore {
       if (before === 0 && (this.#checked[i]! & (SOURCE_BAD | CACHE_BAD)) !== 0) this.#corrupt++;
     });
     return problems;
+  }
+
+  /**
+   * Identifies this exact generation of the blob: the inode and its change time (any write to
+   * the file changes it), plus the SHA-256 of the whole file. A primary that verified the blob
+   * passes it to its workers; see `trustPin()`.
+   */
+  pin(): BlobPin {
+    const f = this.file;
+    return { dev: f.dev, ino: f.ino, size: f.size, ctimeNs: f.ctimeNs.toString(), digest: this.digest() };
+  }
+
+  /**
+   * Accepts a pin made by a process that fully verified this blob. When the file is that very
+   * inode, unchanged since (same device, inode, size and change time), every entry counts as
+   * checked and no hash is computed again; otherwise the whole file is hashed and must have the
+   * pinned digest. Returns false (and changes nothing) when it is another generation.
+   */
+  trustPin(pin: BlobPin): boolean {
+    const f = this.file;
+    const same = f.dev === pin.dev && f.ino === pin.ino && f.size === pin.size && f.ctimeNs.toString() === pin.ctimeNs;
+    if (!same && this.digest() !== pin.digest) return false;
+    if (!same && this.verify().length > 0) return false;
+    this.#checked.fill(SOURCE_OK | CACHE_OK);
+    return true;
   }
 
   /** SHA-256 of the whole file (hex), e.g. to pin one generation of a blob across workers. */

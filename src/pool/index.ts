@@ -1,0 +1,159 @@
+/**
+ * `codeblob/pool`: what worker processes and threads need to start from a blob.
+ *
+ * Node does not fork-clone: `cluster.fork()`, `child_process.fork()` and worker threads all
+ * start fresh and load their modules again. They share the blob because each one maps the same
+ * file and the kernel keeps one copy of its pages; worker threads of one process share one
+ * mapping.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { codeblobError } from '../errors.js';
+import { open, type BlobPin } from '../store/store.js';
+
+/** The preload module workers load with `--require`. */
+export const registerPath = fileURLToPath(new URL('../loader/register.js', import.meta.url));
+
+export interface PreloadOptions {
+  /** How workers check that a module's file is unchanged: `stat`, `hash` or `none`. @default 'stat' */
+  verify?: 'stat' | 'hash' | 'none';
+  /**
+   * Keep this process's own `process.execArgv` in front of the preload (as `fork` would by
+   * default). Worker threads reject V8 flags in execArgv (ERR_WORKER_INVALID_EXEC_ARGV): for a
+   * thread pool in a process started with V8 flags, pass false.
+   * @default true
+   */
+  inheritExecArgv?: boolean;
+  /** The environment to extend. @default process.env */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Spread into `new Piscina`, `new Worker`, `child_process.fork`; for cluster see the README. */
+export interface WorkerOptions {
+  execArgv: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+function isOurPreload(argv: string[], i: number): boolean {
+  return (argv[i] === '--require' || argv[i] === '-r') && argv[i + 1] !== undefined && /codeblob.*register\.js$/.test(argv[i + 1]!);
+}
+
+// Flags that say what *this* process runs (a script given inline, a test run, a REPL, watch
+// mode): passed on, they would make every worker run the primary's own code again.
+const WITH_VALUE = new Set(['-e', '--eval', '-p', '--print', '--input-type', '--test-name-pattern', '--watch-path']);
+const ALONE = new Set(['-c', '--check', '-i', '--interactive', '--test', '--watch', '--watch-preserve-output', '-pe']);
+
+function baseExecArgv(inherit: boolean): string[] {
+  if (!inherit) return [];
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const name = arg.split('=')[0]!;
+    if (isOurPreload(argv, i) || (WITH_VALUE.has(name) && !arg.includes('='))) {
+      i++;
+      continue;
+    }
+    if (WITH_VALUE.has(name) || ALONE.has(name)) continue;
+    out.push(arg);
+  }
+  return out;
+}
+
+function check(options: PreloadOptions | undefined): Required<Omit<PreloadOptions, 'env'>> & { env: NodeJS.ProcessEnv } {
+  const o = options ?? {};
+  for (const key of Object.keys(o)) {
+    if (!['verify', 'inheritExecArgv', 'env'].includes(key)) {
+      throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', `options.${key} is not a preload option; known: verify, inheritExecArgv, env`);
+    }
+  }
+  if (o.verify !== undefined && !['stat', 'hash', 'none'].includes(o.verify)) {
+    throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', 'options.verify must be "stat", "hash" or "none"');
+  }
+  return { verify: o.verify ?? 'stat', inheritExecArgv: o.inheritExecArgv ?? true, env: o.env ?? process.env };
+}
+
+/**
+ * What a worker needs to load from the blob: `execArgv` with `--require codeblob/register`, and
+ * `env` with CODEBLOB_FILE. Opens nothing; a worker that cannot use the blob loads from disk.
+ */
+export function preloadOptions(blobPath: string, options?: PreloadOptions): WorkerOptions {
+  const o = check(options);
+  const env: NodeJS.ProcessEnv = { ...o.env, CODEBLOB_FILE: resolve(blobPath), CODEBLOB_VERIFY: o.verify };
+  delete env.CODEBLOB_PIN;
+  delete env.CODEBLOB_ROOT;
+  return { execArgv: [...baseExecArgv(o.inheritExecArgv), '--require', registerPath], env };
+}
+
+export interface PrimaryPreload extends WorkerOptions {
+  /** False when the blob could not be used: the options then start workers without codeblob. */
+  enabled: boolean;
+  /** Why not, when not enabled. */
+  reason: string | undefined;
+  /** The generation workers will map (undefined when not enabled). */
+  pin: BlobPin | undefined;
+  /** Bytes the primary asked the kernel to read ahead. */
+  warmedBytes: number;
+  /** Stop holding this generation open (workers already started keep their mapping). */
+  close(): void;
+}
+
+/**
+ * For a cluster / pm2-style primary, once before forking: opens the blob and checks every hash,
+ * asks the kernel to read it into the page cache (MADV_WILLNEED), and pins this exact file: the
+ * returned options point workers at this generation through an open descriptor of the primary,
+ * so a new pack renamed over the path meanwhile does not mix generations; workers trust the
+ * pinned generation without hashing it again. Call it again after a new pack to move new
+ * workers to it. Never throws for a bad blob: it reports and steps aside.
+ */
+export function preloadPrimary(blobPath: string, options?: PreloadOptions): PrimaryPreload {
+  const o = check(options);
+  const path = resolve(blobPath);
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const pinnedPath = `/proc/${process.pid}/fd/${fd}`;
+    const store = open(pinnedPath, { verify: 'full' });
+    // Keys are relative to the root recorded next to the real path, not to /proc/<pid>/fd.
+    const root = resolve(dirname(path), store.recordedRoot);
+    // Keep the mapping: the descriptor pins the inode, the mapping keeps its pages warm.
+    store.advise('willneed');
+    const pin = store.pin();
+    const base = preloadOptions(pinnedPath, o);
+    const heldFd = fd;
+    return {
+      enabled: true,
+      reason: undefined,
+      execArgv: base.execArgv,
+      env: {
+        ...base.env,
+        CODEBLOB_ROOT: root,
+        CODEBLOB_PIN: `${pin.dev}:${pin.ino}:${pin.size}:${pin.ctimeNs}:${pin.digest}`,
+      },
+      pin,
+      warmedBytes: store.header.fileSize,
+      close() {
+        store.close();
+        try {
+          closeSync(heldFd);
+        } catch {
+          // Already closed.
+        }
+      },
+    };
+  } catch (error) {
+    if (fd !== undefined) closeSync(fd);
+    const env = { ...o.env };
+    for (const k of ['CODEBLOB_FILE', 'CODEBLOB_PIN', 'CODEBLOB_ROOT']) delete env[k];
+    return {
+      enabled: false,
+      reason: `${path}: ${(error as Error).message}`,
+      execArgv: baseExecArgv(o.inheritExecArgv),
+      env,
+      pin: undefined,
+      warmedBytes: 0,
+      close() {},
+    };
+  }
+}
