@@ -3,6 +3,7 @@
 import { isCodeblobError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { UsageError, inspectCommand, packCommand, verifyCommand } from './commands.js';
+import { memCommand } from './mem.js';
 import { runCommand } from './run.js';
 
 const HELP = `codeblob ${VERSION} — one shared, memory-mapped file of sources and V8 code caches for worker pools
@@ -31,6 +32,9 @@ Usage:
   codeblob run <app.blob> [node flags] -- <script> [args]
       Run a script with loading from the blob switched on (same as
       CODEBLOB_FILE=app.blob node --require codeblob/register script).
+  codeblob mem <pid...> | --tree <pid> [--json] [--watch <seconds>]
+      USS, PSS, anonymous memory per process and how much of each blob is shared, from
+      /proc/<pid>/smaps (Linux). RSS is shown too, but it counts shared pages in every process.
   codeblob --version | --help
 `;
 
@@ -45,6 +49,8 @@ async function main(argv: string[]): Promise<number> {
       return verifyCommand(rest);
     case 'run':
       return runCommand(rest);
+    case 'mem':
+      return memCommand(rest);
     case '--version':
     case '-v':
     case 'version':

@@ -1,0 +1,217 @@
+/**
+ * Worker pools: piscina threads, cluster, child_process.fork and raw worker threads all load
+ * from the blob with the options codeblob/pool gives them (counters reported by the workers
+ * themselves), threads of one process share one mapping, answers are right, and a new pack
+ * renamed over the blob moves only new workers to it.
+ */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanEnv, cli, referenceCorpus, repo, run, runtimes } from './helpers/env.js';
+
+interface Report {
+  pid: number;
+  threadId: number;
+  answer: { version: string; sum: number; chunks: number };
+  enabled: boolean;
+  reason?: string;
+  counters: { hits: number; stale: number; misses: number; cacheRejected: number };
+  mappings: number;
+}
+
+const piscinaModule = createRequire(join(repo, 'package.json')).resolve('piscina');
+
+describe.each(runtimes())('pools on $name', (rt) => {
+  let dir: string;
+  let blob: string;
+  const corpus = referenceCorpus();
+
+  const primary = (how: string, count: number, extra: string[] = []) => {
+    const r = run(rt.bin, [join(dir, 'primary.mjs'), how, blob, String(count), ...extra], {
+      cwd: dir,
+      env: cleanEnv({ CODEBLOB_POOL_MODULE: join(repo, 'dist/pool/index.js'), PISCINA_MODULE: piscinaModule }),
+    });
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!) as { primaryPid: number; enabled: boolean; reports: Report[] };
+  };
+  const expectFromBlob = (reports: Report[]) => {
+    for (const r of reports) {
+      expect(r.reason).toBeUndefined();
+      expect(r.enabled).toBe(true);
+      expect(r.answer).toEqual({ version: 'v1', sum: 465, chunks: 10 });
+      expect(r.counters.hits).toBeGreaterThanOrEqual(3); // report, answer, lodash
+      expect(r.counters.stale + r.counters.cacheRejected).toBe(0);
+      expect(r.mappings).toBe(1);
+    }
+  };
+
+  beforeAll(() => {
+    // Inside the corpus so that `require('lodash')` resolves to a real package.
+    dir = mkdtempSync(join(corpus, `pool-${rt.name}-`));
+    cpSync(join(repo, 'test/fixtures/pool'), dir, { recursive: true });
+    blob = join(dir, 'app.blob');
+    const r = run(process.execPath, [cli, 'pack', '--node', rt.bin, 'worker.cjs', '--include', 'task.cjs', '-o', blob], { cwd: dir, env: cleanEnv() });
+    expect(r.status, r.stderr).toBe(0);
+  }, 120_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('piscina: every thread loads from the blob, and the process has one mapping', () => {
+    const { reports } = primary('piscina', 3);
+    expect(new Set(reports.map((r) => r.threadId)).size).toBeGreaterThanOrEqual(2);
+    expect(new Set(reports.map((r) => r.pid)).size).toBe(1);
+    expectFromBlob(reports);
+  });
+
+  it('raw worker threads: --require in execArgv runs in each thread, one mapping per process', () => {
+    const { reports } = primary('worker', 3);
+    expect(reports).toHaveLength(3);
+    expect(new Set(reports.map((r) => r.threadId)).size).toBe(3);
+    expectFromBlob(reports);
+  });
+
+  it('child_process.fork: each child maps the blob and loads from it', () => {
+    const { reports, primaryPid } = primary('fork', 2);
+    expect(new Set(reports.map((r) => r.pid)).size).toBe(2);
+    expect(reports.every((r) => r.pid !== primaryPid)).toBe(true);
+    expectFromBlob(reports);
+  });
+
+  it('cluster with preloadPrimary: workers load the pinned generation without re-hashing', () => {
+    const { reports, enabled } = primary('cluster', 2, ['--primary']);
+    expect(enabled).toBe(true);
+    expect(reports).toHaveLength(2);
+    expectFromBlob(reports);
+  });
+
+  it('hot update: old workers keep their generation, workers after a new preloadPrimary use the new one', () => {
+    const script = join(dir, 'hot.mjs');
+    writeFileSync(
+      script,
+      `
+import { fork, execFileSync } from 'node:child_process';
+import { writeFileSync, readFileSync } from 'node:fs';
+const { preloadPrimary } = await import(process.env.CODEBLOB_POOL_MODULE);
+const [blob, node, cli] = process.argv.slice(2);
+const start = (opts) => {
+  const c = fork('./long-worker.cjs', [], { execArgv: opts.execArgv, env: opts.env });
+  return { ask: () => new Promise((r) => { c.once('message', r); c.send('go'); }), stop: () => c.kill() };
+};
+const gen1 = preloadPrimary(blob);
+const a = start(gen1);
+const first = await a.ask();
+// A new version of the app, packed and renamed over the blob while worker a runs.
+writeFileSync('./lib/answer.cjs', readFileSync('./lib/answer.cjs', 'utf8').replace("'v1'", "'v2'"));
+execFileSync(process.execPath, [cli, 'pack', '--node', node, 'worker.cjs', '-o', blob]);
+const gen2 = preloadPrimary(blob);
+const b = start(gen2);
+const second = await a.ask();
+const third = await b.ask();
+a.stop(); b.stop(); gen1.close(); gen2.close();
+console.log(JSON.stringify({ first, second, third, digests: [gen1.pin.digest, gen2.pin.digest] }));
+`,
+    );
+    writeFileSync(
+      join(dir, 'long-worker.cjs'),
+      `process.on('message', () => process.send(require('./report.cjs')(30)));`,
+    );
+    const original = readFileSync(join(dir, 'lib/answer.cjs'));
+    try {
+      const r = run(rt.bin, [script, blob, rt.bin, cli], { cwd: dir, env: cleanEnv({ CODEBLOB_POOL_MODULE: join(repo, 'dist/pool/index.js') }) });
+      expect(r.status, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout) as { first: Report; second: Report; third: Report; digests: string[] };
+      expect(out.digests[0]).not.toBe(out.digests[1]);
+      expect(out.first.answer.version).toBe('v1');
+      expect(out.second.answer.version).toBe('v1'); // still the code it loaded
+      expect(out.second.enabled).toBe(true);
+      expect(out.third.answer.version).toBe('v2');
+      expect(out.third.counters.hits).toBeGreaterThanOrEqual(3);
+      expect(out.third.counters.stale).toBe(0);
+    } finally {
+      writeFileSync(join(dir, 'lib/answer.cjs'), original);
+      run(process.execPath, [cli, 'pack', '--node', rt.bin, 'worker.cjs', '--include', 'task.cjs', '-o', blob], { cwd: dir, env: cleanEnv() });
+    }
+  });
+
+  it('preloadPrimary reports and steps aside for a corrupt blob', () => {
+    const bad = join(dir, 'bad.blob');
+    const bytes = readFileSync(blob);
+    bytes[bytes.length - 3]! ^= 0xff;
+    writeFileSync(bad, bytes);
+    const r = run(rt.bin, ['--input-type=module', '-e', `
+      const { preloadPrimary } = await import(${JSON.stringify(join(repo, 'dist/pool/index.js'))});
+      const p = preloadPrimary(${JSON.stringify(bad)});
+      console.log(JSON.stringify({ enabled: p.enabled, reason: p.reason, hasFile: 'CODEBLOB_FILE' in p.env, execArgv: p.execArgv }));
+    `], { cwd: dir, env: cleanEnv() });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { enabled: boolean; reason: string; hasFile: boolean; execArgv: string[] };
+    expect(out).toMatchObject({ enabled: false, hasFile: false });
+    expect(out.reason).toMatch(/ERR_CODEBLOB_CORRUPT_ENTRY|integrity/);
+    expect(out.execArgv.join(' ')).not.toMatch(/register/);
+    expect(out.execArgv).not.toContain('-e');
+  });
+});
+
+describe('measure() and codeblob mem on a process whose memory the test controls', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'codeblob-mem-'));
+    writeFileSync(join(dir, 'package.json'), '{"type":"commonjs"}');
+    // ~64 pages of text in one module.
+    writeFileSync(join(dir, 'big.js'), `exports.text = ${JSON.stringify('x'.repeat(64 * 4096))};\n`);
+    writeFileSync(join(dir, 'main.js'), "require('./big.js');\n");
+    const r = run(process.execPath, [cli, 'pack', 'main.js', '-o', 'app.blob'], { cwd: dir, env: cleanEnv() });
+    expect(r.status, r.stderr).toBe(0);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('counts the blob pages two children touch as shared, with PSS split between them', async () => {
+    const { spawn } = await import('node:child_process');
+    const { measure } = await import('../src/index.js');
+    const { statSync } = await import('node:fs');
+    // Each child reads every page of the blob (the kernel's fault-around maps whole windows, so
+    // "every page" is the count that is exact): all of them resident, all shared by the two.
+    const pages = Math.ceil(statSync(join(dir, 'app.blob')).size / 4096);
+    const child = () => {
+      const c = spawn(process.execPath, ['--input-type=module', '-e', `
+        const { open } = await import(${JSON.stringify(join(repo, 'dist/index.js'))});
+        const s = open(${JSON.stringify(join(dir, 'app.blob'))}, { verify: 'full' });
+        process.stdout.write('ready\\n');
+        process.stdin.resume();
+      `], { stdio: ['pipe', 'pipe', 'inherit'] });
+      return new Promise<typeof c>((resolve) => c.stdout.once('data', () => resolve(c)));
+    };
+    const a = await child();
+    const b = await child();
+    try {
+      const ma = measure(a.pid!);
+      const mb = measure(b.pid!);
+      for (const m of [ma, mb]) {
+        expect(m.blobs).toHaveLength(1);
+        expect(m.blobs[0]!.rss).toBe(pages * 4096);
+        expect(m.blobs[0]!.shared).toBe(pages * 4096);
+        expect(m.blobs[0]!.pss).toBe((pages * 4096) / 2);
+        expect(m.uss).toBe(m.privateClean + m.privateDirty);
+        expect(m.pss).toBeLessThan(m.rss);
+      }
+      const r = run(process.execPath, [cli, 'mem', String(a.pid), String(b.pid), '--json'], { env: cleanEnv() });
+      expect(r.status).toBe(0);
+      const tree = JSON.parse(r.stdout) as { processes: unknown[]; blobs: { processes: number; rss: number }[] };
+      expect(tree.processes).toHaveLength(2);
+      expect(tree.blobs[0]).toMatchObject({ processes: 2, rss: 2 * pages * 4096 });
+      const text = run(process.execPath, [cli, 'mem', '--tree', String(process.pid)], { env: cleanEnv() });
+      expect(text.status).toBe(0);
+      expect(text.stdout).toMatch(/mapped by 2 process\(es\)/);
+    } finally {
+      a.kill();
+      b.kill();
+    }
+  });
+
+  it('says clearly when a pid does not exist', () => {
+    const r = run(process.execPath, [cli, 'mem', '999999999'], { env: cleanEnv() });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('codeblob: no such process: 999999999\n');
+  });
+});
