@@ -133,6 +133,9 @@ export async function pack(options: PackOptions): Promise<PackResult> {
     }
     v8Tag = trace.v8Tag;
     nodeVersion = trace.nodeVersion;
+    if (trace.flagsChanged) {
+      warnings.push(`${abs} changed V8 flags while running (v8.setFlagsFromString): caches made after that would be rejected, so none were kept from this trace`);
+    }
     for (const m of trace.modules.sort((a, b) => (a.order === -1 ? 1 : b.order === -1 ? -1 : a.order - b.order))) {
       if (m.warning) warnings.push(`${m.filename}: ${m.warning}`);
       if (!modules.has(m.filename)) modules.set(m.filename, { ...m, order: m.order === -1 ? -1 : order++ });

@@ -45,12 +45,16 @@ export interface TracedModule {
 
 export interface TraceResult {
   v8Tag: number;
+  /** The app changed V8 flags while traced: no caches were kept (they would be rejected). */
+  flagsChanged?: boolean;
   nodeVersion: string;
   modules: TracedModule[];
   exitCode: number;
 }
 
 const config = JSON.parse(process.env.CODEBLOB_TRACE ?? 'null') as TraceConfig | null;
+// The tag workers will have: taken now, before the app can change V8 flags at run time.
+const startTag = cachedDataVersionTag();
 delete process.env.CODEBLOB_TRACE;
 
 interface Record {
@@ -185,7 +189,11 @@ function dump(exitCode: number): void {
   for (const filename of config.include) {
     if (!records.has(filename)) modules.push(compileIncluded(filename));
   }
-  const result: TraceResult = { v8Tag: cachedDataVersionTag(), nodeVersion: process.version, modules, exitCode };
+  // An app that changes V8 flags at run time (v8.setFlagsFromString) changes the tag the caches
+  // are made with: workers, which start without that change, would reject every one of them.
+  const flagsChanged = cachedDataVersionTag() !== startTag;
+  if (flagsChanged) for (const m of modules) delete m.cache;
+  const result: TraceResult = { v8Tag: startTag, nodeVersion: process.version, modules, exitCode, flagsChanged };
   const fd = openSync(config.out, 'w');
   try {
     const bytes = new Packr({ useRecords: false }).pack(result);
