@@ -215,3 +215,24 @@ describe('measure() and codeblob mem on a process whose memory the test controls
     expect(r.stderr).toBe('codeblob: no such process: 999999999\n');
   });
 });
+
+describe('heap statistics per isolate', () => {
+  it('reports the calling isolate and, where Node can, a worker thread from its parent', async () => {
+    const { heapStatistics, workerHeapStatistics } = await import('../src/index.js');
+    const { Worker } = await import('node:worker_threads');
+    const own = heapStatistics();
+    expect(own.usedHeapSize).toBeGreaterThan(0);
+    expect(own.totalHeapSize).toBeGreaterThanOrEqual(own.usedHeapSize);
+    expect(Object.keys(own.spaces)).toContain('old_space');
+    const w = new Worker('setInterval(() => {}, 1000)', { eval: true });
+    try {
+      await new Promise((r) => w.once('online', r));
+      const theirs = await workerHeapStatistics(w);
+      const supported = typeof (w as unknown as { getHeapStatistics?: unknown }).getHeapStatistics === 'function';
+      if (supported) expect(theirs!.usedHeapSize).toBeGreaterThan(0);
+      else expect(theirs).toBeUndefined();
+    } finally {
+      await w.terminate();
+    }
+  });
+});
