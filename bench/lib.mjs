@@ -11,9 +11,12 @@ export const cli = join(repo, 'dist/cli/main.js');
 export const registerPath = join(repo, 'dist/loader/register.js');
 export const childLoad = join(repo, 'bench/child-load.cjs');
 
-/** The reference corpus from corpus/reference, installed from its lockfile (once). */
-export function referenceCorpus() {
-  const dir = join(outDir, 'reference-corpus');
+/**
+ * Installs the reference corpus (corpus/reference: typescript, @babel/core, eslint, webpack,
+ * prettier, express, lodash) from its lockfile into `dir`, once per lockfile. Shared by the
+ * benchmarks and the tests.
+ */
+export function installReferenceCorpus(dir) {
   const src = join(repo, 'corpus/reference');
   const lock = readFileSync(join(src, 'package-lock.json'), 'utf8');
   const marker = join(dir, '.installed-lock');
@@ -24,6 +27,11 @@ export function referenceCorpus() {
     writeFileSync(marker, lock);
   }
   return dir;
+}
+
+/** The benchmarks' copy of the reference corpus. */
+export function referenceCorpus() {
+  return installReferenceCorpus(join(outDir, 'reference-corpus'));
 }
 
 export function pack(node, cwd, entries, output, extra = []) {

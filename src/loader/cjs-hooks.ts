@@ -135,44 +135,42 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
     }
   }
 
-  function patchJs(ext: '.js' | '.cjs'): void {
-    const original = Module._extensions[ext] as ExtensionHandler | undefined;
-    if (!original) return;
-    Module._extensions[ext] = function codeblobLoadJs(module: NodeModuleLike, filename: string) {
-      const entry = lookup(filename, requireEsm ? ['cjs', 'esm'] : ['cjs']);
-      if (!entry) return original(module, filename);
-      const compile = (module as NodeModuleLike & { _compile: CompileFn })._compile;
-      if (entry.kind === 'cjs' && compile === codeblobCompile) {
-        // Nobody wraps this module's _compile: go straight to the blob, without making a
-        // string of the unwrapped text that nothing would read.
-        if (!isFresh(entry, filename, state.verify)) {
-          c.stale++;
-          toDisk.add(entry);
-          debug(`stale, loading from disk: ${filename}`);
-          return original(module, filename);
-        }
-        const result = runFromBlob(module, entry, filename);
-        if (result === DEFER) return original(module, filename);
-        return;
+  // Node registers no '.cjs' or '.mjs' handler: '.js' serves them all (20 to 26).
+  const originalJs = Module._extensions['.js'] as ExtensionHandler;
+  Module._extensions['.js'] = function codeblobLoadJs(module: NodeModuleLike, filename: string) {
+    const entry = lookup(filename, requireEsm ? ['cjs', 'esm'] : ['cjs']);
+    if (!entry) return originalJs(module, filename);
+    const compile = (module as NodeModuleLike & { _compile: CompileFn })._compile;
+    if (entry.kind === 'cjs' && compile === codeblobCompile) {
+      // Nobody wraps this module's _compile: go straight to the blob, without making a
+      // string of the unwrapped text that nothing would read.
+      if (!isFresh(entry, filename, state.verify)) {
+        c.stale++;
+        toDisk.add(entry);
+        debug(`stale, loading from disk: ${filename}`);
+        return originalJs(module, filename);
       }
-      const source = freshSource(entry, filename);
-      if (source === undefined) return original(module, filename);
-      if (entry.kind === 'esm') {
-        // require(esm): Node's handler would read the file and pass its source to _compile
-        // with format 'module'; hand it the blob's source instead.
-        compile.call(module, source, filename, 'module');
-        c.esmHits++;
-        return;
-      }
-      // Another tool wraps module._compile (a transform hook): hand it the text, as Node would.
-      served = { filename, source };
-      try {
-        compile.call(module, source, filename, ext === '.cjs' ? 'commonjs' : undefined);
-      } finally {
-        served = undefined;
-      }
-    } as never;
-  }
+      const result = runFromBlob(module, entry, filename);
+      if (result === DEFER) return originalJs(module, filename);
+      return;
+    }
+    const source = freshSource(entry, filename);
+    if (source === undefined) return originalJs(module, filename);
+    if (entry.kind === 'esm') {
+      // require(esm): Node's handler would read the file and pass its source to _compile
+      // with format 'module'; hand it the blob's source instead.
+      compile.call(module, source, filename, 'module');
+      c.esmHits++;
+      return;
+    }
+    // Another tool wraps module._compile (a transform hook): hand it the text, as Node would.
+    served = { filename, source };
+    try {
+      compile.call(module, source, filename, filename.endsWith('.cjs') ? 'commonjs' : undefined);
+    } finally {
+      served = undefined;
+    }
+  } as never;
 
   const codeblobCompile = function codeblobCompile(this: NodeModuleLike, content: string, filename: string, format?: string) {
     if ((format !== undefined && format !== 'commonjs') || typeof content !== 'string') {
@@ -203,8 +201,6 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
   } satisfies CompileFn;
   Module.prototype._compile = codeblobCompile;
 
-  patchJs('.js');
-  patchJs('.cjs');
 
   const originalJson = Module._extensions['.json'] as ExtensionHandler;
   Module._extensions['.json'] = function codeblobLoadJson(module: NodeModuleLike, filename: string) {

@@ -5,9 +5,10 @@
  * global-setup.ts and reused.
  */
 import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, cpSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { installReferenceCorpus } from '../../bench/lib.mjs';
 
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const cacheDir = join(repo, 'node_modules/.cache/codeblob-test');
@@ -52,19 +53,9 @@ export function runtimes(): NodeRuntime[] {
   return list;
 }
 
-/** The reference corpus (typescript, @babel/core, eslint, webpack, prettier, express, lodash), installed. */
+/** The tests' copy of the reference corpus, installed from its lockfile (see bench/lib.mjs). */
 export function referenceCorpus(): string {
-  const dir = join(cacheDir, 'reference-corpus');
-  const src = join(repo, 'corpus/reference');
-  const lock = readFileSync(join(src, 'package-lock.json'), 'utf8');
-  const marker = join(dir, '.installed-lock');
-  if (!existsSync(marker) || readFileSync(marker, 'utf8') !== lock) {
-    mkdirSync(dir, { recursive: true });
-    cpSync(src, dir, { recursive: true });
-    npm(['ci', '--no-audit', '--no-fund'], dir);
-    writeFileSync(marker, lock);
-  }
-  return dir;
+  return installReferenceCorpus(join(cacheDir, 'reference-corpus'));
 }
 
 export interface RunResult {
