@@ -287,6 +287,8 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
             set_number(env, result, "size", (double)st.st_size) &&
             set_number(env, result, "mtimeMs",
                        (double)st.st_mtim.tv_sec * 1e3 + (double)st.st_mtim.tv_nsec / 1e6) &&
+            set_number(env, result, "ctimeSec", (double)st.st_ctim.tv_sec) &&
+            set_number(env, result, "ctimeNsec", (double)st.st_ctim.tv_nsec) &&
             set_number(env, result, "mode", (double)st.st_mode) &&
             set_number(env, result, "uid", (double)st.st_uid);
   if (!ok) return NULL;

@@ -18,7 +18,7 @@
  *
  * Functions (all synchronous):
  *
- *   map(path: string) -> { buffer: ArrayBuffer, dev, ino, size, mtimeMs, mode, uid, reused }
+ *   map(path: string) -> { buffer: ArrayBuffer, dev, ino, size, mtimeMs, ctimeSec, ctimeNsec, mode, uid, reused }
  *       open(O_RDONLY|O_CLOEXEC) + fstat + mmap(PROT_READ, MAP_SHARED) + close. The whole file
  *       as one external ArrayBuffer (read-only: writing through a view is SIGSEGV — callers
  *       must never do it). `reused` is true when this process already had the mapping.
