@@ -12,6 +12,7 @@
  *   CODEBLOB_STATUS_FILE  write status() as JSON to this file at exit (%p: pid, %t: thread id)
  *   CODEBLOB_ROOT     directory entry keys are relative to (default: the one recorded in the blob)
  *   CODEBLOB_PIN      set by preloadPrimary: the generation the primary verified (see BlobPin)
+ *   CODEBLOB_ALLOW_UNSAFE  1: accept a blob others could write or swap (see safety.ts)
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -21,6 +22,7 @@ import { open, type BlobPin } from '../store/store.js';
 import { assertNoPolicy, installCjsHooks } from './cjs-hooks.js';
 import { installEsmHooks } from './esm-hooks.js';
 import { parseFreshnessMode } from './freshness.js';
+import { unsafeReason } from './safety.js';
 import { attachStore, loaderState, status, statusLine } from './status.js';
 
 export { status, statusLine, type LoaderStatus, type LoaderCounters } from './status.js';
@@ -56,6 +58,11 @@ function enableFromEnvironment(): void {
     assertNoPolicy();
     const root = process.env.CODEBLOB_ROOT;
     const store = open(resolve(file), root ? { root } : {});
+    const unsafe = unsafeReason(resolve(file), store.file);
+    if (unsafe) {
+      store.close();
+      throw new Error(`refused: ${unsafe} (set CODEBLOB_ALLOW_UNSAFE=1 to accept it)`);
+    }
     const pinned = parsePin(process.env.CODEBLOB_PIN);
     if (pinned && !store.trustPin(pinned)) {
       store.close();

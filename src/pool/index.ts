@@ -10,6 +10,7 @@ import { closeSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { codeblobError } from '../errors.js';
+import { unsafeReason } from '../loader/safety.js';
 import { open, type BlobPin } from '../store/store.js';
 
 /** The preload module workers load with `--require`. */
@@ -115,6 +116,11 @@ export function preloadPrimary(blobPath: string, options?: PreloadOptions): Prim
     fd = openSync(path, 'r');
     const pinnedPath = `/proc/${process.pid}/fd/${fd}`;
     const store = open(pinnedPath, { verify: 'full' });
+    const unsafe = unsafeReason(path, store.file);
+    if (unsafe) {
+      store.close();
+      throw new Error(`refused: ${unsafe} (set CODEBLOB_ALLOW_UNSAFE=1 to accept it)`);
+    }
     // Keys are relative to the root recorded next to the real path, not to /proc/<pid>/fd.
     const root = resolve(dirname(path), store.recordedRoot);
     // Keep the mapping: the descriptor pins the inode, the mapping keeps its pages warm.

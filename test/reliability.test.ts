@@ -1,0 +1,150 @@
+/**
+ * Reliability and hostile files: a blob others could write is refused, packs killed or racing
+ * never leave a torn file, opening and closing a store does not leak.
+ */
+import { chmodSync, chownSync, cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { open } from '../src/index.js';
+import { cleanEnv, cli, registerPath, repo, run } from './helpers/env.js';
+
+let dir: string;
+let appDir: string;
+let blob: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'codeblob-reliability-'));
+  appDir = join(dir, 'app');
+  cpSync(join(repo, 'test/fixtures/semantics'), appDir, { recursive: true });
+  blob = join(appDir, 'app.blob');
+  const r = run(process.execPath, [cli, 'pack', '--allow-failure', 'main.js', '-o', blob], { cwd: appDir, env: cleanEnv() });
+  expect(r.status, r.stderr).toBe(0);
+}, 60_000);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function loaderStatus(file: string, env: NodeJS.ProcessEnv = {}) {
+  const statusFile = join(dir, `status-${Math.random().toString(36).slice(2)}.json`);
+  const r = run(process.execPath, ['--require', registerPath, 'main.js'], {
+    cwd: appDir,
+    env: cleanEnv({ CODEBLOB_FILE: file, CODEBLOB_STATUS_FILE: statusFile, ...env }),
+  });
+  expect(r.status).toBe(3); // the fixture's own exit code: the app ran either way
+  return JSON.parse(readFileSync(statusFile, 'utf8')) as { enabled: boolean; reason?: string };
+}
+
+describe('hostile files', () => {
+  it('refuses a blob that its group or others can write, unless the operator opts in', () => {
+    try {
+      chmodSync(blob, 0o666);
+      const refused = loaderStatus(blob);
+      expect(refused.enabled).toBe(false);
+      expect(refused.reason).toMatch(/the blob is writable by its group.*CODEBLOB_ALLOW_UNSAFE=1/);
+      expect(loaderStatus(blob, { CODEBLOB_ALLOW_UNSAFE: '1' }).enabled).toBe(true);
+    } finally {
+      chmodSync(blob, 0o644);
+    }
+    expect(loaderStatus(blob).enabled).toBe(true);
+  });
+
+  it('refuses a blob in a directory others can write to, but not in a sticky one like /tmp', () => {
+    try {
+      chmodSync(appDir, 0o777);
+      expect(loaderStatus(blob).reason).toMatch(/its directory .* is writable by/);
+      chmodSync(appDir, 0o1777);
+      expect(loaderStatus(blob).enabled).toBe(true);
+    } finally {
+      chmodSync(appDir, 0o755);
+    }
+  });
+
+  it.runIf(process.getuid?.() === 0)('refuses a blob owned by another (non-root) user', () => {
+    const other = join(appDir, 'other.blob');
+    cpSync(blob, other);
+    chownSync(other, 4242, 4242);
+    const s = loaderStatus(other);
+    expect(s.enabled).toBe(false);
+    expect(s.reason).toMatch(/owned by uid 4242/);
+  });
+});
+
+describe('files are never torn or lost', () => {
+  it('a pack killed at random points leaves the previous blob intact and no half-written file; the next pack cleans up', async () => {
+    const before = readFileSync(blob);
+    for (const delay of [30, 120, 250, 400, 600]) {
+      const child = spawn(process.execPath, [cli, 'pack', '--allow-failure', 'main.js', '-o', blob], { cwd: appDir, env: cleanEnv(), stdio: 'ignore' });
+      const exited = new Promise((r) => child.on('exit', r));
+      await new Promise((r) => setTimeout(r, delay));
+      child.kill('SIGKILL');
+      await exited;
+      const now = readFileSync(blob);
+      // Either the old blob or a complete new one (packing is deterministic: the same bytes).
+      expect(now.equals(before)).toBe(true);
+      const s = open(blob);
+      expect(s.verify()).toEqual([]);
+      s.close();
+    }
+    const r = run(process.execPath, [cli, 'pack', '--allow-failure', 'main.js', '-o', blob], { cwd: appDir, env: cleanEnv() });
+    expect(r.status).toBe(0);
+    expect(readdirSync(appDir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  }, 60_000);
+
+  it('two packs racing to the same path leave one complete blob', async () => {
+    const other = join(dir, 'other');
+    cpSync(appDir, other, { recursive: true });
+    writeFileSync(join(other, 'lib/fn.js'), readFileSync(join(other, 'lib/fn.js'), 'utf8').replace('a + b', 'a + b + 0'));
+    const target = join(dir, 'race.blob');
+    const packOne = (cwd: string) =>
+      new Promise<number>((resolve) => {
+        const c = spawn(process.execPath, [cli, 'pack', '--allow-failure', '--root', cwd, 'main.js', '-o', target], { cwd, env: cleanEnv(), stdio: 'ignore' });
+        c.on('exit', (code) => resolve(code ?? -1));
+      });
+    for (let i = 0; i < 3; i++) {
+      const codes = await Promise.all([packOne(appDir), packOne(other)]);
+      expect(codes).toEqual([0, 0]);
+      const s = open(target);
+      expect(s.verify()).toEqual([]);
+      const fn = s.source(s.get('lib/fn.js')!);
+      expect([readFileSync(join(appDir, 'lib/fn.js'), 'utf8'), readFileSync(join(other, 'lib/fn.js'), 'utf8')]).toContain(fn);
+      s.close();
+    }
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  }, 120_000);
+});
+
+describe('no leaks', () => {
+  it('opening and closing a store 10,000 times leaks no descriptors, mappings or memory', () => {
+    const r = run(process.execPath, ['--expose-gc', '--input-type=module', '-e', `
+      import { readdirSync, readFileSync } from 'node:fs';
+      const { open } = await import(${JSON.stringify(join(repo, 'dist/index.js'))});
+      const { native } = await import(${JSON.stringify(join(repo, 'dist/native/binding.js'))});
+      const fds = () => readdirSync('/proc/self/fd').length;
+      const maps = () => readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.endsWith(${JSON.stringify(blob)})).length;
+      const cycle = (n) => { for (let i = 0; i < n; i++) { const s = open(${JSON.stringify(blob)}); s.source(s.get('lib/fn.js')); s.close(); } };
+      cycle(200); gc(); await new Promise((r) => setTimeout(r, 50)); gc();
+      const before = { fds: fds(), maps: maps(), live: native().liveMappings(), rss: process.memoryUsage().rss };
+      cycle(10000); gc(); await new Promise((r) => setTimeout(r, 100)); gc(); await new Promise((r) => setTimeout(r, 100));
+      const after = { fds: fds(), maps: maps(), live: native().liveMappings(), rss: process.memoryUsage().rss };
+      console.log(JSON.stringify({ before, after }));
+    `], { env: cleanEnv() });
+    expect(r.status, r.stderr).toBe(0);
+    const { before, after } = JSON.parse(r.stdout) as Record<'before' | 'after', { fds: number; maps: number; live: number; rss: number }>;
+    expect(after.fds).toBe(before.fds);
+    expect(after.maps).toBe(0);
+    expect(after.live).toBe(0);
+    expect(after.rss - before.rss).toBeLessThan(16 * 1024 * 1024);
+  }, 120_000);
+});
+
+describe('verify and inspect never write', () => {
+  it('leave the blob byte-identical, with the same mtime', () => {
+    const bytes = readFileSync(blob);
+    const { mtimeMs } = statSync(blob);
+    expect(run(process.execPath, [cli, 'verify', blob], { env: cleanEnv() }).status).toBe(0);
+    expect(run(process.execPath, [cli, 'inspect', blob, '--entries'], { env: cleanEnv() }).status).toBe(0);
+    expect(readFileSync(blob).equals(bytes)).toBe(true);
+    expect(statSync(blob).mtimeMs).toBe(mtimeMs);
+  });
+});
+
