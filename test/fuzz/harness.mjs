@@ -1,0 +1,193 @@
+// One fuzzing worker: mutates a real blob in memory, writes each case to a scratch file, opens
+// it with the mmap store and uses every entry the way the loader does (source, cache view,
+// compile with the cache). Each case must either fail with a typed error or serve only entries
+// that pass their checks, byte for byte the original; it must never crash the process.
+// Usage: node harness.mjs <blob> <seed> <count> <scratch-dir> [foreign-blob]
+// Prints "case <i>" to stderr before each case (so a crash can be pinned) and a JSON summary.
+import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const dist = join(fileURLToPath(new URL('../../dist/', import.meta.url)));
+const { open, isCodeblobError } = await import(join(dist, 'index.js'));
+const { encodeHeader, decodeHeader, encodeIndex, decodeIndex, sha256, entryHash, HEADER_SIZE } = await import(join(dist, 'format/index.js'));
+const { compileCjs } = await import(join(dist, 'loader/cjs-compile.js'));
+
+const [blobPath, seedText, countText, scratch, foreignPath] = process.argv.slice(2);
+const original = readFileSync(blobPath);
+const header = decodeHeader(original, original.length);
+const index = decodeIndex(original.subarray(HEADER_SIZE, HEADER_SIZE + header.indexLength), header.entryCount);
+const dataStart = HEADER_SIZE + header.indexLength;
+const gap = Math.ceil(dataStart / header.alignment) * header.alignment - HEADER_SIZE; // room for a re-encoded index
+const foreign = foreignPath ? readFileSync(foreignPath) : undefined;
+const foreignIndex = foreign && decodeIndex(foreign.subarray(HEADER_SIZE, HEADER_SIZE + decodeHeader(foreign, foreign.length).indexLength), decodeHeader(foreign, foreign.length).entryCount);
+
+let state = Number(seedText) >>> 0 || 1;
+const rand = () => ((state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32);
+const pick = (n) => Math.floor(rand() * n);
+const oneOf = (xs) => xs[pick(xs.length)];
+
+function reseal(bytes, h, idx) {
+  // Re-encode index and header with valid hashes, so the checks behind them are reached.
+  const encoded = idx ? encodeIndex(idx) : bytes.subarray(HEADER_SIZE, HEADER_SIZE + h.indexLength);
+  if (encoded.length > gap) return undefined;
+  const out = Buffer.from(bytes);
+  out.fill(0, HEADER_SIZE, HEADER_SIZE + gap);
+  encoded.copy(out, HEADER_SIZE);
+  const nh = { ...h, indexLength: encoded.length, indexHash: sha256(encoded) };
+  encodeHeader(nh).copy(out, 0);
+  return out;
+}
+
+const sectionOf = (e) => [e.sourceOffset, e.sourceLength, e.cacheOffset, e.cacheLength];
+const EXTREMES = [0, 1, 7, 8, 255, 4096, 65535, 2 ** 31 - 1, 2 ** 32 - 1];
+
+/** Each mutation returns { bytes, resealed } or undefined (not applicable). */
+const mutations = {
+  flip() {
+    const out = Buffer.from(original);
+    const region = oneOf(['header', 'index', 'data']);
+    const [lo, hi] = region === 'header' ? [0, HEADER_SIZE] : region === 'index' ? [HEADER_SIZE, dataStart] : [dataStart, out.length];
+    for (let i = 0, n = 1 + pick(4); i < n; i++) out[lo + pick(hi - lo)] ^= 1 << pick(8);
+    return { bytes: out, resealed: false };
+  },
+  truncate() {
+    const e = oneOf(index.entries);
+    const points = [0, 8, HEADER_SIZE - 1, HEADER_SIZE, dataStart - 1, dataStart, e.sourceOffset, e.sourceOffset + e.sourceLength, original.length - 1];
+    return { bytes: original.subarray(0, Math.max(0, oneOf(points) + pick(3) - 1)), resealed: false };
+  },
+  headerExtreme() {
+    const field = oneOf(['pageSize', 'alignment', 'flags', 'v8Tag', 'entryCount', 'fileSize', 'indexOffset', 'indexLength', 'formatVersion']);
+    const value = oneOf([...EXTREMES, original.length, original.length + 1, dataStart]);
+    const out = Buffer.from(original);
+    try {
+      encodeHeader({ ...header, [field]: value }).copy(out, 0);
+    } catch {
+      return undefined;
+    }
+    return { bytes: out, resealed: true };
+  },
+  entryField() {
+    const entries = index.entries.map((e) => ({ ...e }));
+    const e = oneOf(entries);
+    const other = oneOf(entries);
+    const field = oneOf(['sourceOffset', 'sourceLength', 'cacheOffset', 'cacheLength', 'chars', 'prefixChars']);
+    e[field] = oneOf([...EXTREMES, original.length, original.length - 1, other.sourceOffset, other.cacheOffset, e[field] + 1, e[field] - 1, 2 ** 53 - 1]);
+    const bytes = reseal(original, header, { root: index.root, entries });
+    return bytes && { bytes, resealed: true, focus: e.key };
+  },
+  swapEncoding() {
+    const entries = index.entries.map((e) => ({ ...e }));
+    const e = oneOf(entries.filter((x) => x.kind !== 'asset'));
+    e.encoding = e.encoding === 'latin1' ? 'utf16le' : 'latin1';
+    // Keep the lengths consistent so the structure checks pass: only the hash can tell.
+    e.chars = e.encoding === 'utf16le' ? Math.floor(e.sourceLength / 2) - e.prefixChars - e.suffixChars : e.sourceLength - e.prefixChars - e.suffixChars;
+    const bytes = reseal(original, header, { root: index.root, entries });
+    return bytes && { bytes, resealed: true, focus: e.key };
+  },
+  sectionHashMismatch() {
+    const e = oneOf(index.entries.filter((x) => x.cacheLength > 0 || x.sourceLength > 0));
+    const out = Buffer.from(original);
+    const [so, sl, co, cl] = sectionOf(e);
+    const inCache = cl > 0 && rand() < 0.5;
+    out[inCache ? co + pick(cl) : so + pick(sl)] ^= 1 << pick(8);
+    return { bytes: out, resealed: false, focus: e.key, mustRefuse: true };
+  },
+  foreignCache() {
+    if (!foreignIndex) return undefined;
+    // Caches from another V8 version, grafted in with their hashes fixed: V8 itself must
+    // reject them (its own version/flags check), and nothing may crash.
+    const mine = index.entries.filter((e) => e.cacheLength > 0);
+    const e = oneOf(mine);
+    const theirs = foreignIndex.entries.find((f) => f.key === e.key && f.cacheLength > 0);
+    if (!theirs) return undefined;
+    const cache = foreign.subarray(theirs.cacheOffset, theirs.cacheOffset + Math.min(theirs.cacheLength, e.cacheLength));
+    const out = Buffer.from(original);
+    out.fill(0, e.cacheOffset, e.cacheOffset + e.cacheLength);
+    cache.copy(out, e.cacheOffset);
+    const entries = index.entries.map((x) => (x === e ? { ...x, cacheLength: cache.length, cacheHash: entryHash(cache) } : x));
+    const bytes = reseal(out, header, { root: index.root, entries });
+    return bytes && { bytes, resealed: true, focus: e.key, foreign: true };
+  },
+};
+const kinds = Object.keys(mutations);
+
+const originalText = new Map();
+{
+  const s = open(blobPath);
+  for (const e of s.entries()) originalText.set(e.key, e.kind === 'asset' ? null : s.source(e));
+  s.close();
+}
+
+const summary = { cases: 0, skipped: 0, typedErrors: 0, opened: 0, entriesServed: 0, entriesRefused: 0, cachesRejected: 0, wrong: [], byKind: {} };
+const file = join(scratch, `case-${process.pid}.blob`);
+const count = Number(countText);
+for (let i = 0; i < count; i++) {
+  const kind = kinds[i % kinds.length];
+  const m = mutations[kind]();
+  if (!m) {
+    summary.skipped++;
+    continue;
+  }
+  process.stderr.write(`case ${seedText}:${i}:${kind}\n`);
+  summary.cases++;
+  summary.byKind[kind] = (summary.byKind[kind] ?? 0) + 1;
+  writeFileSync(file, m.bytes);
+  let store;
+  try {
+    store = open(file, { root: index.root ? join(blobPath, '..', index.root) : undefined });
+  } catch (error) {
+    if (isCodeblobError(error) || typeof error?.code === 'string') summary.typedErrors++;
+    else summary.wrong.push({ case: i, kind, error: String(error?.stack ?? error) });
+    continue;
+  }
+  summary.opened++;
+  try {
+    const entries = store.entries();
+    const sample = entries.length <= 12 ? [...entries] : Array.from({ length: 12 }, () => entries[pick(entries.length)]);
+    const focus = m.focus && entries.find((x) => x.key === m.focus);
+    if (focus) sample.unshift(focus);
+    const seen = new Set();
+    let refusedFocus = false;
+    for (const e of sample) {
+      if (e.kind === 'asset' || seen.has(e)) continue;
+      seen.add(e);
+      let text;
+      try {
+        text = store.source(e);
+      } catch (error) {
+        if (!isCodeblobError(error) && error?.code !== 'ERR_CODEBLOB_NATIVE_ARGUMENT') summary.wrong.push({ case: i, kind, key: e.key, error: String(error?.stack ?? error) });
+        summary.entriesRefused++;
+        if (e === focus) refusedFocus = true;
+        continue;
+      }
+      if (!m.resealed && text !== originalText.get(e.key)) summary.wrong.push({ case: i, kind, key: e.key, error: 'served text differs from the original' });
+      summary.entriesServed++;
+      if (e.kind !== 'cjs') continue;
+      let cache;
+      try {
+        cache = store.cacheView(e);
+      } catch (error) {
+        if (!isCodeblobError(error)) summary.wrong.push({ case: i, kind, key: e.key, error: String(error) });
+        if (e === focus) refusedFocus = true;
+        continue;
+      }
+      try {
+        // A fresh origin per case: V8's in-isolate compilation cache would otherwise answer
+        // for an identical source and never look at the cache under test.
+        const script = compileCjs(store.compileSource(e), join('/fuzz', String(i), e.key), cache);
+        if (script.cachedDataRejected) summary.cachesRejected++;
+        else if (m.foreign && e === focus && cache) summary.wrong.push({ case: i, kind, key: e.key, error: 'V8 accepted a cache from another V8 version' });
+      } catch (error) {
+        // A resealed, structurally valid but semantically wrong entry may not compile: a
+        // SyntaxError is Node's own answer, not a crash. An unsealed case must compile.
+        if (!m.resealed) summary.wrong.push({ case: i, kind, key: e.key, error: `compile: ${error}` });
+      }
+    }
+    if (m.mustRefuse && focus && !refusedFocus) summary.wrong.push({ case: i, kind, key: m.focus, error: 'a section with a hash mismatch was served' });
+  } finally {
+    store.close();
+  }
+}
+rmSync(file, { force: true });
+console.log(JSON.stringify(summary));
