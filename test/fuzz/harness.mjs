@@ -122,7 +122,8 @@ const originalText = new Map();
 const summary = { cases: 0, skipped: 0, typedErrors: 0, opened: 0, entriesServed: 0, entriesRefused: 0, cachesRejected: 0, wrong: [], byKind: {} };
 const file = join(scratch, `case-${process.pid}.blob`);
 const count = Number(countText);
-for (let i = 0; i < count; i++) {
+// `count` cases that apply (some mutations do not fit a given draw); bounded attempts.
+for (let i = 0; summary.cases < count && i < count * 3; i++) {
   const kind = kinds[i % kinds.length];
   const m = mutations[kind]();
   if (!m) {
