@@ -48,7 +48,9 @@ function startWorker(gen) {
 }
 let workers = await Promise.all(Array.from({ length: WORKERS }, () => startWorker(generation)));
 const port = workers[0].port;
-const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+// A new connection per request, as independent clients make: a restarted worker finishes what
+// it has and takes no more (keep-alive sockets to it would be cut mid-reuse).
+const agent = new http.Agent({ keepAlive: false, maxSockets: 32 });
 const get = (path) => new Promise((resolve, reject) => {
   const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
     let d = '';
@@ -68,6 +70,7 @@ const expected = (path) => {
 const rss = new Map();
 let sent = 0;
 let errors = 0;
+const errorKinds = {};
 let mismatches = 0;
 let replaced = 0;
 let restarted = 0;
@@ -76,31 +79,33 @@ async function load() {
   const inFlight = new Set();
   while (sent < REQUESTS && Date.now() < DEADLINE) {
     const path = paths(sent++);
-    const p = get(path).then((answer) => { if (answer !== expected(path)) mismatches++; }, () => errors++).finally(() => inFlight.delete(p));
+    const p = get(path).then((answer) => { if (answer !== expected(path)) mismatches++; }, (e) => { errors++; errorKinds[e.code ?? e.message] = (errorKinds[e.code ?? e.message] ?? 0) + 1; }).finally(() => inFlight.delete(p));
     inFlight.add(p);
     if (inFlight.size >= 32) await Promise.race(inFlight);
-    if (sent === Math.floor(REQUESTS / 10)) for (const { w } of workers) rss.set(w.process.pid, { warm: measure(w.process.pid).rss });
+    if (sent === Math.floor(REQUESTS / 2)) for (const { w } of workers) rss.set(w.process.pid, { warm: measure(w.process.pid).rss });
   }
   await Promise.all(inFlight);
 }
 async function churn() {
-  // Replace the blob under the running pool: a new file renamed over the path (as a new pack
-  // does), then move one worker at a time to the new generation.
+  // Replace the blob under the running pool, as a new pack does (a new file renamed over the
+  // path), while the workers serve: they keep the generation they mapped.
   while (replaced < REPLACEMENTS && sent < REQUESTS && Date.now() < DEADLINE) {
     copyFileSync(blob, spare);
     renameSync(spare, blob);
     replaced++;
-    if (replaced % 10 === 0) {
-      old.push(generation);
-      generation = preloadPrimary(blob);
-      const i = (replaced / 10) % workers.length;
-      const fresh = await startWorker(generation);
-      const gone = workers[i];
-      workers[i] = fresh;
-      gone.w.disconnect();
-      restarted++;
-    }
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+async function rollingRestart() {
+  // Then move every worker to the newest generation, one at a time: start the new one first.
+  old.push(generation);
+  generation = preloadPrimary(blob);
+  for (let i = 0; i < workers.length; i++) {
+    const fresh = await startWorker(generation);
+    const gone = workers[i];
+    workers[i] = fresh;
+    await new Promise((r) => { gone.w.once('exit', r); gone.w.disconnect(); });
+    restarted++;
   }
 }
 const t0 = performance.now();
@@ -110,12 +115,22 @@ for (const { w } of workers) {
   const r = rss.get(w.process.pid);
   if (r) r.end = measure(w.process.pid).rss;
 }
+await rollingRestart();
+// The restarted workers answer too (from the newest generation).
+for (let i = 0; i < 200; i++) {
+  const path = paths(i);
+  try {
+    if ((await get(path)) !== expected(path)) mismatches++;
+  } catch {
+    errors++;
+  }
+}
 agent.destroy();
 for (const { w } of workers) w.kill();
 for (const g of [...old, generation]) g.close();
 const growth = [...rss.values()].filter((r) => r.end).map((r) => r.end - r.warm);
-const result = { requests: sent, seconds: +seconds.toFixed(1), errors, mismatches, replacements: replaced, restarted, rssGrowthMiB: growth.map((g) => +(g / 1048576).toFixed(1)) };
+const result = { requests: sent, seconds: +seconds.toFixed(1), errors, errorKinds, mismatches, replacements: replaced, restarted, rssGrowthMiB: growth.map((g) => +(g / 1048576).toFixed(1)) };
 if (values.json) console.log(JSON.stringify(result));
-else console.log(`${sent} requests in ${result.seconds} s, ${errors} errors, ${mismatches} wrong answers; blob replaced ${replaced} times, ${restarted} workers restarted onto new generations; RSS growth after warm-up per surviving worker (MiB): ${result.rssGrowthMiB.join(', ') || 'n/a'}`);
+else console.log(`${sent} requests in ${result.seconds} s while the blob was replaced ${replaced} times: ${errors} errors, ${mismatches} wrong answers; RSS growth per worker over the second half of the load (MiB): ${result.rssGrowthMiB.join(', ')}; then ${restarted} workers restarted one by one onto the newest generation and answered 200 more requests`);
 writeFileSync(join(outDir, 'load-test.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, ...result }, null, 2));
 process.exit(errors || mismatches ? 1 : 0);

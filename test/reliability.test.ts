@@ -148,6 +148,15 @@ describe('a blob written in place under a running process', () => {
   });
 });
 
+describe('under load', () => {
+  it('a 4-worker cluster from the blob answers every request right while the blob is replaced 20 times, then restarts onto it', () => {
+    const r = run(process.execPath, [join(repo, 'bench/load-test.mjs'), '--requests', '2000', '--replacements', '20', '--json'], { env: cleanEnv() });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { requests: number; errors: number; mismatches: number; replacements: number; restarted: number };
+    expect(out).toMatchObject({ requests: 2000, errors: 0, mismatches: 0, replacements: 20, restarted: 4 });
+  }, 180_000);
+});
+
 describe('no leaks', () => {
   it('opening and closing a store 10,000 times leaks no descriptors, mappings or memory', () => {
     const r = run(process.execPath, ['--expose-gc', '--input-type=module', '-e', `
