@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
+import { encodeHeader, HEADER_SIZE, sha256 } from '../src/format/index.js';
 import { cleanEnv, cli, registerPath, repo, run } from './helpers/env.js';
 
 let dir: string;
@@ -192,3 +193,41 @@ describe('verify and inspect never write', () => {
   });
 });
 
+
+describe('hostile msgpack in the index', () => {
+  // Each index below is sealed with a correct hash (as an attacker who can write the file
+  // would): the decoder itself must refuse it with a typed error, in bounded memory.
+  const craft = (index: Buffer) => {
+    const size = HEADER_SIZE + index.length;
+    const header = encodeHeader({
+      formatVersion: 1, pageSize: 4096, alignment: 8, flags: 0, v8Tag: 0, entryCount: 1, fileSize: size,
+      indexOffset: HEADER_SIZE, indexLength: index.length, indexHash: sha256(index),
+      nodeVersion: process.version, arch: process.arch, platform: process.platform, toolVersion: '0',
+    });
+    const file = join(dir, `hostile-${Math.random().toString(36).slice(2)}.blob`);
+    writeFileSync(file, Buffer.concat([header, index]));
+    return file;
+  };
+  const tag = Buffer.from([0xb0, ...Buffer.from('codeblob-index/1')]);
+  const cases: Record<string, Buffer> = {
+    'an array header claiming 4 billion entries': Buffer.concat([Buffer.from([0x93]), tag, Buffer.from([0xa0, 0xdd, 0xff, 0xff, 0xff, 0xf0, 0x90])]),
+    'a string header claiming 4 GiB': Buffer.concat([Buffer.from([0x93]), tag, Buffer.from([0xdb, 0xff, 0xff, 0xff, 0xf0, 0x41])]),
+    'nesting 200,000 deep': Buffer.concat([Buffer.from([0x93]), tag, Buffer.from([0xa0]), Buffer.alloc(200_000, 0x91), Buffer.from([0xc0])]),
+    'a map with __proto__ and non-string keys': Buffer.concat([Buffer.from([0x93]), tag, Buffer.from([0xa0, 0x91, 0x82, 0xa9, ...Buffer.from('__proto__'), 0x81, 0xa1, 0x78, 0x01, 0x01, 0x02])]),
+    'an extension type': Buffer.concat([Buffer.from([0x93]), tag, Buffer.from([0xa0, 0xd4, 0x72, 0x00])]),
+  };
+  for (const [name, index] of Object.entries(cases)) {
+    it(`refuses ${name} with ERR_CODEBLOB_BAD_FORMAT`, () => {
+      const before = process.memoryUsage().rss;
+      let error: unknown;
+      try {
+        open(craft(index)).close();
+      } catch (e) {
+        error = e;
+      }
+      expect((error as { code?: string })?.code).toBe('ERR_CODEBLOB_BAD_FORMAT');
+      expect(({} as Record<string, unknown>).x).toBeUndefined(); // nothing polluted Object.prototype
+      expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024);
+    });
+  }
+});
