@@ -60,6 +60,23 @@ describe('hostile files', () => {
     }
   });
 
+  it('a worker refuses a blob whose digest differs from the one its primary pinned', () => {
+    const s = open(blob);
+    const pin = s.pin();
+    s.close();
+    const good = `${pin.dev}:${pin.ino}:${pin.size}:${pin.ctimeNs}:${pin.digest}`;
+    expect(loaderStatus(blob, { CODEBLOB_PIN: good }).enabled).toBe(true);
+    // Another generation: inode facts differ and so does the digest.
+    const wrong = `${pin.dev}:${pin.ino + 1}:${pin.size}:${pin.ctimeNs}:${'0'.repeat(64)}`;
+    const refused = loaderStatus(blob, { CODEBLOB_PIN: wrong });
+    expect(refused.enabled).toBe(false);
+    expect(refused.reason).toMatch(/not the generation the primary verified/);
+    // Same content under other inode facts (a copy): the full digest still vouches for it.
+    const copy = join(appDir, 'copy.blob');
+    cpSync(blob, copy);
+    expect(loaderStatus(copy, { CODEBLOB_PIN: good }).enabled).toBe(true);
+  });
+
   it.runIf(process.getuid?.() === 0)('refuses a blob owned by another (non-root) user', () => {
     const other = join(appDir, 'other.blob');
     cpSync(blob, other);
