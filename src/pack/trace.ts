@@ -8,7 +8,7 @@
  * Configured by CODEBLOB_TRACE (JSON, see TraceConfig); removed from the environment at once so
  * the app's own children are not traced.
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { extname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -142,8 +142,7 @@ function compileIncluded(filename: string): TracedModule {
   if (ext === '.mjs') return { filename, kind: 'esm', order: -1 };
   if (ext !== '.js' && ext !== '.cjs') return { filename, kind: 'asset', order: -1 };
   if (ext === '.js' && packageType(filename) === 'module') return { filename, kind: 'esm', order: -1 };
-  const require = createRequire(import.meta.url);
-  const text = (require('node:fs') as typeof import('node:fs')).readFileSync(filename, 'utf8');
+  const text = readFileSync(filename, 'utf8');
   try {
     const script = compileCjs(wrapCjs(text), filename);
     if (!shouldCache(text)) return { filename, kind: 'cjs', text, order: -1 };
@@ -154,7 +153,6 @@ function compileIncluded(filename: string): TracedModule {
 }
 
 function packageType(filename: string): string | undefined {
-  const { readFileSync } = createRequire(import.meta.url)('node:fs') as typeof import('node:fs');
   let dir = resolve(filename, '..');
   for (;;) {
     try {
