@@ -18,13 +18,14 @@ const stamp = (h) => `${h.date.slice(0, 10)}, ${h.cpu} x${h.cores}, ${h.memoryGi
 
 const lines = [];
 for (const x of read('load-memory-')) {
-  const [plain, mmap, readB] = x.rows;
+  const plain = x.rows[0];
   lines.push(`**Reference corpus, ${x.children} concurrent child processes, Node ${x.header.node}** (${stamp(x.header)}; per child after load + full GC, medians of ${x.rounds * x.children}; load: one fresh process per sample, ${x.loadRuns} runs, interleaved)`, '');
   lines.push('| | USS MiB | PSS MiB | anonymous MiB | blob resident MiB | load ms (median) | USS ratio | PSS ratio | load ratio |', '|---|---|---|---|---|---|---|---|---|');
-  for (const r of [plain, mmap, readB]) {
+  for (const r of x.rows) {
     lines.push(`| ${r.mode} | ${mib(r.uss)} | ${mib(r.pss)} | ${mib(r.anon)} | ${mib(r.blobRss)} | ${r.load.median.toFixed(0)} | ${r2(r.uss / plain.uss)} | ${r2(r.pss / plain.pss)} | ${r2(r.load.median / plain.load.median)} |`);
   }
   lines.push('');
+  for (const why of x.skipped ?? []) lines.push(`Not measured: ${why}.`, '');
 }
 for (const x of read('pools-')) {
   const t = x.threads;
