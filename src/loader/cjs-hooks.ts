@@ -1,7 +1,7 @@
 /**
  * The CommonJS side of the loader. Two small patches on Node's own loader, nothing re-implemented:
  *
- * - `Module._extensions['.js' | '.cjs' | '.json']`: for a file the blob has (and that is still
+ * - `Module._extensions['.js' | '.json']`: for a file the blob has (and that is still
  *   fresh), hand `module._compile` the blob's source (an external string) instead of reading
  *   the file; JSON is parsed straight from the mapped text. Anything else goes to Node's
  *   handler untouched.
@@ -16,7 +16,7 @@ import { codeblobError } from '../errors.js';
 import type { Entry } from '../format/index.js';
 import type { BlobStore } from '../store/store.js';
 import { Module, STUB, STUB_NAME, compileCjs, stash, unstash, type CompileFn, type NodeModuleLike } from './cjs-compile.js';
-import { isFresh } from './freshness.js';
+import { blobModified, checkFresh, freshText, type ServeContext } from './serve.js';
 import type { LoaderStatus } from './status.js';
 
 type ExtensionHandler = (module: NodeModuleLike, filename: string) => void;
@@ -52,17 +52,10 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
   // The source the extension handler just handed to module._compile, to recognise it there.
   let served: { filename: string; source: string } | undefined;
 
-  /** The blob was written in place under us: stop touching its pages (see changedSinceOpen). */
-  function blobModified(): boolean {
-    if (c.modified) return true;
-    if (!store.changedSinceOpen()) return false;
-    c.modified = 1;
-    debug(`${store.path} was modified in place since it was opened: loading from disk from now on`);
-    return true;
-  }
+  const ctx: ServeContext = { store, state, debug };
 
   function lookup(filename: string, kinds: readonly Entry['kind'][]): Entry | undefined {
-    if (blobModified()) return undefined;
+    if (blobModified(ctx)) return undefined;
     const entry = store.get(filename);
     if (!entry) {
       c.misses++;
@@ -77,20 +70,9 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
 
   /** The blob's text of a fresh entry, or undefined (counted) when it must come from disk. */
   function freshSource(entry: Entry, filename: string): string | undefined {
-    if (!isFresh(entry, filename, state.verify)) {
-      c.stale++;
-      toDisk.add(entry);
-      debug(`stale, loading from disk: ${filename}`);
-      return undefined;
-    }
-    try {
-      return store.source(entry);
-    } catch (error) {
-      c.corrupt++;
-      toDisk.add(entry);
-      debug(`refused ${filename}: ${(error as Error).message}`);
-      return undefined;
-    }
+    const text = freshText(ctx, entry, filename);
+    if (text === undefined) toDisk.add(entry);
+    return text;
   }
 
   const DEFER = Symbol('defer');
@@ -154,10 +136,8 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
     if (entry.kind === 'cjs' && compile === codeblobCompile) {
       // Nobody wraps this module's _compile: go straight to the blob, without making a
       // string of the unwrapped text that nothing would read.
-      if (!isFresh(entry, filename, state.verify)) {
-        c.stale++;
+      if (!checkFresh(ctx, entry, filename)) {
         toDisk.add(entry);
-        debug(`stale, loading from disk: ${filename}`);
         return originalJs(module, filename);
       }
       const result = runFromBlob(module, entry, filename);

@@ -7,7 +7,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { BlobStore } from '../store/store.js';
-import { isFresh } from './freshness.js';
+import { blobModified, freshText } from './serve.js';
 import type { LoaderStatus } from './status.js';
 
 interface LoadResult {
@@ -25,6 +25,7 @@ export function installEsmHooks(store: BlobStore, state: LoaderStatus, debug: (m
     return `Node ${process.version} has no module.registerHooks (22.15+/23.5+): ES modules load from disk`;
   }
   const c = state.counters;
+  const ctx = { store, state, debug };
   registerHooks({
     load(url, context, next) {
       if (!url.startsWith('file:')) return next(url, context);
@@ -34,26 +35,12 @@ export function installEsmHooks(store: BlobStore, state: LoaderStatus, debug: (m
       } catch {
         return next(url, context);
       }
-      if (c.modified || store.changedSinceOpen()) {
-        c.modified = 1;
-        return next(url, context);
-      }
+      if (blobModified(ctx)) return next(url, context);
       const entry = store.get(filename);
       if (!entry || entry.kind !== 'esm') return next(url, context);
       if (context.format && context.format !== 'module') return next(url, context);
-      if (!isFresh(entry, filename, state.verify)) {
-        c.stale++;
-        debug(`stale, loading from disk: ${filename}`);
-        return next(url, context);
-      }
-      let source: string;
-      try {
-        source = store.source(entry);
-      } catch (error) {
-        c.corrupt++;
-        debug(`refused ${filename}: ${(error as Error).message}`);
-        return next(url, context);
-      }
+      const source = freshText(ctx, entry, filename);
+      if (source === undefined) return next(url, context);
       c.esmHits++;
       return { format: 'module', source, shortCircuit: true };
     },

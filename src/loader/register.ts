@@ -77,8 +77,9 @@ function enableFromEnvironment(): void {
     state.esm = esmReason ? 'disk' : 'blob';
     state.esmReason = esmReason;
     state.enabled = true;
+    const fallback = store.stats().fallbackReason;
     const notes = [
-      store.stats().fallbackReason && `read backend: ${store.stats().fallbackReason}`,
+      fallback && `read backend: ${fallback}`,
       !store.cachesUsable && `code caches unusable here (${store.incompatibility}); sources still come from the blob`,
     ].filter(Boolean);
     state.reason = notes.length > 0 ? notes.join('; ') : undefined;
