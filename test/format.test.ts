@@ -10,7 +10,8 @@ import { arch, platform, version as nodeVersion } from 'node:process';
 import { cachedDataVersionTag } from 'node:v8';
 import { Packr, Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { codeblobError, errors, isCodeblobError, type CodeblobErrorCode } from '../src/errors.js';
+import { codeblobError, errors, isCodeblobError } from '../src/errors.js';
+import { expectCode } from './helpers/expect-code.js';
 import {
   CJS_PREFIX,
   CJS_SUFFIX,
@@ -116,18 +117,6 @@ function sectionText(blob: Buffer, e: Entry): string {
   return blob.toString(e.encoding === 'utf16le' ? 'utf16le' : 'latin1', e.sourceOffset, e.sourceOffset + e.sourceLength);
 }
 
-function expectCode(fn: () => unknown, code: CodeblobErrorCode, rule: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught, 'expected a throw').toBeDefined();
-  expect(isCodeblobError(caught)).toBe(true);
-  expect((caught as { code: string }).code).toBe(code);
-  expect((caught as Error).message).toMatch(rule);
-}
 
 // ---- tampering helpers ------------------------------------------------------------------
 

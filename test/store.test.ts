@@ -10,11 +10,11 @@ import { dirname, join, sep } from 'node:path';
 import { cachedDataVersionTag, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { isCodeblobError, type CodeblobErrorCode } from '../src/errors.js';
 import { CJS_PREFIX, CJS_SUFFIX, entryHash, layoutBlob, type BlobPlan, type Entry, type SectionInput } from '../src/format/index.js';
 import { native } from '../src/native/binding.js';
 import { open, type BlobStore } from '../src/store/store.js';
 import type { OpenOptions } from '../src/store/options.js';
+import { expectCode } from './helpers/expect-code.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -114,18 +114,6 @@ function corruptCopy(path: string, offset: number, name = 'corrupt.blob'): strin
   return out;
 }
 
-function expectCode(fn: () => unknown, code: CodeblobErrorCode | string, text?: RegExp): void {
-  let caught: unknown;
-  try {
-    fn();
-  } catch (error) {
-    caught = error;
-  }
-  expect(caught, 'expected a throw').toBeDefined();
-  expect((caught as { code?: string }).code).toBe(code);
-  if (code.startsWith('ERR_CODEBLOB_')) expect(isCodeblobError(caught)).toBe(true);
-  if (text) expect((caught as Error).message).toMatch(text);
-}
 
 // ---- the conformance suite --------------------------------------------------------------
 
