@@ -45,7 +45,10 @@ export function packSummary(r: PackResult): string {
     ['modules', `${r.entries} (${r.latin1} Latin-1, ${r.utf16} UTF-16, ${r.binary} binary; ${r.cached} with a code cache)`],
     ['source bytes', bytes(r.sourceBytes)],
     ['cache bytes', bytes(r.cacheBytes)],
-    ['index bytes', bytes(r.indexBytes)],
+    ['index bytes', `${bytes(r.indexBytes)} (resolution table ${bytes(r.resolutionBytes)})`],
+    ['resolutions', `${r.resolutions.answers} recorded, resting on ${r.resolutions.guards} file-system facts` +
+      (Object.keys(r.resolutions.skipped).length ? `; left to Node: ${Object.entries(r.resolutions.skipped).map(([k, v]) => `${v} ${k}`).join(', ')}` : '')],
+    ['startup range', `${bytes(r.hotBytes)} (modules the run loaded, in load order)`],
     ['padding', `${bytes(r.paddingBytes)} (${((100 * r.paddingBytes) / r.fileSize).toFixed(1)}%, alignment ${r.alignment})`],
     ['file size', bytes(r.fileSize)],
     ['built for', `Node ${r.nodeVersion}, V8 cache tag ${r.v8Tag}`],
@@ -69,6 +72,7 @@ export async function packCommand(argv: string[]): Promise<number> {
     timeout: { type: 'string' },
     'no-deterministic': { type: 'boolean' },
     'allow-failure': { type: 'boolean' },
+    'no-resolutions': { type: 'boolean' },
     json: { type: 'boolean' },
   });
   if (positionals.length === 0) throw new UsageError('pack needs at least one entry script: codeblob pack server.js -o app.blob');
@@ -91,6 +95,7 @@ export async function packCommand(argv: string[]): Promise<number> {
     ...(align !== undefined && { align }),
     deterministic: !values['no-deterministic'],
     allowFailure: values['allow-failure'] === true,
+    resolutions: !values['no-resolutions'],
     ...(onProgress && { onProgress }),
   });
   if (onProgress) process.stderr.write('\r\x1b[K');

@@ -24,6 +24,7 @@ Usage:
         --timeout <ms>          give up on a trace after this long (default 120000)
         --no-deterministic      do not trace with --predictable (caches then differ run to run)
         --allow-failure         accept an entry that exits non-zero (a CLI run that reports errors)
+        --no-resolutions        do not record the run's module resolutions (workers resolve from disk)
         --json                  machine-readable summary
   codeblob inspect <app.blob> [--entries] [--root <dir>] [--json]
       Header, compatibility with this Node, entries and sizes. Never writes.

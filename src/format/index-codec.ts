@@ -1,5 +1,6 @@
 /**
- * The index: a msgpack array `[INDEX_TAG, root, entries]`, each entry a fixed-order tuple.
+ * The index: a msgpack array `[INDEX_TAG, root, entries]` or `[INDEX_TAG, root, entries,
+ * resolutions]`, each entry a fixed-order tuple, the resolution table an opaque `bin`.
  * Tuples (not maps) keep the index small and fast to decode, and leave no object keys for a
  * hostile file to play with (`__proto__`); maps decode as `Map` and are rejected.
  */
@@ -53,6 +54,8 @@ export interface Index {
   /** The packed app's root directory, relative to the directory holding the blob. */
   readonly root: string;
   readonly entries: readonly Entry[];
+  /** The encoded resolution table (resolution-codec.ts), when the packer recorded one. */
+  readonly resolutions?: Uint8Array;
 }
 
 type Tuple = [
@@ -70,7 +73,7 @@ export function encodeIndex(index: Index): Buffer {
     e.suffixChars, e.shebang ? FLAG_SHEBANG : 0, e.sourceOffset, e.sourceLength, e.sourceHash,
     e.cacheOffset, e.cacheLength, e.cacheHash, e.fileSize, e.mtimeMs, e.contentHash, e.order,
   ]);
-  return packr.pack([INDEX_TAG, index.root, tuples]);
+  return packr.pack(index.resolutions ? [INDEX_TAG, index.root, tuples, index.resolutions] : [INDEX_TAG, index.root, tuples]);
 }
 
 const bad = (detail: string) => codeblobError('ERR_CODEBLOB_BAD_FORMAT', detail);
@@ -145,8 +148,9 @@ export function decodeIndex(bytes: Uint8Array, expectedEntries: number): Index {
   } catch (cause) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `index is not valid msgpack (${(cause as Error).message})`, cause);
   }
-  if (!Array.isArray(raw) || raw.length !== 3 || raw[0] !== INDEX_TAG) throw bad('index does not start with the codeblob index tag');
-  const [, root, tuples] = raw as [unknown, unknown, unknown];
+  if (!Array.isArray(raw) || (raw.length !== 3 && raw.length !== 4) || raw[0] !== INDEX_TAG) throw bad('index does not start with the codeblob index tag');
+  const [, root, tuples, resolutions] = raw as [unknown, unknown, unknown, unknown];
+  if (raw.length === 4 && !(resolutions instanceof Uint8Array)) throw bad('index resolution table is not binary');
   if (typeof root !== 'string' || root.includes('\0')) throw bad('index root is not a string');
   if (!Array.isArray(tuples)) throw bad('index entries are not an array');
   if (tuples.length !== expectedEntries) throw bad(`index has ${tuples.length} entries, header says ${expectedEntries}`);
@@ -156,5 +160,5 @@ export function decodeIndex(bytes: Uint8Array, expectedEntries: number): Index {
     if (seen.has(e.key)) throw bad(`duplicate key "${e.key}"`);
     seen.add(e.key);
   }
-  return { root, entries };
+  return raw.length === 4 ? { root, entries, resolutions: resolutions as Uint8Array } : { root, entries };
 }

@@ -16,6 +16,10 @@ export type { Entry, EntryKind, Index, SourceEncoding } from './index-codec.js';
 export { layoutBlob, checkSections, fitsLatin1, alignUp } from './layout.js';
 export type { BlobPlan, BlobLayoutStats, SectionInput } from './layout.js';
 export { sha256, entryHash, ENTRY_HASH_BYTES } from './hash.js';
+export {
+  RESOLUTION_TAG, GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_REAL, encodeResolutions, decodeResolutions,
+  type Answer, type DecodedResolutions, type Guard, type GuardKind, type ResolutionTable,
+} from './resolution-codec.js';
 
 export interface Compatibility {
   /** False when the caches were made by another V8 (tag), arch or platform: sources still serve. */

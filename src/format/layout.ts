@@ -43,6 +43,8 @@ export interface BlobPlan {
   arch: string;
   platform: string;
   toolVersion: string;
+  /** The encoded resolution table, if any (resolution-codec.ts). */
+  resolutions?: Uint8Array;
 }
 
 export interface BlobLayoutStats {
@@ -55,6 +57,10 @@ export interface BlobLayoutStats {
   paddingBytes: number;
   indexBytes: number;
   fileSize: number;
+  /** Bytes of the resolution table inside the index (0 without one). */
+  resolutionBytes: number;
+  /** Where the sections of the modules the traced run loaded end: [dataStart, hotEnd) is read at startup. */
+  hotBytes: number;
 }
 
 /** True when every char fits in one byte, so the text can be an external one-byte string. */
@@ -78,14 +84,28 @@ function encodeUnit(input: SectionInput): { bytes: Buffer; encoding: SourceEncod
   return { bytes: Buffer.from(unit, encoding), encoding, chars: text.length, shebang };
 }
 
+const byKey = (a: SectionInput, b: SectionInput) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
 /**
  * Lays out a blob: header, index, then for each entry its source section and cache section,
- * each starting on a multiple of `alignment`. Deterministic: entries are sorted by key and
- * nothing time- or machine-dependent goes in beyond what the plan carries.
+ * each starting on a multiple of `alignment`. Hot first: the sections of modules the traced run
+ * loaded come in the order it first loaded them, so startup reads the file front to back; files
+ * added without running follow, by key. The index lists entries by key. Deterministic: nothing
+ * time- or machine-dependent goes in beyond what the plan carries.
  */
 export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; stats: BlobLayoutStats } {
-  const inputs = [...plan.entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const inputs = [...plan.entries].sort(byKey);
   const units = inputs.map(encodeUnit);
+  // Positions (into inputs) in file order: loaded ones by first-load order, then the rest by key.
+  const fileOrder = inputs
+    .map((input, i) => i)
+    .sort((a, b) => {
+      const oa = inputs[a]!.order;
+      const ob = inputs[b]!.order;
+      if (oa >= 0 && ob >= 0) return oa - ob || byKey(inputs[a]!, inputs[b]!);
+      if (oa >= 0 || ob >= 0) return oa >= 0 ? -1 : 1;
+      return a - b;
+    });
   const cacheAlign = Math.max(8, plan.alignment);
 
   // The index records offsets, and the data starts after the index: grow the guess for the
@@ -93,7 +113,10 @@ export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; 
   let dataStart = alignUp(HEADER_SIZE + 64 * inputs.length + 64, plan.alignment);
   for (;;) {
     let at = dataStart;
-    const entries: Entry[] = inputs.map((input, i) => {
+    let hotEnd = dataStart;
+    const entries: Entry[] = new Array(inputs.length);
+    for (const i of fileOrder) {
+      const input = inputs[i]!;
       const unit = units[i]!;
       const sourceOffset = alignUp(at, plan.alignment);
       at = sourceOffset + unit.bytes.length;
@@ -104,8 +127,9 @@ export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; 
         cacheLength = input.cache.byteLength;
         at = cacheOffset + cacheLength;
       }
+      if (input.order >= 0) hotEnd = at;
       const wrapped = input.kind === 'cjs';
-      return {
+      entries[i] = {
         key: input.key,
         kind: input.kind,
         encoding: unit.encoding,
@@ -124,8 +148,8 @@ export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; 
         contentHash: input.contentHash,
         order: input.order,
       };
-    });
-    const index = encodeIndex({ root: plan.root, entries });
+    }
+    const index = encodeIndex(plan.resolutions ? { root: plan.root, entries, resolutions: plan.resolutions } : { root: plan.root, entries });
     if (HEADER_SIZE + index.length > dataStart) {
       dataStart = alignUp(HEADER_SIZE + index.length, plan.alignment);
       continue;
@@ -155,7 +179,8 @@ export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; 
     };
     let sourceBytes = 0;
     let cacheBytes = 0;
-    entries.forEach((e, i) => {
+    for (const i of fileOrder) {
+      const e = entries[i]!;
       pad(e.sourceOffset);
       chunks.push(units[i]!.bytes);
       written += e.sourceLength;
@@ -166,7 +191,7 @@ export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; 
         written += e.cacheLength;
         cacheBytes += e.cacheLength;
       }
-    });
+    }
     pad(fileSize);
     const count = (enc: SourceEncoding) => entries.filter((e) => e.encoding === enc).length;
     return {
@@ -182,6 +207,8 @@ export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; 
         paddingBytes: fileSize - sourceBytes - cacheBytes - index.length - HEADER_SIZE,
         indexBytes: index.length,
         fileSize,
+        resolutionBytes: plan.resolutions?.byteLength ?? 0,
+        hotBytes: hotEnd - dataStart,
       },
     };
   }

@@ -10,6 +10,7 @@
  *   CODEBLOB_BACKEND  auto (default) | mmap | read
  *   CODEBLOB_STATUS   1: print one status line to stderr at exit
  *   CODEBLOB_STATUS_FILE  write status() as JSON to this file at exit (%p: pid, %t: thread id)
+ *   CODEBLOB_RESOLVE  0|off: resolve every require() with Node, not from the blob's table
  *   CODEBLOB_ROOT     directory entry keys are relative to (default: the one recorded in the blob)
  *   CODEBLOB_PIN      set by preloadPrimary: the generation the primary verified (see BlobPin)
  *   CODEBLOB_ALLOW_UNSAFE  1: accept a blob others could write or swap (see safety.ts)
@@ -21,6 +22,7 @@ import { debuglog } from 'node:util';
 import { open, type BlobPin } from '../store/store.js';
 import { assertNoPolicy, installCjsHooks } from './cjs-hooks.js';
 import { installEsmHooks } from './esm-hooks.js';
+import { installResolveCache } from './resolve-cache.js';
 import { parseFreshnessMode } from './freshness.js';
 import { unsafeReason } from './safety.js';
 import { attachStore, loaderState, status, statusLine } from './status.js';
@@ -72,7 +74,11 @@ function enableFromEnvironment(): void {
     state.file = store.path;
     state.backend = store.backend;
     state.cachesUsable = store.cachesUsable;
+    store.prefetchStartup();
     installCjsHooks(store, state, debug);
+    const resolveReason = installResolveCache(store, state, debug);
+    state.resolve = resolveReason ? 'disk' : 'blob';
+    state.resolveReason = resolveReason;
     const esmReason = installEsmHooks(store, state, debug);
     state.esm = esmReason ? 'disk' : 'blob';
     state.esmReason = esmReason;

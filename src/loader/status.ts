@@ -29,6 +29,12 @@ export interface LoaderCounters {
   stringsCopied: number;
   /** 1 once the blob was found written in place since it was opened: from then on, disk only. */
   modified: number;
+  /** require()/require.resolve() calls answered from the blob's resolution table. */
+  resolveHits: number;
+  /** Calls the table does not hold (or cannot answer as Node would): Node resolved them. */
+  resolveMisses: number;
+  /** Recorded answers not used because a file or directory they depend on changed: Node resolved them. */
+  resolveStale: number;
 }
 
 export interface LoaderStatus {
@@ -44,6 +50,9 @@ export interface LoaderStatus {
   /** How ES modules are loaded in this process. */
   esm: 'blob' | 'disk';
   esmReason: string | undefined;
+  /** Whether require() resolutions come from the blob's table, and why not. */
+  resolve: 'blob' | 'disk';
+  resolveReason: string | undefined;
   counters: LoaderCounters;
   /** register ran in this thread (successfully or not). */
   attempted?: boolean;
@@ -54,7 +63,7 @@ const KEY = Symbol.for('codeblob.loader.status');
 export function newCounters(): LoaderCounters {
   return {
     hits: 0, jsonHits: 0, esmHits: 0, misses: 0, stale: 0, cacheRejected: 0, noCache: 0,
-    corrupt: 0, deferred: 0, stringsCopied: 0, modified: 0,
+    corrupt: 0, deferred: 0, stringsCopied: 0, modified: 0, resolveHits: 0, resolveMisses: 0, resolveStale: 0,
   };
 }
 
@@ -70,6 +79,8 @@ export function loaderState(): LoaderStatus {
     verify: 'stat',
     esm: 'disk',
     esmReason: undefined,
+    resolve: 'disk',
+    resolveReason: undefined,
     counters: newCounters(),
   };
   return g[KEY];
@@ -104,7 +115,10 @@ export function statusLine(s: LoaderStatus = loaderState()): string {
     `codeblob: on (${s.backend}, verify=${s.verify}, esm from ${s.esm}) ${s.file}: ` +
     `${c.hits} cjs + ${c.jsonHits} json + ${c.esmHits} esm from blob, ${c.misses} not in blob, ` +
     `${c.stale} stale, ${c.cacheRejected} caches rejected, ${c.noCache} without cache, ` +
-    `${c.corrupt} corrupt, ${c.deferred} deferred to Node, ${c.stringsCopied} strings copied` +
+    `${c.corrupt} corrupt, ${c.deferred} deferred to Node, ${c.stringsCopied} strings copied; ` +
+    (s.resolve === 'blob'
+      ? `resolutions: ${c.resolveHits} from the table, ${c.resolveMisses} not in it, ${c.resolveStale} stale`
+      : `resolutions from disk (${s.resolveReason})`) +
     (c.modified ? ', blob modified in place: disk only since' : '') +
     (s.reason ? ` [${s.reason}]` : '')
   );

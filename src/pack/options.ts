@@ -39,6 +39,11 @@ export interface PackOptions {
   timeoutMs?: number;
   /** Accept an entry that exits with a non-zero code (a CLI run that reports errors); a warning is recorded. @default false */
   allowFailure?: boolean;
+  /**
+   * Record what the traced run's `require()` calls resolved to, so workers skip Node's file
+   * lookups (each answer is checked against the files it depended on before use). @default true
+   */
+  resolutions?: boolean;
   /** Make caches reproducible (`--predictable` in the tracing process). @default true */
   deterministic?: boolean;
   /** Called with progress events (for a progress bar). */
@@ -58,7 +63,7 @@ export interface ResolvedPackOptions extends Required<Omit<PackOptions, 'root' |
 
 const KNOWN = [
   'entries', 'output', 'root', 'nodeArgs', 'args', 'node', 'train', 'settleMs', 'include',
-  'pageSize', 'align', 'timeoutMs', 'deterministic', 'allowFailure', 'onProgress',
+  'pageSize', 'align', 'timeoutMs', 'deterministic', 'allowFailure', 'resolutions', 'onProgress',
 ];
 
 const invalid = (message: string) => codeblobError('ERR_CODEBLOB_INVALID_OPTION', message);
@@ -91,7 +96,7 @@ export function resolvePackOptions(options: PackOptions): ResolvedPackOptions {
     const v = options[name];
     if (v !== undefined && (typeof v !== 'string' || v === '')) throw invalid(`options.${name} must be a non-empty string`);
   }
-  for (const name of ['deterministic', 'allowFailure'] as const) {
+  for (const name of ['deterministic', 'allowFailure', 'resolutions'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'boolean') throw invalid(`options.${name} must be a boolean`);
   }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalid('options.onProgress must be a function');
@@ -112,6 +117,7 @@ export function resolvePackOptions(options: PackOptions): ResolvedPackOptions {
     timeoutMs,
     deterministic: options.deterministic ?? true,
     allowFailure: options.allowFailure ?? false,
+    resolutions: options.resolutions ?? true,
     onProgress: options.onProgress,
   };
 }

@@ -12,6 +12,7 @@ import { codeblobError } from '../errors.js';
 import { entryHash, isValidKey, layoutBlob, type BlobLayoutStats, type SectionInput } from '../format/index.js';
 import { VERSION } from '../version.js';
 import { expandIncludes } from './include.js';
+import { buildResolutionTable } from './resolutions.js';
 import { resolvePackOptions, type PackOptions, type ResolvedPackOptions } from './options.js';
 import type { TraceConfig, TracedModule, TraceResult } from './trace.js';
 import { cleanStaleTemps, writeAtomically } from './write.js';
@@ -25,6 +26,8 @@ export interface PackResult extends BlobLayoutStats {
   alignment: number;
   /** Entries with a code cache. */
   cached: number;
+  /** Resolutions recorded in the blob's table, the guards they rest on, and those left out (by reason). */
+  resolutions: { answers: number; guards: number; skipped: Record<string, number> };
   ms: number;
   warnings: string[];
 }
@@ -122,6 +125,8 @@ export async function pack(options: PackOptions): Promise<PackResult> {
   let v8Tag: number | undefined;
   let nodeVersion = '';
   let order = 0;
+  let resolveEnv: string | undefined;
+  const resolutions: [string, string, string][] = [];
   for (const [i, entry] of opts.entries.entries()) {
     const abs = resolve(entry);
     if (!statSync(abs, { throwIfNoEntry: false })?.isFile()) {
@@ -133,6 +138,9 @@ export async function pack(options: PackOptions): Promise<PackResult> {
     }
     v8Tag = trace.v8Tag;
     nodeVersion = trace.nodeVersion;
+    if (resolveEnv !== undefined && resolveEnv !== trace.resolveEnv) throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the traces disagree on the resolution environment');
+    resolveEnv = trace.resolveEnv;
+    resolutions.push(...trace.resolutions);
     if (trace.flagsChanged) {
       warnings.push(`${abs} changed V8 flags while running (v8.setFlagsFromString): caches made after that would be rejected, so none were kept from this trace`);
     }
@@ -180,7 +188,11 @@ export async function pack(options: PackOptions): Promise<PackResult> {
     inputs.push(input);
   }
 
+  const table = opts.resolutions
+    ? buildResolutionTable(root, resolveEnv!, resolutions)
+    : { bytes: undefined, answers: 0, guards: 0, skipped: {} };
   const { chunks, header, stats } = layoutBlob({
+    resolutions: table.bytes,
     root: relative(dirname(output), root).split(sep).join('/') || '.',
     entries: inputs,
     pageSize: opts.pageSize,
@@ -203,6 +215,7 @@ export async function pack(options: PackOptions): Promise<PackResult> {
     pageSize: header.pageSize,
     alignment: header.alignment,
     cached: inputs.filter((i) => i.cache).length,
+    resolutions: { answers: table.answers, guards: table.guards, skipped: table.skipped },
     ms: Math.round(performance.now() - started),
     warnings,
   };

@@ -10,13 +10,14 @@
  */
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { extname, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cachedDataVersionTag } from 'node:v8';
 import type vm from 'node:vm';
 import { Packr } from 'msgpackr';
 import { mayCallImport } from './dynamic-import.js';
 import { Module, STUB, STUB_NAME, compileCjs, stash, unstash, wrapCjs, type CompileFn, type NodeModuleLike } from '../loader/cjs-compile.js';
+import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from '../loader/resolve-env.js';
 
 export interface TraceConfig {
   /** Where to write the results (msgpack). */
@@ -49,6 +50,10 @@ export interface TraceResult {
   flagsChanged?: boolean;
   nodeVersion: string;
   modules: TracedModule[];
+  /** Every plain resolution the run made: [requesting module's directory, request, filename]. */
+  resolutions: [string, string, string][];
+  /** resolutionEnvironment() of the traced process. */
+  resolveEnv: string;
   exitCode: number;
 }
 
@@ -66,6 +71,7 @@ interface Record {
 
 const records = new Map<string, Record>();
 let order = 0;
+const resolutions = new Map<string, [string, string, string]>();
 
 function progress(): void {
   if (config?.progressFd === undefined || records.size % 50 !== 0) return;
@@ -114,7 +120,31 @@ function install(): void {
     record(filename, { kind: 'json' });
   };
 
+  installResolveTrace();
   installEsmTrace();
+}
+
+/**
+ * Records what plain `require()` / `require.resolve()` calls resolved to, for the blob's
+ * resolution table: only calls the loader can answer the same way (a file module asking, not
+ * the main module, no `paths`/`conditions` options, the module's lookup paths untouched).
+ */
+function installResolveTrace(): void {
+  const M = Module as unknown as { _resolveFilename: (...args: unknown[]) => unknown };
+  const original = M._resolveFilename;
+  M._resolveFilename = function tracedResolveFilename(this: unknown, request: unknown, parent: unknown, isMain: unknown, options: unknown) {
+    const filename = original.call(this, request, parent, isMain, options);
+    const p = parent as { filename?: unknown; path?: unknown; paths?: unknown } | undefined;
+    if (
+      !isMain && tableRequest(request) && plainOptions(options) && typeof filename === 'string' && isAbsolute(filename) &&
+      typeof p?.filename === 'string' && typeof p.path === 'string' && p.path === dirname(p.filename) &&
+      (isRelativeRequest(request) || isAbsolute(request) || defaultLookupPaths(p.path, p.paths))
+    ) {
+      const key = `${p.path}\0${request}`;
+      if (!resolutions.has(key)) resolutions.set(key, [p.path, request, filename]);
+    }
+    return filename;
+  };
 }
 
 function installEsmTrace(): void {
@@ -191,7 +221,10 @@ function dump(exitCode: number): void {
   // are made with: workers, which start without that change, would reject every one of them.
   const flagsChanged = cachedDataVersionTag() !== startTag;
   if (flagsChanged) for (const m of modules) delete m.cache;
-  const result: TraceResult = { v8Tag: startTag, nodeVersion: process.version, modules, exitCode, flagsChanged };
+  const result: TraceResult = {
+    v8Tag: startTag, nodeVersion: process.version, modules, exitCode, flagsChanged,
+    resolutions: [...resolutions.values()], resolveEnv: resolutionEnvironment(),
+  };
   const fd = openSync(config.out, 'w');
   try {
     const bytes = new Packr({ useRecords: false }).pack(result);

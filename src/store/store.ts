@@ -78,6 +78,7 @@ export class BlobStore {
   #watch: number | undefined;
   readonly #fallbackReason: string | undefined;
   readonly #entries: readonly Entry[];
+  readonly #resolutions: Uint8Array | undefined;
   readonly #byKey: Map<string, number>;
   readonly #position: Map<Entry, number>;
   readonly #checked: Uint8Array;
@@ -97,6 +98,7 @@ export class BlobStore {
       const { header, index } = readMeta(backend.bytes);
       this.header = header;
       this.#entries = index.entries;
+      this.#resolutions = index.resolutions;
       const compat = compatibility(header);
       if (!compat.cachesUsable && opts.requireCompatible) {
         throw codeblobError('ERR_CODEBLOB_INCOMPATIBLE', `${this.path}: ${compat.reason}`);
@@ -223,6 +225,43 @@ export class BlobStore {
     if (entry.cacheLength === 0 || !this.cachesUsable) return undefined;
     this.#verify(entry, CACHE_OK);
     return Buffer.from(b.bytes.buffer, b.bytes.byteOffset + entry.cacheOffset, entry.cacheLength);
+  }
+
+  /**
+   * The encoded resolution table the packer recorded (decode with `decodeResolutions`), or
+   * undefined. Covered by the index hash checked at open.
+   */
+  resolutionTable(): Uint8Array | undefined {
+    this.#live();
+    return this.#resolutions;
+  }
+
+  /**
+   * The byte range holding the sections of modules the traced run loaded (the packer lays them
+   * out first, in load order): what a worker reads at startup.
+   */
+  startupRange(): { start: number; end: number } {
+    this.#live();
+    const start = this.header.indexOffset + this.header.indexLength;
+    let end = start;
+    for (const e of this.#entries) {
+      if (e.order < 0) continue;
+      end = Math.max(end, e.sourceOffset + e.sourceLength, e.cacheOffset + e.cacheLength);
+    }
+    return { start, end };
+  }
+
+  /**
+   * Startup read-ahead (mmap only): asks the kernel to bring the startup range into the page
+   * cache now (MADV_WILLNEED) and not to read ahead around faults in the rest (MADV_RANDOM),
+   * which is touched one module at a time if ever.
+   */
+  prefetchStartup(): void {
+    const b = this.#live();
+    if (b.name !== 'mmap') return;
+    const { start, end } = this.startupRange();
+    if (end > start) b.advise(start, end - start, 'willneed');
+    if (b.bytes.byteLength > end) b.advise(end, b.bytes.byteLength - end, 'random');
   }
 
   /** Hint the kernel about an entry's pages (or the whole file without an entry). */

@@ -1,0 +1,130 @@
+/**
+ * The resolution table: what `require()` resolved to during the traced run, with the facts each
+ * answer depended on ("guards"), so a loader can answer `Module._resolveFilename` without the
+ * stat calls and package.json reads Node makes. Carried as one msgpack `bin` inside the index
+ * (FORMAT.md 3.3) and decoded only when first used, so it is laid out for a fast one-shot
+ * decode: a few strings and typed arrays, no per-answer objects.
+ *
+ *   [ RESOLUTION_TAG, env, paths, requests, answers, guardLists, guards ]
+ *
+ * - `env` (str): the resolution environment the answers hold for (Node version, conditions,
+ *   symlink flags, NODE_PATH); a loader in another environment does not use the table.
+ * - `paths` (str): every path the table mentions, NUL-separated, relative to the blob's root
+ *   (`/`-separated; `''` is the root itself; ancestors of the root start with `../`).
+ * - `requests` (str): the request of each answer, NUL-separated.
+ * - `answers` (bin, u32 little-endian, 4 per answer): directory of the requesting module (path
+ *   index), resolved file (path index), first guard in `guardLists`, guard count. Answer i has
+ *   request i; answers are sorted by (directory path, request).
+ * - `guardLists` (bin, u32): guard indices.
+ * - `guards` (bin, f64 little-endian, 4 per guard): path index, kind, mtimeMs, and for files
+ *   the size, for `real` the path index of the realpath, else 0.
+ *
+ * Decoding checks the shape only; every index is checked when used, and an answer with an
+ * index out of range is simply not used.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { codeblobError } from '../errors.js';
+
+export const RESOLUTION_TAG = 'codeblob-resolve/2';
+
+/** What a guard asserts about its path. */
+export const GUARD_ABSENT = 0; // nothing there
+export const GUARD_DIR = 1; // a directory with this mtime (its listing is unchanged)
+export const GUARD_FILE = 2; // a file with this mtime and size
+export const GUARD_REAL = 3; // a path whose realpath is another recorded path
+export type GuardKind = typeof GUARD_ABSENT | typeof GUARD_DIR | typeof GUARD_FILE | typeof GUARD_REAL;
+
+export interface Guard {
+  path: number;
+  kind: GuardKind;
+  mtimeMs: number;
+  /** Size for files, the real path's index for `real`, 0 otherwise. */
+  size: number;
+}
+
+export interface Answer {
+  dir: number;
+  request: string;
+  file: number;
+  guards: number[];
+}
+
+/** The writer's view. */
+export interface ResolutionTable {
+  env: string;
+  paths: string[];
+  guards: Guard[];
+  answers: Answer[];
+}
+
+/** The reader's view: flat arrays, as decoded. */
+export interface DecodedResolutions {
+  env: string;
+  paths: string[];
+  requests: string[];
+  /** 4 per answer: dir, file, first guard-list slot, guard count. */
+  answers: Uint32Array;
+  guardLists: Uint32Array;
+  /** 4 per guard: path, kind, mtimeMs, size (or real path index). */
+  guards: Float64Array;
+}
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
+const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function bytesOf(array: Uint32Array | Float64Array): Buffer {
+  return Buffer.from(array.buffer, array.byteOffset, array.byteLength);
+}
+
+export function encodeResolutions(table: ResolutionTable): Buffer {
+  if (!littleEndian) throw codeblobError('ERR_CODEBLOB_INCOMPATIBLE', 'the resolution table is written little-endian only');
+  const answers = new Uint32Array(table.answers.length * 4);
+  const lists: number[] = [];
+  table.answers.forEach((a, i) => {
+    answers.set([a.dir, a.file, lists.length, a.guards.length], i * 4);
+    lists.push(...a.guards);
+  });
+  const guards = new Float64Array(table.guards.length * 4);
+  table.guards.forEach((g, i) => guards.set([g.path, g.kind, g.mtimeMs, g.size], i * 4));
+  for (const s of [...table.paths, ...table.answers.map((a) => a.request)]) {
+    if (s.includes('\0')) throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', `a path or request contains NUL: ${JSON.stringify(s)}`);
+  }
+  return packr.pack([
+    RESOLUTION_TAG, table.env, table.paths.join('\0'), table.answers.map((a) => a.request).join('\0'),
+    bytesOf(answers), bytesOf(new Uint32Array(lists)), bytesOf(guards),
+  ]);
+}
+
+const bad = (detail: string) => codeblobError('ERR_CODEBLOB_BAD_FORMAT', `resolution table: ${detail}`);
+
+/** A typed array over a copy of `bin` (the copy is aligned), or a typed error. */
+function typed<T>(bin: unknown, width: number, make: (buffer: ArrayBuffer) => T, what: string): T {
+  if (!(bin instanceof Uint8Array) || bin.byteLength % width !== 0) throw bad(`${what} is not an array of ${width}-byte numbers`);
+  return make(new Uint8Array(bin).buffer as ArrayBuffer); // a copy: aligned, and not a view of the index
+}
+
+/** Decodes a table and checks its shape (see the file comment for what is checked on use). */
+export function decodeResolutions(bytes: Uint8Array): DecodedResolutions {
+  if (!littleEndian) throw bad('this machine is big-endian; the table is little-endian');
+  let raw: unknown;
+  try {
+    raw = unpackr.unpack(bytes);
+  } catch (cause) {
+    throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `resolution table is not valid msgpack (${(cause as Error).message})`, cause);
+  }
+  if (!Array.isArray(raw) || raw.length !== 7 || raw[0] !== RESOLUTION_TAG) throw bad('wrong tag or shape');
+  const [, env, paths, requests, answers, guardLists, guards] = raw as unknown[];
+  if (typeof env !== 'string' || typeof paths !== 'string' || typeof requests !== 'string') throw bad('env, paths or requests is not a string');
+  const decoded: DecodedResolutions = {
+    env,
+    paths: paths.split('\0'),
+    requests: requests === '' ? [] : requests.split('\0'),
+    answers: typed(answers, 4, (b) => new Uint32Array(b), 'answers'),
+    guardLists: typed(guardLists, 4, (b) => new Uint32Array(b), 'guard lists'),
+    guards: typed(guards, 8, (b) => new Float64Array(b), 'guards'),
+  };
+  if (decoded.answers.length !== decoded.requests.length * 4) throw bad('answers and requests differ in number');
+  if (decoded.guards.length % 4 !== 0) throw bad('guards are not groups of four numbers');
+  return decoded;
+}

@@ -1,0 +1,223 @@
+/**
+ * Answers `require()` and `require.resolve()` from the blob's resolution table (see
+ * pack/resolutions.ts), in front of Node's `Module._resolveFilename`, so a worker skips the stat
+ * calls and package.json reads Node makes for every first `require` of a module.
+ *
+ * The table is used only when it can give Node's answer: the same resolution environment
+ * (resolve-env.ts), a plain call (a file module asking, not the main module, no `paths` or
+ * `conditions`, lookup paths untouched), a recorded (directory, request) pair, and — unless
+ * CODEBLOB_VERIFY=none — every guard of the answer holding: the directories Node searched list
+ * the same entries (mtime), the package.json files it read are unchanged (mtime, size), paths
+ * it found absent are still absent and symlinks point where they pointed. Each guard is checked
+ * once per process, as Node itself caches what it found for the life of the process. Anything
+ * else (builtins, errors, unrecorded requests) is Node's own resolution, untouched.
+ *
+ * The decoded table lives only while the app is loading: it is dropped a few seconds after the
+ * last answer and decoded again if loading starts again.
+ */
+import { realpathSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, resolve, sep } from 'node:path';
+import { GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_REAL, decodeResolutions, type DecodedResolutions } from '../format/index.js';
+import type { BlobStore } from '../store/store.js';
+import { Module } from './cjs-compile.js';
+import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from './resolve-env.js';
+import type { LoaderStatus } from './status.js';
+
+type ResolveFilename = (this: unknown, request: unknown, parent: unknown, isMain: unknown, options: unknown) => unknown;
+
+interface ParentLike {
+  filename?: unknown;
+  path?: unknown;
+  paths?: unknown;
+}
+
+const UNKNOWN = 0;
+const HOLDS = 1;
+const BROKEN = 2;
+
+class LoadedTable {
+  readonly #t: DecodedResolutions;
+  readonly #root: string;
+  readonly #rootPrefix: string;
+  /** directory → request → answer: plain strings as keys, no concatenation per lookup. */
+  readonly #byDir = new Map<string, Map<string, number>>();
+  readonly #abs: (string | undefined)[];
+  readonly #guardState: Uint8Array;
+
+  constructor(table: DecodedResolutions, root: string) {
+    this.#t = table;
+    this.#root = root;
+    this.#rootPrefix = root.endsWith(sep) ? root : root + sep;
+    this.#abs = new Array(table.paths.length);
+    this.#guardState = new Uint8Array(table.guards.length / 4);
+    const { answers, requests } = table;
+    let dirIndex = -1;
+    let byRequest: Map<string, number> | undefined;
+    for (let i = 0; i < requests.length; i++) {
+      // Answers come grouped by directory.
+      if (answers[i * 4] !== dirIndex || byRequest === undefined) {
+        dirIndex = answers[i * 4]!;
+        const dir = this.path(dirIndex);
+        byRequest = undefined;
+        if (dir === undefined) continue;
+        byRequest = this.#byDir.get(dir);
+        if (byRequest === undefined) this.#byDir.set(dir, (byRequest = new Map()));
+      }
+      byRequest.set(requests[i]!, i);
+    }
+  }
+
+  /** Absolute path of path index i (undefined when out of range). */
+  path(i: number): string | undefined {
+    let abs = this.#abs[i];
+    if (abs === undefined) {
+      const rel = this.#t.paths[i];
+      if (rel === undefined) return undefined;
+      // Recorded paths are normalised: below the root a concatenation is the absolute path.
+      abs = rel === '' ? this.#root : rel.startsWith('../') || rel === '..' ? resolve(this.#root, rel) : this.#rootPrefix + rel;
+      this.#abs[i] = abs;
+    }
+    return abs;
+  }
+
+  /** The recorded answer, or -1 when the table has none. */
+  find(dir: string, request: string): number {
+    return this.#byDir.get(dir)?.get(request) ?? -1;
+  }
+
+  file(i: number): string | undefined {
+    return this.path(this.#t.answers[i * 4 + 1]!);
+  }
+
+  /** Do all guards of answer i still hold? Each guard is checked once per table. */
+  holds(i: number): boolean {
+    const { answers, guardLists } = this.#t;
+    const first = answers[i * 4 + 2]!;
+    const end = first + answers[i * 4 + 3]!;
+    if (end > guardLists.length) return false;
+    for (let k = first; k < end; k++) {
+      const g = guardLists[k]!;
+      let state = this.#guardState[g];
+      if (state === undefined) return false;
+      if (state === UNKNOWN) {
+        state = this.#check(g) ? HOLDS : BROKEN;
+        this.#guardState[g] = state;
+      }
+      if (state === BROKEN) return false;
+    }
+    return true;
+  }
+
+  #check(g: number): boolean {
+    const guards = this.#t.guards;
+    const p = this.path(guards[g * 4]!);
+    const kind = guards[g * 4 + 1];
+    const mtimeMs = guards[g * 4 + 2];
+    const size = guards[g * 4 + 3]!;
+    if (p === undefined) return false;
+    try {
+      if (kind === GUARD_ABSENT) return statSync(p, { throwIfNoEntry: false }) === undefined;
+      if (kind === GUARD_DIR || kind === GUARD_FILE) {
+        const st = statSync(p, { throwIfNoEntry: false });
+        if (!st || st.mtimeMs !== mtimeMs) return false;
+        return kind === GUARD_DIR ? st.isDirectory() : st.isFile() && st.size === size;
+      }
+      if (kind !== GUARD_REAL) return false;
+      const real = this.path(size);
+      return real !== undefined && realpathSync(p) === real;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** Installs the table in front of Node's resolver; returns why it cannot be used, if so. */
+export function installResolveCache(store: BlobStore, state: LoaderStatus, debug: (msg: string) => void): string | undefined {
+  const setting = process.env.CODEBLOB_RESOLVE;
+  if (setting === '0' || setting === 'off') return 'switched off by CODEBLOB_RESOLVE';
+  const bytes = store.resolutionTable();
+  if (!bytes) return 'the blob has no resolution table (packed with --no-resolutions or by an older codeblob)';
+  const M = Module as unknown as { _resolveFilename: ResolveFilename };
+  const original = M._resolveFilename;
+  // Another tool's resolver installed before codeblob (path aliases, Yarn PnP) must see every
+  // request; one installed after wraps this one and still does.
+  if (!String(original).includes('_resolveLookupPaths')) {
+    return 'Module._resolveFilename was replaced before codeblob/register ran (by a tool that maps requests)';
+  }
+  const c = state.counters;
+  const trust = state.verify === 'none';
+  const root = store.root;
+  let table: LoadedTable | undefined;
+  let broken: string | undefined;
+  let dropTimer: NodeJS.Timeout | undefined;
+  let hitsAtSchedule = -1;
+
+  function drop(): void {
+    if (c.resolveHits !== hitsAtSchedule) {
+      hitsAtSchedule = c.resolveHits;
+      dropTimer = setTimeout(drop, 2000).unref();
+      return;
+    }
+    table = undefined;
+    dropTimer = undefined;
+  }
+
+  function loaded(): LoadedTable | undefined {
+    if (table || broken) return table;
+    try {
+      const decoded = decodeResolutions(store.resolutionTable()!);
+      const here = resolutionEnvironment();
+      if (decoded.env !== here) {
+        broken = `the blob's resolutions were recorded under ${decoded.env}, this process runs under ${here}`;
+      } else {
+        table = new LoadedTable(decoded, root);
+      }
+    } catch (error) {
+      broken = (error as Error).message;
+    }
+    if (broken) {
+      state.resolve = 'disk';
+      state.resolveReason = broken;
+      debug(`resolution table not used: ${broken}`);
+      return undefined;
+    }
+    if (!dropTimer) {
+      hitsAtSchedule = -1;
+      dropTimer = setTimeout(drop, 2000).unref();
+    }
+    return table;
+  }
+
+  function answer(request: string, parent: ParentLike): string | undefined {
+    const dir = parent.path;
+    if (typeof dir !== 'string' || typeof parent.filename !== 'string' || dirname(parent.filename) !== dir) return undefined;
+    const t = loaded();
+    if (!t) return undefined;
+    const i = t.find(dir, request);
+    if (i === -1 || (!isRelativeRequest(request) && !isAbsolute(request) && !defaultLookupPaths(dir, parent.paths))) {
+      c.resolveMisses++;
+      return undefined;
+    }
+    if (!trust && !t.holds(i)) {
+      c.resolveStale++;
+      debug(`resolution changed since packing, asking Node: ${request} from ${dir}`);
+      return undefined;
+    }
+    const file = t.file(i);
+    if (file === undefined) {
+      c.resolveMisses++;
+      return undefined;
+    }
+    c.resolveHits++;
+    return file;
+  }
+
+  M._resolveFilename = function codeblobResolveFilename(request, parent, isMain, options) {
+    if (!isMain && tableRequest(request) && parent && typeof parent === 'object' && plainOptions(options) && !store.closed) {
+      const file = answer(request, parent as ParentLike);
+      if (file !== undefined) return file;
+    }
+    return original.call(this, request, parent, isMain, options);
+  };
+  return undefined;
+}

@@ -1,0 +1,68 @@
+/**
+ * The resolution environment: everything outside the file system that changes what
+ * `require()` resolves to. The packer stores it with the resolution table; the loader uses the
+ * table only in the same environment (same Node major.minor, export conditions, symlink
+ * handling, addons, require(esm), NODE_PATH), and otherwise lets Node resolve everything.
+ */
+import { createRequire, isBuiltin } from 'node:module';
+
+const Module = createRequire(import.meta.url)('node:module') as object;
+
+/** Flags that change resolution: conditions, symlink handling, addons, require(esm), experiments. */
+const RELEVANT = /^--(?:no-)?(?:conditions|preserve-symlinks|preserve-symlinks-main|addons|require-module|experimental-[a-z-]+)(?:=|$)/;
+
+function flagTokens(): string[] {
+  const tokens = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean)];
+  const out: string[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    if (t === '-C' || t === '--conditions') out.push(`--conditions=${tokens[++i] ?? ''}`);
+    else if (t.startsWith('-C=')) out.push(`--conditions=${t.slice(3)}`);
+    else if (RELEVANT.test(t)) out.push(t);
+  }
+  return out.sort();
+}
+
+export function resolutionEnvironment(): string {
+  const [major, minor] = process.versions.node.split('.');
+  return JSON.stringify({
+    node: `${major}.${minor}`,
+    requireModule: (process.features as { require_module?: boolean }).require_module === true,
+    flags: flagTokens(),
+    preserveSymlinks: process.env.NODE_PRESERVE_SYMLINKS ?? '',
+    nodePath: process.env.NODE_PATH ?? '',
+  });
+}
+
+/** Options `require.resolve` passes that leave resolution as plain `require` does it. */
+export function plainOptions(options: unknown): boolean {
+  if (options === undefined) return true;
+  if (typeof options !== 'object' || options === null) return false;
+  const o = options as { paths?: unknown; conditions?: unknown };
+  return o.paths === undefined && o.conditions === undefined;
+}
+
+export function isRelativeRequest(request: string): boolean {
+  return request === '.' || request === '..' || request.startsWith('./') || request.startsWith('../');
+}
+
+/** A request the table may hold: a file path or package, never a builtin. */
+export function tableRequest(request: unknown): request is string {
+  return typeof request === 'string' && request.length > 0 && !request.includes('\0') && !isBuiltin(request);
+}
+
+const M = Module as unknown as { _nodeModulePaths: (dir: string) => string[] };
+const expectedPaths = new Map<string, string[]>();
+
+/** Are a module's lookup paths still the ones Node gave it (nobody pushed onto `module.paths`)? */
+export function defaultLookupPaths(dir: string, paths: unknown): boolean {
+  if (!Array.isArray(paths)) return false;
+  let expected = expectedPaths.get(dir);
+  if (expected === undefined) {
+    expected = M._nodeModulePaths(dir);
+    expectedPaths.set(dir, expected);
+  }
+  if (paths.length !== expected.length) return false;
+  for (let i = 0; i < paths.length; i++) if (paths[i] !== expected[i]) return false;
+  return true;
+}

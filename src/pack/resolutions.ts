@@ -1,0 +1,214 @@
+/**
+ * Builds the blob's resolution table from what the traced run resolved (see
+ * format/resolution-codec.ts). For each answer it lists the guards a loader checks before
+ * trusting it: the file-system facts Node consulted, so that any change that could make Node
+ * answer differently (a new file or directory that would shadow the answer, an edited or moved
+ * package.json, a retargeted symlink, a deleted target) makes the loader ask Node instead.
+ *
+ * Directory listings are guarded by the directory's mtime (creating, deleting or renaming an
+ * entry changes it), package.json files by mtime and size, absent paths by their absence, and
+ * symlinked paths by their realpath. The guards are a superset of what Node looked at: a guard
+ * that fails without need only costs a fall-back to Node.
+ */
+import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import {
+  GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_REAL, encodeResolutions,
+  type Answer, type Guard, type GuardKind,
+} from '../format/index.js';
+import { isRelativeRequest } from '../loader/resolve-env.js';
+
+const Module = createRequire(import.meta.url)('node:module') as { _nodeModulePaths: (dir: string) => string[] };
+
+export interface ResolutionBuild {
+  bytes: Buffer;
+  answers: number;
+  guards: number;
+  /** Resolutions not recorded, and why (counted by reason). */
+  skipped: Record<string, number>;
+}
+
+class TableBuilder {
+  readonly paths: string[] = [];
+  readonly guards: Guard[] = [];
+  readonly #pathIndex = new Map<string, number>();
+  readonly #guardIndex = new Map<string, number>();
+
+  constructor(readonly root: string) {}
+
+  path(abs: string): number {
+    let i = this.#pathIndex.get(abs);
+    if (i === undefined) {
+      i = this.paths.length;
+      this.paths.push(relative(this.root, abs).split(sep).join('/'));
+      this.#pathIndex.set(abs, i);
+    }
+    return i;
+  }
+
+  /** The guard for a path as it is now (absent, directory, file), plus its realpath if that differs. */
+  guard(abs: string, out: Set<number>): void {
+    const known = this.#guardIndex.get(abs);
+    if (known !== undefined) {
+      out.add(known);
+      const real = this.#guardIndex.get('\0real\0' + abs);
+      if (real !== undefined) out.add(real);
+      return;
+    }
+    const st = statSync(abs, { throwIfNoEntry: false });
+    let kind: GuardKind = GUARD_ABSENT;
+    if (st?.isDirectory()) kind = GUARD_DIR;
+    else if (st) kind = GUARD_FILE;
+    const i = this.#add(abs, { path: this.path(abs), kind, mtimeMs: st ? st.mtimeMs : 0, size: kind === GUARD_FILE ? st!.size : 0 });
+    out.add(i);
+    if (st) {
+      const real = realpathSync(abs);
+      if (real !== abs) out.add(this.#add('\0real\0' + abs, { path: this.path(abs), kind: GUARD_REAL, mtimeMs: 0, size: this.path(real) }));
+    }
+  }
+
+  #add(key: string, g: Guard): number {
+    const i = this.guards.length;
+    this.guards.push(g);
+    this.#guardIndex.set(key, i);
+    return i;
+  }
+}
+
+function isDir(p: string): boolean {
+  return statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
+}
+
+function readJson(p: string): Record<string, unknown> | undefined {
+  try {
+    const v = JSON.parse(readFileSync(p, 'utf8')) as unknown;
+    return v && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const EXTENSIONS = ['', '.js', '.json', '.node'];
+
+/**
+ * Node falls back to index.js, with a deprecation warning, when a directory's package.json
+ * "main" names nothing; an answer from the table would skip the warning, so such answers are
+ * left to Node.
+ */
+function mainIsBroken(dir: string): boolean {
+  const pkg = readJson(join(dir, 'package.json'));
+  if (!pkg || pkg.exports !== undefined || typeof pkg.main !== 'string' || pkg.main === '') return false;
+  const base = resolve(dir, pkg.main);
+  for (const ext of EXTENSIONS) if (statSync(base + ext, { throwIfNoEntry: false })?.isFile()) return false;
+  for (const ext of EXTENSIONS.slice(1)) if (statSync(join(base, 'index' + ext), { throwIfNoEntry: false })?.isFile()) return false;
+  return true;
+}
+
+/**
+ * Guards Node's package scope of `dir` (the nearest package.json, and the directories up to it,
+ * where a new package.json would take over) and returns that package.json's directory and data.
+ */
+function guardScope(b: TableBuilder, dir: string, out: Set<number>): { dir: string; pkg: Record<string, unknown> } | undefined {
+  for (let d = dir; ; d = dirname(d)) {
+    b.guard(d, out);
+    const pj = join(d, 'package.json');
+    b.guard(pj, out);
+    if (statSync(pj, { throwIfNoEntry: false })?.isFile()) {
+      const pkg = readJson(pj);
+      return pkg ? { dir: d, pkg } : undefined;
+    }
+    if (dirname(d) === d) return undefined;
+  }
+}
+
+/** A path Node probed as file-or-directory: its directory's listing, and its own if a directory. */
+function guardTarget(b: TableBuilder, x: string, out: Set<number>): boolean {
+  b.guard(dirname(x), out);
+  if (isDir(x)) {
+    if (mainIsBroken(x)) return false;
+    b.guard(x, out);
+    b.guard(join(x, 'package.json'), out);
+  }
+  return true;
+}
+
+function within(file: string, dir: string): boolean {
+  return file === dir || file.startsWith(dir + sep);
+}
+
+type Why = string;
+
+/** Guards the node_modules folders Node searched for a bare request, up to the one that answered. */
+function guardNodeModules(b: TableBuilder, dir: string, request: string, file: string, out: Set<number>): Why | undefined {
+  const parts = request.split('/');
+  const nameParts = request.startsWith('@') ? 2 : 1;
+  if (parts.length < nameParts || parts.slice(0, nameParts).some((p) => p === '' || p === '.' || p === '..')) return 'unusual request';
+  const name = parts.slice(0, nameParts).join('/');
+  const sub = parts.slice(nameParts).join('/');
+  for (const nm of Module._nodeModulePaths(dir)) {
+    b.guard(nm, out);
+    if (!isDir(nm)) continue;
+    if (nameParts === 2) b.guard(join(nm, parts[0]!), out);
+    const pkgDir = join(nm, name);
+    if (!isDir(pkgDir)) {
+      // A file right in node_modules (name.js, name.json): its folder's listing is guarded.
+      if (sub === '' && dirname(file) === realpathSync(dirname(pkgDir))) return undefined;
+      continue;
+    }
+    if (!within(file, realpathSync(pkgDir))) continue;
+    b.guard(pkgDir, out);
+    b.guard(join(pkgDir, 'package.json'), out);
+    if (sub !== '') return guardTarget(b, join(pkgDir, sub), out) ? undefined : 'broken main';
+    return mainIsBroken(pkgDir) ? 'broken main' : undefined;
+  }
+  return 'not found in node_modules (a global folder)';
+}
+
+function guardsFor(b: TableBuilder, dir: string, request: string, file: string): Set<number> | Why {
+  const out = new Set<number>();
+  if (isRelativeRequest(request) || isAbsolute(request)) {
+    if (!guardTarget(b, resolve(dir, request), out)) return 'broken main';
+  } else if (request.startsWith('#')) {
+    const scope = guardScope(b, dir, out);
+    // "#x" mapped to another package would need that package's lookup guarded too: left to Node.
+    if (!scope || !within(file, scope.dir)) return 'imports outside the package';
+  } else {
+    const scope = guardScope(b, dir, out);
+    const name = scope?.pkg.name;
+    if (scope && scope.pkg.exports !== undefined && typeof name === 'string' && (request === name || request.startsWith(name + '/'))) {
+      // A self-reference: Node tries it before any node_modules folder.
+      if (!within(file, scope.dir)) return 'self-reference outside the package';
+    } else {
+      const why = guardNodeModules(b, dir, request, file, out);
+      if (why) return why;
+    }
+  }
+  // The file's folder: deleting or renaming the file changes its listing. (Its content does not
+  // change the answer, and the loader checks it anyway before serving the module.)
+  b.guard(dirname(file), out);
+  return out;
+}
+
+/** Builds and encodes the table for answers made under `env`; files outside `root` are kept relative too. */
+export function buildResolutionTable(root: string, env: string, resolutions: readonly [string, string, string][]): ResolutionBuild {
+  const b = new TableBuilder(root);
+  const answers: Answer[] = [];
+  const skipped: Record<string, number> = {};
+  const sorted = [...resolutions].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0));
+  for (const [dir, request, file] of sorted) {
+    let guards: Set<number> | Why;
+    try {
+      guards = statSync(file, { throwIfNoEntry: false })?.isFile() ? guardsFor(b, dir, request, file) : 'target is gone';
+    } catch (error) {
+      guards = `error: ${(error as NodeJS.ErrnoException).code ?? 'unknown'}`;
+    }
+    if (typeof guards === 'string') {
+      skipped[guards] = (skipped[guards] ?? 0) + 1;
+      continue;
+    }
+    answers.push({ dir: b.path(dir), request, file: b.path(file), guards: [...guards].sort((x, y) => x - y) });
+  }
+  const bytes = encodeResolutions({ env, paths: b.paths, guards: b.guards, answers });
+  return { bytes, answers: answers.length, guards: b.guards.length, skipped };
+}
