@@ -19,8 +19,12 @@ import {
   FORMAT_VERSION,
   HEADER_SIZE,
   MAGIC,
+  GUARD_ABSENT,
+  GUARD_DIR,
   checkSections,
   compatibility,
+  decodeResolutions,
+  encodeResolutions,
   decodeHeader,
   decodeIndex,
   encodeHeader,
@@ -237,6 +241,50 @@ describe('layoutBlob + readMeta round trip', () => {
     expect(keys).toEqual([...keys].sort());
   });
 
+  it('lays sections out hot first: loaded modules in load order, then the rest by key', () => {
+    const { index } = readMeta(build(plan({ entries: sampleEntries().reverse() })));
+    const inFileOrder = [...index.entries].sort((a, b) => a.sourceOffset - b.sourceOffset).map((e) => e.key);
+    expect(inFileOrder).toEqual(['lib/a.js', 'lib/dash.js', 'bin/cli.js', 'esm/m.mjs', 'esm/smile.mjs', 'img/logo.bin', 'package.json']);
+    const { stats } = layoutBlob(plan());
+    const hot = index.entries.filter((e) => e.order >= 0);
+    const hotEnd = Math.max(...hot.map((e) => Math.max(e.sourceOffset + e.sourceLength, e.cacheOffset + e.cacheLength)));
+    expect(stats.hotBytes).toBe(hotEnd - Math.min(...hot.map((e) => e.sourceOffset)));
+  });
+
+  it('carries a resolution table inside the index, byte for byte', () => {
+    const table = encodeResolutions({
+      env: 'env',
+      paths: ['', 'lib', 'node_modules', '../up'],
+      guards: [{ path: 2, kind: GUARD_DIR, mtimeMs: 1.5, size: 0 }, { path: 3, kind: GUARD_ABSENT, mtimeMs: 0, size: 0 }],
+      answers: [{ dir: 0, request: './lib/a', file: 1, guards: [0, 1] }, { dir: 1, request: 'x', file: 2, guards: [] }],
+    });
+    const { index } = readMeta(build(plan({ resolutions: table })));
+    expect(Buffer.from(index.resolutions!).equals(table)).toBe(true);
+    const d = decodeResolutions(index.resolutions!);
+    expect(d).toMatchObject({ env: 'env', paths: ['', 'lib', 'node_modules', '../up'], requests: ['./lib/a', 'x'] });
+    expect([...d.answers]).toEqual([0, 1, 0, 2, 1, 2, 2, 0]);
+    expect([...d.guardLists]).toEqual([0, 1]);
+    expect([...d.guards]).toEqual([2, GUARD_DIR, 1.5, 0, 3, GUARD_ABSENT, 0, 0]);
+    expect(readMeta(build()).index.resolutions).toBeUndefined();
+  });
+
+  it('refuses a malformed resolution table with a typed error', () => {
+    const packr = new Packr({ useRecords: false });
+    const u32 = (...n: number[]) => Buffer.from(new Uint32Array(n).buffer);
+    const good = ['codeblob-resolve/2', 'env', 'a\0b', 'r', u32(0, 1, 0, 0), u32(), Buffer.alloc(0)];
+    expect(decodeResolutions(packr.pack(good)).requests).toEqual(['r']);
+    const cases: unknown[] = [
+      ['codeblob-resolve/1', ...good.slice(1)],
+      good.slice(0, 6),
+      [...good.slice(0, 4), Buffer.alloc(3), ...good.slice(5)],
+      [...good.slice(0, 6), Buffer.alloc(12)],
+      [...good.slice(0, 3), 'r\0s', ...good.slice(4)],
+      [...good.slice(0, 2), 7, ...good.slice(3)],
+    ];
+    for (const c of cases) expectCode(() => decodeResolutions(packr.pack(c)), 'ERR_CODEBLOB_BAD_FORMAT');
+    expectCode(() => decodeResolutions(Buffer.from([0xc1])), 'ERR_CODEBLOB_BAD_FORMAT');
+  });
+
   it('wraps a CommonJS source in CJS_PREFIX … CJS_SUFFIX inside its section', () => {
     const blob = build();
     const e = byKey(readMeta(blob).index.entries, 'lib/a.js');
@@ -367,6 +415,8 @@ describe('layoutBlob + readMeta round trip', () => {
       paddingBytes: blob.byteLength - HEADER_SIZE - header.indexLength - sourceBytes - cacheBytes,
       indexBytes: header.indexLength,
       fileSize: blob.byteLength,
+      resolutionBytes: 0,
+      hotBytes: stats.hotBytes,
     });
     expect(cacheBytes).toBe(CACHE_A.byteLength + CACHE_DASH.byteLength);
     expect(header.fileSize).toBe(blob.byteLength);
@@ -568,8 +618,9 @@ describe('decodeIndex / readMeta: index rules', () => {
     bad(withIndex(good, (raw) => ['codeblob-index/2', raw[1], raw[2]]), /index tag/);
   });
 
-  it('rejects an index that is not a 3-element array', () => {
-    bad(withIndex(good, (raw) => [...raw, 0]), /index tag/);
+  it('rejects an index that is not a 3- or 4-element array, or whose 4th is not binary', () => {
+    bad(withIndex(good, (raw) => [...raw, Buffer.alloc(1), 0]), /index tag/);
+    bad(withIndex(good, (raw) => [...raw, 0]), /resolution table is not binary/);
     bad(withIndex(good, () => 'codeblob-index/1'), /index tag/);
   });
 

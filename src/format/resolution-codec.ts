@@ -16,8 +16,10 @@
  *   index), resolved file (path index), first guard in `guardLists`, guard count. Answer i has
  *   request i; answers are sorted by (directory path, request).
  * - `guardLists` (bin, u32): guard indices.
- * - `guards` (bin, f64 little-endian, 4 per guard): path index, kind, mtimeMs, and for files
- *   the size, for `real` the path index of the realpath, else 0.
+ * - `guards` (bin, f64 little-endian, 4 per guard): path index, kind (0 absent, 1 directory
+ *   with this mtime, 2 file with this mtime and size, 3 realpath is the path at index `size`,
+ *   4 some file, 5 some directory), mtimeMs, and for kind 2 the size, for kind 3 the path
+ *   index of the realpath, else 0.
  *
  * Decoding checks the shape only; every index is checked when used, and an answer with an
  * index out of range is simply not used.
@@ -32,7 +34,9 @@ export const GUARD_ABSENT = 0; // nothing there
 export const GUARD_DIR = 1; // a directory with this mtime (its listing is unchanged)
 export const GUARD_FILE = 2; // a file with this mtime and size
 export const GUARD_REAL = 3; // a path whose realpath is another recorded path
-export type GuardKind = typeof GUARD_ABSENT | typeof GUARD_DIR | typeof GUARD_FILE | typeof GUARD_REAL;
+export const GUARD_IS_FILE = 4; // a file (whatever its content)
+export const GUARD_IS_DIR = 5; // a directory (whatever its listing)
+export type GuardKind = typeof GUARD_ABSENT | typeof GUARD_DIR | typeof GUARD_FILE | typeof GUARD_REAL | typeof GUARD_IS_FILE | typeof GUARD_IS_DIR;
 
 export interface Guard {
   path: number;

@@ -6,9 +6,10 @@
  * The table is used only when it can give Node's answer: the same resolution environment
  * (resolve-env.ts), a plain call (a file module asking, not the main module, no `paths` or
  * `conditions`, lookup paths untouched), a recorded (directory, request) pair, and — unless
- * CODEBLOB_VERIFY=none — every guard of the answer holding: the directories Node searched list
- * the same entries (mtime), the package.json files it read are unchanged (mtime, size), paths
- * it found absent are still absent and symlinks point where they pointed. Each guard is checked
+ * CODEBLOB_VERIFY=none — every guard of the answer holding: the paths Node probed are still
+ * absent, files or directories as they were (inside node_modules, where only package managers
+ * write, a directory's mtime stands for its whole listing), the package.json files it read are
+ * unchanged (mtime, size), and symlinks point where they pointed. Each guard is checked
  * once per process, as Node itself caches what it found for the life of the process. Anything
  * else (builtins, errors, unrecorded requests) is Node's own resolution, untouched.
  *
@@ -17,7 +18,7 @@
  */
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
-import { GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_REAL, decodeResolutions, type DecodedResolutions } from '../format/index.js';
+import { GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, decodeResolutions, type DecodedResolutions } from '../format/index.js';
 import type { BlobStore } from '../store/store.js';
 import { Module } from './cjs-compile.js';
 import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from './resolve-env.js';
@@ -117,6 +118,8 @@ class LoadedTable {
     if (p === undefined) return false;
     try {
       if (kind === GUARD_ABSENT) return statSync(p, { throwIfNoEntry: false }) === undefined;
+      if (kind === GUARD_IS_FILE) return statSync(p, { throwIfNoEntry: false })?.isFile() === true;
+      if (kind === GUARD_IS_DIR) return statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
       if (kind === GUARD_DIR || kind === GUARD_FILE) {
         const st = statSync(p, { throwIfNoEntry: false });
         if (!st || st.mtimeMs !== mtimeMs) return false;

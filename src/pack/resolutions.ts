@@ -2,19 +2,24 @@
  * Builds the blob's resolution table from what the traced run resolved (see
  * format/resolution-codec.ts). For each answer it lists the guards a loader checks before
  * trusting it: the file-system facts Node consulted, so that any change that could make Node
- * answer differently (a new file or directory that would shadow the answer, an edited or moved
- * package.json, a retargeted symlink, a deleted target) makes the loader ask Node instead.
+ * answer differently (a new file or folder that would shadow the answer, an edited package.json,
+ * a retargeted symlink, a deleted target) makes the loader ask Node instead.
  *
- * Directory listings are guarded by the directory's mtime (creating, deleting or renaming an
- * entry changes it), package.json files by mtime and size, absent paths by their absence, and
- * symlinked paths by their realpath. The guards are a superset of what Node looked at: a guard
- * that fails without need only costs a fall-back to Node.
+ * - Paths Node probes for a request (`x`, `x.js`, `x.json`, `x.node`, `x/package.json`,
+ *   `x/index.js`, ...) keep their state: absent, a file, or a directory. Writing anything else
+ *   into the app's folders (a blob, logs, uploads) changes nothing.
+ * - Inside node_modules, which only package managers write, a folder's mtime stands for its
+ *   whole listing: one stat instead of one per probed name.
+ * - package.json files Node read keep their mtime and size; symlinked paths keep their realpath.
+ *
+ * The guards are a superset of what Node looked at: a guard that fails without need only costs
+ * a fall-back to Node's own resolution.
  */
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import {
-  GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_REAL, encodeResolutions,
+  GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, encodeResolutions,
   type Answer, type Guard, type GuardKind,
 } from '../format/index.js';
 import { isRelativeRequest } from '../loader/resolve-env.js';
@@ -47,24 +52,31 @@ class TableBuilder {
     return i;
   }
 
-  /** The guard for a path as it is now (absent, directory, file), plus its realpath if that differs. */
-  guard(abs: string, out: Set<number>): void {
-    const known = this.#guardIndex.get(abs);
+  /**
+   * The guard for a path as it is now: absent, or (exact) a directory with its mtime / a file
+   * with its mtime and size, or (not exact) merely a directory / a file. Plus its realpath if
+   * that differs.
+   */
+  guard(abs: string, out: Set<number>, exact: boolean): void {
+    const key = `${exact ? 'x' : 'e'}\0${abs}`;
+    const known = this.#guardIndex.get(key);
     if (known !== undefined) {
       out.add(known);
-      const real = this.#guardIndex.get('\0real\0' + abs);
+      const real = this.#guardIndex.get('r\0' + abs);
       if (real !== undefined) out.add(real);
       return;
     }
     const st = statSync(abs, { throwIfNoEntry: false });
     let kind: GuardKind = GUARD_ABSENT;
-    if (st?.isDirectory()) kind = GUARD_DIR;
-    else if (st) kind = GUARD_FILE;
-    const i = this.#add(abs, { path: this.path(abs), kind, mtimeMs: st ? st.mtimeMs : 0, size: kind === GUARD_FILE ? st!.size : 0 });
-    out.add(i);
+    if (st?.isDirectory()) kind = exact ? GUARD_DIR : GUARD_IS_DIR;
+    else if (st) kind = exact ? GUARD_FILE : GUARD_IS_FILE;
+    out.add(this.#add(key, { path: this.path(abs), kind, mtimeMs: st && exact ? st.mtimeMs : 0, size: kind === GUARD_FILE ? st!.size : 0 }));
     if (st) {
-      const real = realpathSync(abs);
-      if (real !== abs) out.add(this.#add('\0real\0' + abs, { path: this.path(abs), kind: GUARD_REAL, mtimeMs: 0, size: this.path(real) }));
+      const realKey = 'r\0' + abs;
+      let real = this.#guardIndex.get(realKey);
+      const target = realpathSync(abs);
+      if (real === undefined && target !== abs) real = this.#add(realKey, { path: this.path(abs), kind: GUARD_REAL, mtimeMs: 0, size: this.path(target) });
+      if (real !== undefined) out.add(real);
     }
   }
 
@@ -105,15 +117,28 @@ function mainIsBroken(dir: string): boolean {
   return true;
 }
 
+/** Is the path inside a node_modules tree (written by package managers only)? */
+function inNodeModules(p: string): boolean {
+  return p.includes(`${sep}node_modules${sep}`) || p.endsWith(`${sep}node_modules`);
+}
+
 /**
- * Guards Node's package scope of `dir` (the nearest package.json, and the directories up to it,
- * where a new package.json would take over) and returns that package.json's directory and data.
+ * Node looks for `base` in `dir` as it is, with each extension, and as a directory: those
+ * names keep their state (inside node_modules: the folder keeps its listing).
+ */
+function guardNames(b: TableBuilder, dir: string, base: string, out: Set<number>): void {
+  if (inNodeModules(dir)) return b.guard(dir, out, true);
+  for (const ext of EXTENSIONS) b.guard(join(dir, base + ext), out, false);
+}
+
+/**
+ * Guards Node's package scope of `dir`: the nearest package.json, and the places between where
+ * a new one would take over. Returns that package.json's directory and data.
  */
 function guardScope(b: TableBuilder, dir: string, out: Set<number>): { dir: string; pkg: Record<string, unknown> } | undefined {
   for (let d = dir; ; d = dirname(d)) {
-    b.guard(d, out);
     const pj = join(d, 'package.json');
-    b.guard(pj, out);
+    b.guard(pj, out, true);
     if (statSync(pj, { throwIfNoEntry: false })?.isFile()) {
       const pkg = readJson(pj);
       return pkg ? { dir: d, pkg } : undefined;
@@ -122,14 +147,19 @@ function guardScope(b: TableBuilder, dir: string, out: Set<number>): { dir: stri
   }
 }
 
-/** A path Node probed as file-or-directory: its directory's listing, and its own if a directory. */
+/** A path Node probed as a file (with extensions) and then as a directory (package.json main, index). */
 function guardTarget(b: TableBuilder, x: string, out: Set<number>): boolean {
-  b.guard(dirname(x), out);
-  if (isDir(x)) {
-    if (mainIsBroken(x)) return false;
-    b.guard(x, out);
-    b.guard(join(x, 'package.json'), out);
+  guardNames(b, dirname(x), basename(x), out);
+  if (!isDir(x)) return true;
+  if (mainIsBroken(x)) return false;
+  b.guard(join(x, 'package.json'), out, true);
+  const main = readJson(join(x, 'package.json'))?.main;
+  if (typeof main === 'string' && main !== '') {
+    const m = resolve(x, main);
+    guardNames(b, dirname(m), basename(m), out);
+    if (isDir(m)) guardNames(b, m, 'index', out);
   }
+  guardNames(b, x, 'index', out);
   return true;
 }
 
@@ -147,9 +177,9 @@ function guardNodeModules(b: TableBuilder, dir: string, request: string, file: s
   const name = parts.slice(0, nameParts).join('/');
   const sub = parts.slice(nameParts).join('/');
   for (const nm of Module._nodeModulePaths(dir)) {
-    b.guard(nm, out);
+    b.guard(nm, out, true);
     if (!isDir(nm)) continue;
-    if (nameParts === 2) b.guard(join(nm, parts[0]!), out);
+    if (nameParts === 2) b.guard(join(nm, parts[0]!), out, true);
     const pkgDir = join(nm, name);
     if (!isDir(pkgDir)) {
       // A file right in node_modules (name.js, name.json): its folder's listing is guarded.
@@ -157,10 +187,10 @@ function guardNodeModules(b: TableBuilder, dir: string, request: string, file: s
       continue;
     }
     if (!within(file, realpathSync(pkgDir))) continue;
-    b.guard(pkgDir, out);
-    b.guard(join(pkgDir, 'package.json'), out);
-    if (sub !== '') return guardTarget(b, join(pkgDir, sub), out) ? undefined : 'broken main';
-    return mainIsBroken(pkgDir) ? 'broken main' : undefined;
+    b.guard(pkgDir, out, true);
+    b.guard(join(pkgDir, 'package.json'), out, true);
+    if (readJson(join(pkgDir, 'package.json'))?.exports !== undefined) return undefined; // the exports map decides
+    return guardTarget(b, sub === '' ? pkgDir : join(pkgDir, sub), out) ? undefined : 'broken main';
   }
   return 'not found in node_modules (a global folder)';
 }
@@ -184,9 +214,10 @@ function guardsFor(b: TableBuilder, dir: string, request: string, file: string):
       if (why) return why;
     }
   }
-  // The file's folder: deleting or renaming the file changes its listing. (Its content does not
-  // change the answer, and the loader checks it anyway before serving the module.)
-  b.guard(dirname(file), out);
+  // The answer must still exist. (Its content does not change the answer, and the loader checks
+  // it anyway before serving the module.)
+  if (inNodeModules(file)) b.guard(dirname(file), out, true);
+  else b.guard(file, out, false);
   return out;
 }
 

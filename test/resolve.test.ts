@@ -1,0 +1,158 @@
+/**
+ * The resolution table (issue 7), differentially: a fixture that resolves and loads every kind
+ * of request (relative, directory, JSON, self-reference, `#imports` with conditions, `exports`
+ * with conditions and subpath patterns, `main` without extension, scoped packages, a symlinked
+ * package, missing modules, builtins, `paths` options, a changed `module.paths`) prints the
+ * same with and without codeblob, on every runtime — also after the file system changed under
+ * the blob in every way that changes Node's answers, where codeblob must notice and ask Node.
+ */
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanEnv, cli, registerPath, repo, run, runtimes, type RunResult } from './helpers/env.js';
+
+interface Status {
+  enabled: boolean;
+  resolve: 'blob' | 'disk';
+  resolveReason?: string;
+  counters: Record<string, number>;
+}
+
+describe.each(runtimes())('resolution table on $name', (rt) => {
+  let base: string;
+  let n = 0;
+
+  /** A fresh copy of the fixture with its symlink, packed. */
+  function fixture(packArgs: string[] = []): { dir: string; blob: string; pack: { resolutions: { answers: number; skipped: Record<string, number> } } } {
+    const dir = join(base, `app-${n++}`);
+    cpSync(join(repo, 'test/fixtures/resolve'), dir, { recursive: true });
+    symlinkSync('../packages/linked', join(dir, 'node_modules/linked'));
+    const blob = join(dir, 'app.blob');
+    const r = run(process.execPath, [cli, 'pack', '--node', rt.bin, '--json', ...packArgs, '-o', blob, 'main.js'], { cwd: dir, env: cleanEnv() });
+    expect(r.status, r.stderr).toBe(0);
+    return { dir, blob, pack: JSON.parse(r.stdout) };
+  }
+
+  const plain = (dir: string, args: string[] = []) => run(rt.bin, [...args, 'main.js'], { cwd: dir, env: cleanEnv() });
+  function withBlob(dir: string, blob: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): { r: RunResult; status: Status } {
+    const statusFile = join(dir, `status-${n++}.json`);
+    const r = run(rt.bin, [...args, '--require', registerPath, 'main.js'], {
+      cwd: dir,
+      env: cleanEnv({ CODEBLOB_FILE: blob, CODEBLOB_STATUS_FILE: statusFile, ...env }),
+    });
+    return { r, status: JSON.parse(readFileSync(statusFile, 'utf8')) as Status };
+  }
+  function same(dir: string, blob: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Status {
+    const a = plain(dir, args);
+    const { r: b, status } = withBlob(dir, blob, args, env);
+    expect(a.status, a.stderr).toBe(0);
+    expect(b.stderr).toBe(a.stderr);
+    expect(b.stdout).toBe(a.stdout);
+    expect(b.status).toBe(0);
+    return status;
+  }
+
+  let main: ReturnType<typeof fixture>;
+  beforeAll(() => {
+    base = mkdtempSync(join(tmpdir(), `codeblob-resolve-${rt.name}-`));
+    main = fixture();
+  }, 120_000);
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+  it('records the run’s resolutions and answers them exactly as Node does', () => {
+    // 18 successful requests from main.js and 3 from lib/deep; not the one after module.paths changed.
+    expect(main.pack.resolutions).toMatchObject({ answers: 21, skipped: {} });
+    const status = same(main.dir, main.blob);
+    expect(status.resolve).toBe('blob');
+    expect(status.counters.resolveStale).toBe(0);
+    // Every recorded request of the run is answered from the table; errors, builtins and calls
+    // with `paths` (or after module.paths changed) are Node's.
+    expect(status.counters.resolveHits).toBeGreaterThanOrEqual(main.pack.resolutions.answers);
+    expect(status.counters.hits).toBeGreaterThan(10);
+    const out = JSON.parse(plain(main.dir).stdout) as Record<string, string>;
+    expect(out['resolve linked']).toBe('packages/linked/index.js'); // realpath, as Node gives it
+    expect(out['resolve #cond']).toBe('lib/cond-require.js');
+    expect(out['resolve pkg-exports/not-exported']).toMatch(/^ERR_PACKAGE_PATH_NOT_EXPORTED/);
+  });
+
+  it('steps aside under another resolution environment (--preserve-symlinks, --conditions)', () => {
+    for (const flags of [['--preserve-symlinks'], ['--conditions=default']]) {
+      const status = same(main.dir, main.blob, flags);
+      expect(status.resolve).toBe('disk');
+      expect(status.resolveReason).toMatch(/recorded under/);
+      expect(status.counters.resolveHits).toBe(0);
+    }
+  });
+
+  it('notices every file-system change that changes an answer, and asks Node', () => {
+    const changes: Array<[string, (dir: string) => void]> = [
+      ['a file that shadows a package directory', (d) => writeFileSync(join(d, 'node_modules/pkg-main.js'), "exports.name = 'shadow';")],
+      ['a closer node_modules', (d) => cpSync(join(d, 'node_modules/pkg-main'), join(d, 'lib/deep/node_modules/pkg-main'), { recursive: true })],
+      ['a file that shadows a directory index', (d) => writeFileSync(join(d, 'lib.js'), "exports.name = 'lib.js';")],
+      ['an edited package.json main', (d) => {
+        mkdirSync(join(d, 'node_modules/pkg-main/v2'));
+        writeFileSync(join(d, 'node_modules/pkg-main/v2/index.js'), "exports.name = 'pkg-main v2';");
+        writeFileSync(join(d, 'node_modules/pkg-main/package.json'), '{"name":"pkg-main","main":"v2/index"}');
+      }],
+      ['edited exports', (d) => {
+        const pj = join(d, 'node_modules/pkg-exports/package.json');
+        writeFileSync(pj, readFileSync(pj, 'utf8').replace('"./src/cjs.js"', '"./src/default.js"'));
+      }],
+      ['edited imports', (d) => {
+        const pj = join(d, 'package.json');
+        writeFileSync(pj, readFileSync(pj, 'utf8').replace('./lib/internal.js', './lib/util.js'));
+      }],
+      ['a retargeted symlink', (d) => {
+        unlinkSync(join(d, 'node_modules/linked'));
+        symlinkSync('../packages/linked2', join(d, 'node_modules/linked'));
+      }],
+      ['a deleted target', (d) => rmSync(join(d, 'node_modules/@scope/pkg/extra.js'))],
+    ];
+    for (const [what, change] of changes) {
+      const f = fixture();
+      const before = plain(f.dir).stdout;
+      change(f.dir);
+      const status = same(f.dir, f.blob);
+      expect(plain(f.dir).stdout, `${what}: the change must change Node's answer`).not.toBe(before);
+      expect(status.counters.resolveStale, what).toBeGreaterThan(0);
+    }
+  });
+
+  it('does not use an answer whose guard changed even when mtimes are put back', () => {
+    const f = fixture();
+    const pj = join(f.dir, 'node_modules/pkg-main/package.json');
+    const text = readFileSync(pj, 'utf8');
+    const then = new Date('2020-01-01T00:00:00Z');
+    writeFileSync(pj, text.replace('lib/index', 'lib/index.js'));
+    utimesSync(pj, then, then);
+    // Same answer from Node, but the file is not the one recorded: Node is asked.
+    const status = same(f.dir, f.blob);
+    expect(status.counters.resolveStale).toBeGreaterThan(0);
+  });
+
+  it('trusts the table under CODEBLOB_VERIFY=none (immutable deploys)', () => {
+    const f = fixture();
+    writeFileSync(join(f.dir, 'node_modules/pkg-main.js'), "exports.name = 'shadow';");
+    const { r, status } = withBlob(f.dir, f.blob, [], { CODEBLOB_VERIFY: 'none' });
+    expect(status.counters.resolveStale).toBe(0);
+    // The recorded answer stands, as the mode promises; plain Node now finds the shadow.
+    expect(JSON.parse(r.stdout)['resolve pkg-main']).toBe('node_modules/pkg-main/lib/index.js');
+    expect(JSON.parse(plain(f.dir).stdout)['resolve pkg-main']).toBe('node_modules/pkg-main.js');
+  });
+
+  it('can be switched off: by the packer, by CODEBLOB_RESOLVE=0, and by an earlier resolver', () => {
+    const f = fixture(['--no-resolutions']);
+    expect(f.pack.resolutions.answers).toBe(0);
+    const off = same(f.dir, f.blob);
+    expect(off).toMatchObject({ resolve: 'disk' });
+    expect(off.resolveReason).toMatch(/no resolution table/);
+    const env = same(main.dir, main.blob, [], { CODEBLOB_RESOLVE: '0' });
+    expect(env).toMatchObject({ resolve: 'disk', resolveReason: 'switched off by CODEBLOB_RESOLVE' });
+    const alias = join(main.dir, 'alias.cjs');
+    writeFileSync(alias, "const M = require('module'); const r = M._resolveFilename; M._resolveFilename = function (q, ...a) { return r.call(this, q, ...a); };");
+    const first = same(main.dir, main.blob, ['--require', alias]);
+    expect(first.resolve).toBe('disk');
+    expect(first.resolveReason).toMatch(/replaced before codeblob/);
+  });
+});
