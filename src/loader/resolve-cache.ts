@@ -127,7 +127,7 @@ class LoadedTable {
       }
       if (kind !== GUARD_REAL) return false;
       const real = this.path(size);
-      return real !== undefined && realpathSync(p) === real;
+      return real !== undefined && realpathSync.native(p) === real;
     } catch {
       return false;
     }
@@ -220,7 +220,16 @@ export function installResolveCache(store: BlobStore, state: LoaderStatus, debug
       const file = answer(request, parent as ParentLike);
       if (file !== undefined) return file;
     }
-    return original.call(this, request, parent, isMain, options);
+    // Node's own resolution, one frame deeper than without codeblob: raise the stack trace limit
+    // by one for the call, so an error it throws (MODULE_NOT_FOUND ...) loses no frame of the app.
+    const limit = Error.stackTraceLimit;
+    if (typeof limit !== 'number') return original.call(this, request, parent, isMain, options);
+    Error.stackTraceLimit = limit + 1;
+    try {
+      return original.call(this, request, parent, isMain, options);
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
   };
   return undefined;
 }

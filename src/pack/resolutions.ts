@@ -63,7 +63,7 @@ class TableBuilder {
     if (known !== undefined) {
       out.add(known);
       const real = this.#guardIndex.get('r\0' + abs);
-      if (real !== undefined) out.add(real);
+      if (real !== undefined && this.guards[real]!.size !== this.path(abs)) out.add(real);
       return;
     }
     const st = statSync(abs, { throwIfNoEntry: false });
@@ -72,12 +72,16 @@ class TableBuilder {
     else if (st) kind = exact ? GUARD_FILE : GUARD_IS_FILE;
     out.add(this.#add(key, { path: this.path(abs), kind, mtimeMs: st && exact ? st.mtimeMs : 0, size: kind === GUARD_FILE ? st!.size : 0 }));
     if (st) {
-      const realKey = 'r\0' + abs;
-      let real = this.#guardIndex.get(realKey);
-      const target = realpathSync(abs);
-      if (real === undefined && target !== abs) real = this.#add(realKey, { path: this.path(abs), kind: GUARD_REAL, mtimeMs: 0, size: this.path(target) });
-      if (real !== undefined) out.add(real);
+      if (realpathSync(abs) !== abs) this.realpath(abs, out);
     }
+  }
+
+  /** The path must still exist and resolve to the same realpath (itself, for a real path). */
+  realpath(abs: string, out: Set<number>): void {
+    const key = 'r\0' + abs;
+    let i = this.#guardIndex.get(key);
+    if (i === undefined) i = this.#add(key, { path: this.path(abs), kind: GUARD_REAL, mtimeMs: 0, size: this.path(realpathSync(abs)) });
+    out.add(i);
   }
 
   #add(key: string, g: Guard): number {
@@ -217,7 +221,7 @@ function guardsFor(b: TableBuilder, dir: string, request: string, file: string):
   // The answer must still exist. (Its content does not change the answer, and the loader checks
   // it anyway before serving the module.)
   if (inNodeModules(file)) b.guard(dirname(file), out, true);
-  else b.guard(file, out, false);
+  else b.realpath(file, out); // and is still no symlink, nor below one (Node answers realpaths)
   return out;
 }
 
