@@ -88,3 +88,21 @@ export function printHeader(h, backend) {
   console.log(`# ${h.date}  ${h.cpu} x${h.cores}, ${h.memoryGiB} GiB, ${h.os}`);
   console.log(`# Node ${h.node}, V8 ${h.v8}, cachedDataVersionTag ${h.tag}, codeblob backend ${backend}`);
 }
+
+/**
+ * Installs a corpus pinned under corpus/<name> (package.json, lockfile, entry.js) into
+ * .bench-out/<name>-corpus, once per lockfile.
+ */
+export function installCorpus(name) {
+  const src = join(repo, 'corpus', name);
+  const dir = join(outDir, `${name}-corpus`);
+  const lock = readFileSync(join(src, 'package-lock.json'), 'utf8');
+  const marker = join(dir, '.installed-lock');
+  if (!existsSync(marker) || readFileSync(marker, 'utf8') !== lock) {
+    mkdirSync(dir, { recursive: true });
+    cpSync(src, dir, { recursive: true });
+    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, stdio: ['ignore', 'ignore', 'inherit'] });
+    writeFileSync(marker, lock);
+  }
+  return dir;
+}

@@ -44,10 +44,15 @@
  *
  *   pageSize() -> number        sysconf(_SC_PAGESIZE)
  *   liveMappings() -> number    mappings this process holds now (for leak tests)
+ *
+ *   statMany(paths) -> Float64Array
+ *       stat(2) of each path in a NUL-separated string: 3 numbers per path, kind (0 absent or
+ *       unreadable, 1 file, 2 directory, 3 other), mtime in ms exactly as Node's Stats.mtimeMs,
+ *       size. Used to check a resolution table's guards in one call.
  */
 #ifndef CODEBLOB_H
 #define CODEBLOB_H
 
-#define CODEBLOB_NATIVE_ABI 1
+#define CODEBLOB_NATIVE_ABI 2
 
 #endif

@@ -28,10 +28,14 @@ function filesUnder(dir: string): Record<string, string> {
 interface Counters {
   hits: number; jsonHits: number; esmHits: number; misses: number; stale: number;
   cacheRejected: number; corrupt: number; deferred: number; stringsCopied: number; noCache: number;
+  resolveHits: number; resolveMisses: number; resolveStale: number;
 }
 
 function readCounters(dir: string): { enabled: boolean[]; total: Counters } {
-  const total: Counters = { hits: 0, jsonHits: 0, esmHits: 0, misses: 0, stale: 0, cacheRejected: 0, corrupt: 0, deferred: 0, stringsCopied: 0, noCache: 0 };
+  const total: Counters = {
+    hits: 0, jsonHits: 0, esmHits: 0, misses: 0, stale: 0, cacheRejected: 0, corrupt: 0, deferred: 0, stringsCopied: 0, noCache: 0,
+    resolveHits: 0, resolveMisses: 0, resolveStale: 0,
+  };
   const enabled: boolean[] = [];
   for (const f of readdirSync(dir).filter((n) => n.startsWith('status-'))) {
     const s = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { enabled: boolean; counters: Counters };
@@ -95,5 +99,8 @@ describe.each(runtimes())('reference corpus on $name', (rt) => {
     expect(total.stringsCopied).toBe(0);
     expect(total.stale).toBe(0);
     expect(total.corrupt).toBe(0);
+    // Resolutions come from the blob's table (issue 7): nearly all, none stale.
+    expect(total.resolveStale).toBe(0);
+    expect(total.resolveHits / (total.resolveHits + total.resolveMisses)).toBeGreaterThanOrEqual(0.95);
   });
 });

@@ -19,6 +19,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, decodeResolutions, type DecodedResolutions } from '../format/index.js';
+import { native } from '../native/binding.js';
 import type { BlobStore } from '../store/store.js';
 import { Module } from './cjs-compile.js';
 import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from './resolve-env.js';
@@ -45,12 +46,13 @@ class LoadedTable {
   readonly #abs: (string | undefined)[];
   readonly #guardState: Uint8Array;
 
-  constructor(table: DecodedResolutions, root: string) {
+  constructor(table: DecodedResolutions, root: string, checkGuards: boolean) {
     this.#t = table;
     this.#root = root;
     this.#rootPrefix = root.endsWith(sep) ? root : root + sep;
     this.#abs = new Array(table.paths.length);
     this.#guardState = new Uint8Array(table.guards.length / 4);
+    if (checkGuards) this.#checkAllAtOnce();
     const { answers, requests } = table;
     let dirIndex = -1;
     let byRequest: Map<string, number> | undefined;
@@ -107,6 +109,44 @@ class LoadedTable {
       if (state === BROKEN) return false;
     }
     return true;
+  }
+
+  /**
+   * With the addon, stat every path guard in one native call (about a microsecond each) rather
+   * than one fs.statSync per guard when first needed; realpath guards stay lazy.
+   */
+  #checkAllAtOnce(): void {
+    const binding = native();
+    if (!binding) return;
+    const guards = this.#t.guards;
+    const count = this.#guardState.length;
+    const which: number[] = [];
+    const paths: string[] = [];
+    for (let g = 0; g < count; g++) {
+      if (guards[g * 4 + 1] === GUARD_REAL) continue;
+      const p = this.path(guards[g * 4]!);
+      if (p === undefined || p.includes('\0')) {
+        this.#guardState[g] = BROKEN;
+        continue;
+      }
+      which.push(g);
+      paths.push(p);
+    }
+    if (paths.length === 0) return;
+    const st = binding.statMany(paths.join('\0'));
+    for (let k = 0; k < which.length; k++) {
+      const g = which[k]!;
+      const kind = guards[g * 4 + 1];
+      const found = st[k * 3]!; // 0 absent, 1 file, 2 directory, 3 other
+      let ok: boolean;
+      if (kind === GUARD_ABSENT) ok = found === 0;
+      else if (kind === GUARD_IS_FILE) ok = found === 1;
+      else if (kind === GUARD_IS_DIR) ok = found === 2;
+      else if (kind === GUARD_DIR) ok = found === 2 && st[k * 3 + 1] === guards[g * 4 + 2];
+      else if (kind === GUARD_FILE) ok = found === 1 && st[k * 3 + 1] === guards[g * 4 + 2] && st[k * 3 + 2] === guards[g * 4 + 3];
+      else ok = false;
+      this.#guardState[g] = ok ? HOLDS : BROKEN;
+    }
   }
 
   #check(g: number): boolean {
@@ -173,7 +213,7 @@ export function installResolveCache(store: BlobStore, state: LoaderStatus, debug
       if (decoded.env !== here) {
         broken = `the blob's resolutions were recorded under ${decoded.env}, this process runs under ${here}`;
       } else {
-        table = new LoadedTable(decoded, root);
+        table = new LoadedTable(decoded, root, !trust);
       }
     } catch (error) {
       broken = (error as Error).message;

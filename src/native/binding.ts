@@ -31,9 +31,14 @@ export interface NativeBinding {
   residentPages(buffer: ArrayBuffer, byteOffset: number, length: number): number;
   pageSize(): number;
   liveMappings(): number;
+  /**
+   * stat() of each NUL-separated path: 3 numbers per path, kind (0 absent, 1 file, 2 directory,
+   * 3 other), mtimeMs (as Node computes it), size.
+   */
+  statMany(paths: string): Float64Array;
 }
 
-const EXPECTED_ABI = 1;
+const EXPECTED_ABI = 2;
 const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 let loaded: { binding?: NativeBinding; reason?: string } | undefined;

@@ -1,0 +1,103 @@
+#!/usr/bin/env node
+// Issue 7, side by side in one run: module resolution from the blob's table. For each corpus
+// (the reference corpus, and the service-style corpus of many small modules, corpus/service),
+// fresh processes interleaved: plain `require`, codeblob without its resolution table
+// (CODEBLOB_RESOLVE=0) and codeblob with it. Reports load time, time spent in
+// Module._resolveFilename (timed outermost, so the table's own cost counts), the number of
+// resolutions, and the blob's pages resident in the process after startup.
+// Usage: node bench/resolve.mjs [--node <bin>] [--runs 9] [--corpus reference,service] [--quick]
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { header, installCorpus, outDir, pack, printHeader, referenceCorpus, registerPath, repo, stats } from './lib.mjs';
+
+const { values } = parseArgs({
+  options: {
+    node: { type: 'string', default: process.execPath },
+    runs: { type: 'string' },
+    corpus: { type: 'string', default: 'reference,service' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+const node = values.node;
+const runs = Number(values.runs ?? (values.quick ? 3 : 9));
+mkdirSync(outDir, { recursive: true });
+const h = header(node);
+const child = join(repo, 'bench/child-resolve.cjs');
+
+function sample(args, env) {
+  return new Promise((done, fail) => {
+    const p = spawn(node, [...args, child], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('exit', (code) => (code === 0 ? done(JSON.parse(out.trim().split('\n').pop())) : fail(new Error(`sample exited ${code}: ${err.slice(-1500)}`))));
+  });
+}
+
+const base = { ...process.env };
+for (const k of Object.keys(base)) if (k.startsWith('CODEBLOB_') || k === 'NODE_OPTIONS') delete base[k];
+
+printHeader(h, 'mmap');
+const results = [];
+for (const name of values.corpus.split(',')) {
+  if (name === 'service' && !existsSync(join(repo, 'corpus/service/package-lock.json'))) {
+    console.log('# skipped the service corpus: corpus/service is missing');
+    continue;
+  }
+  const dir = name === 'reference' ? referenceCorpus() : installCorpus(name);
+  const entry = join(dir, 'entry.js');
+  const blob = join(outDir, `${name}-resolve-${h.node}.blob`);
+  const packed = pack(node, dir, ['entry.js'], blob);
+  const env = { ...base, BENCH_ENTRY: entry };
+  const modes = [
+    { name: 'plain require', args: [], env },
+    { name: 'codeblob, no resolution table', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob, CODEBLOB_RESOLVE: '0' } },
+    { name: 'codeblob', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob } },
+  ];
+  const samples = Object.fromEntries(modes.map((m) => [m.name, []]));
+  for (const m of modes) await sample(m.args, m.env); // warm the page cache for everyone
+  for (let r = 0; r < runs; r++) {
+    for (let i = 0; i < modes.length; i++) {
+      const m = modes[(i + r) % modes.length];
+      samples[m.name].push(await sample(m.args, m.env));
+    }
+  }
+  const rows = modes.map((m) => {
+    const s = samples[m.name];
+    const c = s[0].counters;
+    return {
+      mode: m.name,
+      load: stats(s.map((x) => x.loadMs)),
+      resolve: stats(s.map((x) => x.resolveMs)),
+      calls: s[0].calls,
+      blobResident: Math.max(...s.map((x) => x.blobResident)),
+      counters: c && { hits: c.hits, resolveHits: c.resolveHits, resolveMisses: c.resolveMisses, resolveStale: c.resolveStale },
+    };
+  });
+  const [plain, noTable, table] = rows;
+  const summary = {
+    resolveShareOfPlain: plain.resolve.median / plain.load.median,
+    resolveShareNoTable: noTable.resolve.median / noTable.load.median,
+    resolveReduction: 1 - table.resolve.median / noTable.resolve.median,
+    loadGainOverNoTable: 1 - table.load.median / noTable.load.median,
+    loadRatioToPlain: table.load.median / plain.load.median,
+  };
+  results.push({ corpus: name, modules: packed.entries, resolutions: packed.resolutions, blobBytes: packed.fileSize, rows, summary });
+
+  console.log(`\n${name} corpus: ${packed.entries} modules, ${packed.resolutions.answers} recorded resolutions on ${packed.resolutions.guards} guards; ${runs} fresh processes per mode, interleaved`);
+  console.log('mode                             load ms min/med/max   resolve ms min/med/max   resolutions  blob resident after startup');
+  for (const r of rows) {
+    const f = (s) => `${s.min.toFixed(0)}/${s.median.toFixed(0)}/${s.max.toFixed(0)}`;
+    console.log(`${r.mode.padEnd(32)} ${f(r.load).padStart(19)}   ${f(r.resolve).padStart(22)}   ${String(r.calls).padStart(11)}  ${(r.blobResident / 1024).toFixed(0).padStart(8)} KiB`);
+  }
+  const pct = (x) => `${(100 * x).toFixed(0)}%`;
+  console.log(`resolving: ${pct(summary.resolveShareOfPlain)} of plain load, ${pct(summary.resolveShareNoTable)} of codeblob's without the table; the table cuts it by ${pct(summary.resolveReduction)}`);
+  console.log(`load: with the table ${pct(summary.loadGainOverNoTable)} faster than without; ${summary.loadRatioToPlain.toFixed(2)}x plain`);
+  if (table.counters) console.log(`# codeblob counters: ${JSON.stringify(table.counters)}`);
+}
+const file = join(outDir, `resolve-${h.node}.json`);
+writeFileSync(file, JSON.stringify({ header: h, runs, results }, null, 2));
+console.log(`# JSON: ${file}`);

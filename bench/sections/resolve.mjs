@@ -1,0 +1,27 @@
+// README section for bench/resolve.mjs (issue 7): resolution from the blob's table.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const stamp = (h) => `${h.date.slice(0, 10)}, ${h.cpu} x${h.cores}, ${h.memoryGiB} GiB, ${h.os}; Node ${h.node}, V8 ${h.v8}, cache tag ${h.tag}`;
+const pct = (x) => `${(100 * x).toFixed(0)}%`;
+
+export function markdown(outDir) {
+  const files = readdirSync(outDir).filter((f) => f.startsWith('resolve-') && f.endsWith('.json'));
+  const runs = files
+    .map((f) => JSON.parse(readFileSync(join(outDir, f), 'utf8')))
+    .sort((a, b) => a.header.node.localeCompare(b.header.node, undefined, { numeric: true }));
+  const lines = [];
+  for (const x of runs) {
+    for (const c of x.results) {
+      lines.push(`**Module resolution, ${c.corpus} corpus (${c.modules} modules, ${c.resolutions.answers} recorded resolutions), Node ${x.header.node}** (${stamp(x.header)}; ${x.runs} fresh processes per mode, interleaved; medians)`, '');
+      lines.push('| | load ms | resolving ms | resolutions | blob resident after startup KiB | load ratio to plain |', '|---|---|---|---|---|---|');
+      const plain = c.rows[0];
+      for (const r of c.rows) {
+        lines.push(`| ${r.mode} | ${r.load.median.toFixed(0)} | ${r.resolve.median.toFixed(1)} | ${r.calls} | ${(r.blobResident / 1024).toFixed(0)} | ${(r.load.median / plain.load.median).toFixed(2)} |`);
+      }
+      const s = c.summary;
+      lines.push('', `Resolving took ${pct(s.resolveShareOfPlain)} of plain \`require\`'s load and ${pct(s.resolveShareNoTable)} of codeblob's without the table; the table cuts the time spent resolving by ${pct(s.resolveReduction)} and the load time by ${pct(s.loadGainOverNoTable)}.`, '');
+    }
+  }
+  return lines.join('\n');
+}
