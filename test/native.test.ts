@@ -18,7 +18,7 @@ const maybe = native();
 
 it('the addon loads', () => {
   expect(maybe).toBeDefined();
-  expect(maybe!.abi).toBe(1);
+  expect(maybe!.abi).toBe(2);
 });
 
 const n = maybe as NativeBinding;
@@ -260,6 +260,23 @@ describe('external strings', () => {
     const m = map(file('a.bin', LATIN1));
     const e = thrown(() => n.externalLatin1(m.buffer, '0' as unknown as number, 4, new Uint8Array(1)));
     expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
+  });
+});
+
+describe('statMany', () => {
+  it('gives kind, mtimeMs (exactly as fs.statSync) and size per path, absent as 0', () => {
+    const file = join(dir, 'f.txt');
+    writeFileSync(file, 'hello');
+    const sub = join(dir, 'sub');
+    mkdirSync(sub);
+    const out = n.statMany([file, sub, join(dir, 'missing'), join(file, 'under-a-file')].join('\0'));
+    expect(out).toBeInstanceOf(Float64Array);
+    expect([...out]).toEqual([1, statSync(file).mtimeMs, 5, 2, statSync(sub).mtimeMs, statSync(sub).size, 0, 0, 0, 0, 0, 0]);
+    expect([...n.statMany('/dev/null')].slice(0, 1)).toEqual([3]);
+  });
+
+  it('takes one string', () => {
+    expect(() => (n.statMany as (x: unknown) => unknown)(42)).toThrow(TypeError);
   });
 });
 
