@@ -37,6 +37,9 @@ describe('fuzzing real blobs', () => {
     expect(t.typedErrors).toBeGreaterThan(500); // the mutations really break things
     expect(t.entriesRefused).toBeGreaterThan(100); // and corrupt sections are caught
     if (existsSync(foreign)) expect(t.cachesRejected).toBeGreaterThanOrEqual(t.byKind.foreignCache);
+    // Damaged resolution tables: some refused with a typed error, the rest used without a crash.
+    expect(t.byKind.resolutionTable).toBeGreaterThan(100);
+    expect(t.tablesUsed).toBeGreaterThan(0);
   }, 300_000);
 });
 

@@ -37,7 +37,8 @@ const UNKNOWN = 0;
 const HOLDS = 1;
 const BROKEN = 2;
 
-class LoadedTable {
+/** A decoded table with its lookups and guard checks (exported for the fuzzer). */
+export class LoadedTable {
   readonly #t: DecodedResolutions;
   readonly #root: string;
   readonly #rootPrefix: string;

@@ -15,7 +15,7 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 /** Runs `cases` fuzz cases over `jobs` children; resolves with totals and every crash. */
 export async function fuzz({ blob, foreign, cases, jobs = 2, batch = 500, seed = 1 }) {
   const scratch = mkdtempSync(join(tmpdir(), 'codeblob-fuzz-'));
-  const totals = { cases: 0, skipped: 0, typedErrors: 0, opened: 0, entriesServed: 0, entriesRefused: 0, cachesRejected: 0, crashes: [], wrong: [], byKind: {} };
+  const totals = { cases: 0, skipped: 0, typedErrors: 0, opened: 0, entriesServed: 0, entriesRefused: 0, cachesRejected: 0, tablesUsed: 0, crashes: [], wrong: [], byKind: {} };
   const batches = [];
   for (let done = 0, n = 0; done < cases; done += batch, n++) batches.push({ seed: seed * 100003 + n, count: Math.min(batch, cases - done) });
   const runBatch = ({ seed: s, count }) =>
@@ -34,7 +34,7 @@ export async function fuzz({ blob, foreign, cases, jobs = 2, batch = 500, seed =
           totals.crashes.push({ seed: s, code, signal, lastCase });
         } else {
           const r = JSON.parse(out.trim().split('\n').pop());
-          for (const k of ['cases', 'skipped', 'typedErrors', 'opened', 'entriesServed', 'entriesRefused', 'cachesRejected']) totals[k] += r[k];
+          for (const k of ['cases', 'skipped', 'typedErrors', 'opened', 'entriesServed', 'entriesRefused', 'cachesRejected', 'tablesUsed']) totals[k] += r[k] ?? 0;
           for (const [k, v] of Object.entries(r.byKind)) totals.byKind[k] = (totals.byKind[k] ?? 0) + v;
           totals.wrong.push(...r.wrong);
         }

@@ -12,6 +12,8 @@ const dist = join(fileURLToPath(new URL('../../dist/', import.meta.url)));
 const { open, isCodeblobError } = await import(join(dist, 'index.js'));
 const { encodeHeader, decodeHeader, encodeIndex, decodeIndex, sha256, entryHash, HEADER_SIZE } = await import(join(dist, 'format/index.js'));
 const { compileCjs } = await import(join(dist, 'loader/cjs-compile.js'));
+const { LoadedTable } = await import(join(dist, 'loader/resolve-cache.js'));
+const { decodeResolutions } = await import(join(dist, 'format/index.js'));
 
 const [blobPath, seedText, countText, scratch, foreignPath] = process.argv.slice(2);
 const original = readFileSync(blobPath);
@@ -93,6 +95,21 @@ const mutations = {
     out[inCache ? co + pick(cl) : so + pick(sl)] ^= 1 << pick(8);
     return { bytes: out, resealed: false, focus: e.key, mustRefuse: true };
   },
+  resolutionTable() {
+    // The resolution table inside a resealed index, damaged: bytes flipped, cut short, or its
+    // numbers set to extremes. It must be refused with a typed error or used without a crash.
+    if (!index.resolutions) return undefined;
+    let table = Buffer.from(index.resolutions);
+    const how = oneOf(['flip', 'truncate', 'extreme']);
+    if (how === 'flip') for (let i = 0, n = 1 + pick(8); i < n; i++) table[pick(table.length)] ^= 1 << pick(8);
+    else if (how === 'truncate') table = table.subarray(0, pick(table.length));
+    else {
+      const view = new DataView(table.buffer, table.byteOffset, table.byteLength);
+      for (let i = 0, n = 1 + pick(8); i < n; i++) view.setUint32(pick(table.length - 4) & ~3, oneOf(EXTREMES), true);
+    }
+    const bytes = reseal(original, header, { root: index.root, entries: index.entries, resolutions: table });
+    return bytes && { bytes, resealed: true, table: true };
+  },
   foreignCache() {
     if (!foreignIndex) return undefined;
     // Caches from another V8 version, grafted in with their hashes fixed: V8 itself must
@@ -117,6 +134,29 @@ const originalText = new Map();
   const s = open(blobPath);
   for (const e of s.entries()) originalText.set(e.key, e.kind === 'asset' ? null : s.source(e));
   s.close();
+}
+
+/** Decodes the store's resolution table and asks it every question the loader would. */
+function exerciseTable(store, i, kind) {
+  let decoded;
+  try {
+    decoded = decodeResolutions(store.resolutionTable());
+  } catch (error) {
+    if (!isCodeblobError(error)) summary.wrong.push({ case: i, kind, error: `table decode: ${error?.stack ?? error}` });
+    return;
+  }
+  try {
+    const t = new LoadedTable(decoded, store.root, true);
+    for (let a = 0; a < Math.min(decoded.requests.length, 200); a++) {
+      const dir = t.path(decoded.answers[a * 4]);
+      if (dir !== undefined) t.find(dir, decoded.requests[a]);
+      t.holds(a);
+      t.file(a);
+    }
+    summary.tablesUsed = (summary.tablesUsed ?? 0) + 1;
+  } catch (error) {
+    summary.wrong.push({ case: i, kind, error: `table use: ${error?.stack ?? error}` });
+  }
 }
 
 const summary = { cases: 0, skipped: 0, typedErrors: 0, opened: 0, entriesServed: 0, entriesRefused: 0, cachesRejected: 0, wrong: [], byKind: {} };
@@ -185,6 +225,7 @@ for (let i = 0; summary.cases < count && i < count * 3; i++) {
         if (!m.resealed) summary.wrong.push({ case: i, kind, key: e.key, error: `compile: ${error}` });
       }
     }
+    if (m.table) exerciseTable(store, i, kind);
     if (m.mustRefuse && focus && !refusedFocus) summary.wrong.push({ case: i, kind, key: m.focus, error: 'a section with a hash mismatch was served' });
   } finally {
     store.close();
