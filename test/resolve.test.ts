@@ -76,6 +76,13 @@ describe.each(runtimes())('resolution table on $name', (rt) => {
     expect(out['resolve pkg-exports/not-exported']).toMatch(/^ERR_PACKAGE_PATH_NOT_EXPORTED/);
   });
 
+  it('answers from the table with the read backend too (its addon loads through require while the table decodes)', () => {
+    const status = same(main.dir, main.blob, [], { CODEBLOB_BACKEND: 'read' });
+    expect(status).toMatchObject({ resolve: 'blob' });
+    expect(status.counters.resolveHits).toBeGreaterThanOrEqual(main.pack.resolutions.answers);
+    expect(status.counters.resolveStale).toBe(0);
+  });
+
   it('steps aside under another resolution environment (--preserve-symlinks, --conditions)', () => {
     for (const flags of [['--preserve-symlinks'], ['--conditions=default']]) {
       const status = same(main.dir, main.blob, flags);

@@ -193,6 +193,7 @@ export function installResolveCache(store: BlobStore, state: LoaderStatus, debug
   const root = store.root;
   let table: LoadedTable | undefined;
   let broken: string | undefined;
+  let decoding = false;
   let dropTimer: NodeJS.Timeout | undefined;
   let hitsAtSchedule = -1;
 
@@ -207,7 +208,9 @@ export function installResolveCache(store: BlobStore, state: LoaderStatus, debug
   }
 
   function loaded(): LoadedTable | undefined {
-    if (table || broken) return table;
+    // Decoding may load the addon (a require of its own): Node answers that one.
+    if (table || broken || decoding) return table;
+    decoding = true;
     try {
       const decoded = decodeResolutions(store.resolutionTable()!);
       const here = resolutionEnvironment();
@@ -218,6 +221,8 @@ export function installResolveCache(store: BlobStore, state: LoaderStatus, debug
       }
     } catch (error) {
       broken = (error as Error).message;
+    } finally {
+      decoding = false;
     }
     if (broken) {
       state.resolve = 'disk';
