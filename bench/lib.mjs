@@ -59,19 +59,36 @@ export function pack(node, cwd, entries, output, extra = []) {
   return JSON.parse(out);
 }
 
-/** Starts one sample process; resolves with {child, report} once it printed its line. */
+/**
+ * Starts one sample process; resolves with {child, report} once it printed its line. Its
+ * `settle()` asks it to give back V8's headroom (see child-load.cjs) and resolves with its
+ * second line once it has.
+ */
 export function startSample(node, args, env) {
   const child = spawn(node, [...args, childLoad], { env, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
+  const waiting = [];
   return new Promise((done, fail) => {
     child.stderr.on('data', (d) => (err += d));
     child.stdout.on('data', (d) => {
       out += d;
-      const nl = out.indexOf('\n');
-      if (nl !== -1) done({ child, report: JSON.parse(out.slice(0, nl)) });
+      let nl;
+      while ((nl = out.indexOf('\n')) !== -1) {
+        const line = JSON.parse(out.slice(0, nl));
+        out = out.slice(nl + 1);
+        if (waiting.length) waiting.shift()(line);
+        else {
+          const settle = () => new Promise((resolve) => { waiting.push(resolve); child.stdin.write('settle\n'); });
+          done({ child, report: line, settle });
+        }
+      }
     });
-    child.on('exit', (code) => fail(new Error(`sample exited with ${code} before reporting:\n${err.slice(-2000)}`)));
+    child.on('exit', (code) => {
+      const error = new Error(`sample exited with ${code} before reporting:\n${err.slice(-2000)}`);
+      for (const w of waiting.splice(0)) w(Promise.reject(error));
+      fail(error);
+    });
   });
 }
 

@@ -121,9 +121,15 @@ async function memoryCell(mode, n) {
   try {
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
-    return samples.map(({ child, report }) => {
+    const first = samples.map(({ child, report }) => {
       const m = measure(child.pid);
       return { uss: m.uss, pss: m.pss, anon: m.privateDirty, blobRss: m.blobs[0]?.rss ?? 0, blobShared: m.blobs[0]?.shared ?? 0, counters: report.counters };
+    });
+    // Then settled: all N give back V8's headroom at once, and are measured again.
+    const settled = await Promise.all(samples.map((s) => s.settle()));
+    return first.map((f, i) => {
+      const m = measure(samples[i].child.pid);
+      return { ...f, settled: { uss: m.uss, pss: m.pss, anon: m.privateDirty, settleMs: settled[i].settleMs, youngBytes: settled[i].youngBytes } };
     });
   } finally {
     await Promise.all(samples.map((s) => stop(s.child)));
@@ -167,7 +173,9 @@ const rows = modes.map((mode) => {
       n,
       samples: all.length,
       perWorker: Object.fromEntries(['uss', 'pss', 'anon', 'blobRss', 'blobShared'].map((k) => [k, median(all.map((x) => x[k]))])),
+      settled: Object.fromEntries(['uss', 'pss', 'anon', 'settleMs', 'youngBytes'].map((k) => [k, median(all.map((x) => x.settled[k]))])),
       total: { uss: median(cells.map((c) => c.reduce((s, x) => s + x.uss, 0))), pss: median(cells.map((c) => c.reduce((s, x) => s + x.pss, 0))) },
+      settledTotal: { uss: median(cells.map((c) => c.reduce((s, x) => s + x.settled.uss, 0))) },
     };
   });
   // Every round's total is a point: the fit sees the noise, not just the medians.
@@ -175,7 +183,7 @@ const rows = modes.map((mode) => {
   return {
     name: mode.name,
     memory,
-    growth: { uss: fitLine(points('uss')), pss: fitLine(points('pss')) },
+    growth: { uss: fitLine(points('uss')), pss: fitLine(points('pss')), settledUss: fitLine(Ns.flatMap((n) => run.memory.get(n).map((c) => [n, c.reduce((s, x) => s + x.settled.uss, 0)]))) },
     startup: { load: run.load.length ? stats(run.load) : null, wall: run.wall.length ? stats(run.wall) : null },
     counters: run.memory.get(Ns[Ns.length - 1])[0]?.[0].counters ?? mode.warm.counters,
     failures: run.failures,
@@ -186,24 +194,39 @@ const plain = rows.find((r) => r.name === 'plain require');
 const cell = (row, n) => row?.memory.find((c) => c.n === n);
 const ratio = (a, b) => (a != null && b ? (a / b).toFixed(2) : '-');
 const fmt = (x) => (x == null ? '-' : mib(x));
-console.log('\nPer child after load + full GC (medians), and the total over the N children');
+console.log('\nPer child after load + full GC (medians), the total over the N children, and settled (V8 headroom given back, as when idle)');
 printTable(
-  ['competitor', 'N', 'USS MiB', 'PSS MiB', 'anon MiB', 'blob resident/shared MiB', 'total USS MiB', 'total PSS MiB', 'USS ratio'],
+  ['competitor', 'N', 'USS MiB', 'PSS MiB', 'anon MiB', 'blob resident/shared MiB', 'total USS MiB', 'USS ratio', 'settled USS MiB', 'settled anon MiB', 'settled USS ratio'],
   rows.flatMap((r) => r.memory.map((c) => [
     r.name, c.n, mib(c.perWorker.uss), mib(c.perWorker.pss), mib(c.perWorker.anon), `${mib(c.perWorker.blobRss)}/${mib(c.perWorker.blobShared)}`,
-    mib(c.total.uss), mib(c.total.pss), ratio(c.perWorker.uss, cell(plain, c.n)?.perWorker.uss),
+    mib(c.total.uss), ratio(c.perWorker.uss, cell(plain, c.n)?.perWorker.uss),
+    mib(c.settled.uss), mib(c.settled.anon), ratio(c.settled.uss, cell(plain, c.n)?.settled.uss),
   ])),
 );
 console.log('\nGrowth with N: least-squares slope of the total over N (MiB per added worker)');
-printTable(['competitor', 'USS MiB/worker', 'PSS MiB/worker', 'USS slope ratio'], rows.map((r) => [r.name, fmt(r.growth.uss?.slope), fmt(r.growth.pss?.slope), ratio(r.growth.uss?.slope, plain?.growth.uss?.slope)]));
+printTable(
+  ['competitor', 'USS MiB/worker', 'PSS MiB/worker', 'USS slope ratio', 'settled USS MiB/worker'],
+  rows.map((r) => [r.name, fmt(r.growth.uss?.slope), fmt(r.growth.pss?.slope), ratio(r.growth.uss?.slope, plain?.growth.uss?.slope), fmt(r.growth.settledUss?.slope)]),
+);
 
 const nMax = Ns[Ns.length - 1];
-console.log(`\nThe limit, ${nMax} children: the loaded source would take ${mib(source.bytes)} MiB of each heap (${source.modules} modules, ${(source.chars / 1e6).toFixed(1)} M chars)`);
+console.log(`\nThe limit, ${nMax} children: the loaded source would take ${mib(source.bytes)} MiB of each heap (${source.modules} modules, ${(source.chars / 1e6).toFixed(1)} M chars); anonymous memory saved per worker vs plain, after the full GC and settled`);
 const limit = rows.map((r) => {
-  const saved = cell(plain, nMax) && cell(r, nMax) ? cell(plain, nMax).perWorker.anon - cell(r, nMax).perWorker.anon : null;
-  return { name: r.name, n: nMax, anon: cell(r, nMax)?.perWorker.anon ?? null, uss: cell(r, nMax)?.perWorker.uss ?? null, saved, ofSource: saved == null ? null : saved / source.bytes };
+  const p = cell(plain, nMax);
+  const c = cell(r, nMax);
+  const saved = p && c ? p.perWorker.anon - c.perWorker.anon : null;
+  const savedSettled = p && c ? p.settled.anon - c.settled.anon : null;
+  return {
+    name: r.name, n: nMax, anon: c?.perWorker.anon ?? null, uss: c?.perWorker.uss ?? null,
+    saved, ofSource: saved == null ? null : saved / source.bytes,
+    savedSettled, ofSourceSettled: savedSettled == null ? null : savedSettled / source.bytes,
+  };
 });
-printTable(['competitor', 'anon MiB', 'USS MiB', 'anon saved vs plain MiB', 'of the source'], limit.map((l) => [l.name, fmt(l.anon), fmt(l.uss), fmt(l.saved), l.ofSource == null ? '-' : l.ofSource.toFixed(2)]));
+const frac = (x) => (x == null ? '-' : x.toFixed(2));
+printTable(
+  ['competitor', 'anon MiB', 'USS MiB', 'anon saved MiB', 'of the source', 'settled: anon saved MiB', 'of the source'],
+  limit.map((l) => [l.name, fmt(l.anon), fmt(l.uss), fmt(l.saved), frac(l.ofSource), fmt(l.savedSettled), frac(l.ofSourceSettled)]),
+);
 
 const ms = (s) => (s ? `${s.min.toFixed(0)}/${s.median.toFixed(0)}/${s.max.toFixed(0)}` : '-');
 console.log(`\nStartup: one fresh process per sample, interleaved (${loadRuns} per competitor); ms min/median/max`);

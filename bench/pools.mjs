@@ -94,7 +94,19 @@ async function clusterSample(mode) {
     })));
     const readyMs = performance.now() - t0;
     if (mode.blob && reports.some((r) => !r.counters || r.counters.hits === 0)) throw new Error('a worker loaded nothing from the blob');
-    return { readyMs, mem: workers.map((w) => measure(w.process.pid)).map((m) => ({ uss: m.uss, pss: m.pss, anon: m.privateDirty, blobRss: m.blobs[0]?.rss ?? 0 })) };
+    const mem = workers.map((w) => measure(w.process.pid)).map((m) => ({ uss: m.uss, pss: m.pss, anon: m.privateDirty, blobRss: m.blobs[0]?.rss ?? 0 }));
+    // Then settled (see child-load.cjs): all workers give back V8's headroom at once.
+    await Promise.all(workers.map((w) => new Promise((resolve) => {
+      let out = '';
+      w.process.stdout.removeAllListeners('data');
+      w.process.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(); });
+      w.process.stdin.write('settle\n');
+    })));
+    workers.forEach((w, i) => {
+      const m = measure(w.process.pid);
+      mem[i].settled = { uss: m.uss, pss: m.pss, anon: m.privateDirty };
+    });
+    return { readyMs, mem };
   } finally {
     await Promise.all(workers.map((w) => new Promise((resolve) => {
       if (w.process.exitCode !== null || w.process.signalCode !== null) return resolve();
@@ -135,16 +147,16 @@ const rows = modes.map((mode) => {
   const run = runs.get(mode.name);
   const threads = Ns.filter((n) => run.threads.get(n).length > 0).map((n) => {
     const s = run.threads.get(n);
-    return { n, samples: s.length, uss: med(s.map((x) => x.uss)), pss: med(s.map((x) => x.pss)), anon: med(s.map((x) => x.anon)), blobRss: med(s.map((x) => x.blobRss)), blobMappings: Math.max(...s.map((x) => x.blobMappings)), ready: stats(s.map((x) => x.readyMs)) };
+    return { n, samples: s.length, settled: { uss: med(s.map((x) => x.settled.uss)), anon: med(s.map((x) => x.settled.anon)), threads: Math.min(...s.map((x) => x.settled.threads)) }, uss: med(s.map((x) => x.uss)), pss: med(s.map((x) => x.pss)), anon: med(s.map((x) => x.anon)), blobRss: med(s.map((x) => x.blobRss)), blobMappings: Math.max(...s.map((x) => x.blobMappings)), ready: stats(s.map((x) => x.readyMs)) };
   });
   const points = (k) => Ns.flatMap((n) => run.threads.get(n).map((x) => [n, x[k]]));
   const per = run.cluster.flatMap((c) => c.mem);
   return {
     name: mode.name,
     threads,
-    threadGrowth: { uss: fitLine(points('uss')), anon: fitLine(points('anon')) },
+    threadGrowth: { uss: fitLine(points('uss')), anon: fitLine(points('anon')), settledUss: fitLine(Ns.flatMap((n) => run.threads.get(n).map((x) => [n, x.settled.uss]))) },
     cluster: run.cluster.length
-      ? { workers: W, samples: per.length, uss: med(per.map((m) => m.uss)), pss: med(per.map((m) => m.pss)), anon: med(per.map((m) => m.anon)), blobRss: med(per.map((m) => m.blobRss)), ready: stats(run.cluster.map((c) => c.readyMs)) }
+      ? { workers: W, samples: per.length, settled: { uss: med(per.map((m) => m.settled.uss)), pss: med(per.map((m) => m.settled.pss)), anon: med(per.map((m) => m.settled.anon)) }, uss: med(per.map((m) => m.uss)), pss: med(per.map((m) => m.pss)), anon: med(per.map((m) => m.anon)), blobRss: med(per.map((m) => m.blobRss)), ready: stats(run.cluster.map((c) => c.readyMs)) }
       : null,
     failures: run.failures,
   };
@@ -156,15 +168,21 @@ const tcell = (row, n) => row?.threads.find((t) => t.n === n);
 const ms = (s) => (s ? `${s.min.toFixed(0)}/${s.median.toFixed(0)}/${s.max.toFixed(0)}` : '-');
 console.log('\n(a) piscina: one process, N threads each loading the corpus; whole process after load + GC (medians)');
 printTable(
-  ['competitor', 'N', 'USS MiB', 'PSS MiB', 'anon MiB', 'blob resident MiB', 'ready ms min/med/max', 'USS ratio', 'ready ratio'],
-  rows.flatMap((r) => r.threads.map((t) => [r.name, t.n, mib(t.uss), mib(t.pss), mib(t.anon), mib(t.blobRss), ms(t.ready), ratio(t.uss, tcell(plain, t.n)?.uss), ratio(t.ready.median, tcell(plain, t.n)?.ready.median)])),
+  ['competitor', 'N', 'USS MiB', 'PSS MiB', 'anon MiB', 'blob resident MiB', 'ready ms min/med/max', 'USS ratio', 'ready ratio', 'settled USS MiB', 'settled USS ratio'],
+  rows.flatMap((r) => r.threads.map((t) => [
+    r.name, t.n, mib(t.uss), mib(t.pss), mib(t.anon), mib(t.blobRss), ms(t.ready), ratio(t.uss, tcell(plain, t.n)?.uss), ratio(t.ready.median, tcell(plain, t.n)?.ready.median),
+    mib(t.settled.uss), ratio(t.settled.uss, tcell(plain, t.n)?.settled.uss),
+  ])),
 );
 console.log('\nGrowth with N threads: least-squares slope (MiB per added thread)');
 printTable(['competitor', 'USS MiB/thread', 'anon MiB/thread', 'USS slope ratio'], rows.map((r) => [r.name, r.threadGrowth.uss ? mib(r.threadGrowth.uss.slope) : '-', r.threadGrowth.anon ? mib(r.threadGrowth.anon.slope) : '-', ratio(r.threadGrowth.uss?.slope, plain?.threadGrowth.uss?.slope)]));
 console.log(`\n(b) cluster of ${W} workers: per worker after load + full GC (medians), time until all are ready`);
 printTable(
-  ['competitor', 'USS MiB', 'PSS MiB', 'anon MiB', 'ready ms min/med/max', 'USS ratio', 'PSS ratio', 'ready ratio'],
-  rows.filter((r) => r.cluster).map((r) => [r.name, mib(r.cluster.uss), mib(r.cluster.pss), mib(r.cluster.anon), ms(r.cluster.ready), ratio(r.cluster.uss, plain?.cluster?.uss), ratio(r.cluster.pss, plain?.cluster?.pss), ratio(r.cluster.ready.median, plain?.cluster?.ready.median)]),
+  ['competitor', 'USS MiB', 'PSS MiB', 'anon MiB', 'ready ms min/med/max', 'USS ratio', 'PSS ratio', 'ready ratio', 'settled USS MiB', 'settled USS ratio'],
+  rows.filter((r) => r.cluster).map((r) => [
+    r.name, mib(r.cluster.uss), mib(r.cluster.pss), mib(r.cluster.anon), ms(r.cluster.ready), ratio(r.cluster.uss, plain?.cluster?.uss), ratio(r.cluster.pss, plain?.cluster?.pss), ratio(r.cluster.ready.median, plain?.cluster?.ready.median),
+    mib(r.cluster.settled.uss), ratio(r.cluster.settled.uss, plain?.cluster?.settled.uss),
+  ]),
 );
 for (const s of skipped) console.log(`# skipped ${s.name}: ${s.reason}`);
 for (const r of rows) for (const f of r.failures) console.log(`# FAILED ${r.name}: ${f}`);

@@ -36,18 +36,23 @@ if (x24) {
   const n = Math.max(...x24.children);
   const row = (name) => x24.rows.find((r) => r.name === name);
   const at = (name) => row(name)?.memory.find((c) => c.n === n)?.perWorker.uss;
+  const settled = (name) => row(name)?.memory.find((c) => c.n === n)?.settled?.uss;
   const load = (name) => row(name)?.startup.load?.median;
   const where = `Node ${x24.header.node}, reference corpus, ${x24.header.date.slice(0, 10)}`;
   target(`USS per worker, ${n} child processes, vs plain`, where, div(at('codeblob (mmap)'), at('plain require')), 0.6, r2);
   target(`USS per worker, ${n} child processes, vs Node's compile cache`, where, div(at('codeblob (mmap)'), at('node compile cache')), 0.7, r2);
+  target(`settled USS per worker (V8's headroom given back, as when idle), ${n} child processes, vs plain`, where, div(settled('codeblob (mmap)'), settled('plain require')), 0.6, r2);
+  target(`settled USS per worker, ${n} child processes, vs Node's compile cache`, where, div(settled('codeblob (mmap)'), settled('node compile cache')), 0.7, r2);
   target('corpus load time vs plain', where, div(load('codeblob (mmap)'), load('plain require')), 0.55, r2);
   target("corpus load time vs Node's compile cache", where, div(load('codeblob (mmap)'), load('node compile cache')), 0.75, r2);
 }
 const p24 = pools.find((x) => major(x) === '24');
 if (p24) {
   const n = Math.max(...p24.threads);
-  const uss = (name) => p24.rows.find((r) => r.name === name)?.threads.find((t) => t.n === n)?.uss;
-  target(`whole-process USS, piscina pool of ${n} threads, vs plain`, `Node ${p24.header.node}, reference corpus, ${p24.header.date.slice(0, 10)}`, div(uss('codeblob'), uss('plain require')), 0.7, r2);
+  const t = (name) => p24.rows.find((r) => r.name === name)?.threads.find((x) => x.n === n);
+  const where = `Node ${p24.header.node}, reference corpus, ${p24.header.date.slice(0, 10)}`;
+  target(`whole-process USS, piscina pool of ${n} threads, vs plain`, where, div(t('codeblob')?.uss, t('plain require')?.uss), 0.7, r2);
+  target(`settled whole-process USS, piscina pool of ${n} threads, vs plain`, where, div(t('codeblob')?.settled?.uss, t('plain require')?.settled?.uss), 0.7, r2);
 }
 for (const x of resolves.filter((r) => ['20', '24'].includes(major(r)))) {
   const where = (c) => `Node ${x.header.node}, ${c.corpus} corpus, ${x.header.date.slice(0, 10)}`;
@@ -74,18 +79,22 @@ for (const x of memory) {
   const plain = x.rows.find((r) => r.name === 'plain require');
   const cell = (r, k) => r.memory.find((c) => c.n === k);
   lines.push(`**Reference corpus, every competitor, Node ${x.header.node}** (${stamp(x.header)}; backend ${x.backend}; blob of ${x.blob.entries} modules, ${mib(x.blob.fileSize)} MiB)`, '');
-  lines.push(`Memory per child process after load + full GC, ${n} children at once (medians of ${x.rounds} rounds × ${n}); total over the N children grows by the slope per added worker (least squares over N = ${x.children.join(', ')}):`, '');
-  lines.push('| | USS MiB | PSS MiB | anonymous MiB | blob resident / shared MiB | USS ratio | PSS ratio | anonymous ratio | slope: USS MiB per worker |', '|---|---|---|---|---|---|---|---|---|');
+  lines.push(
+    `Memory per child process, ${n} children at once (medians of ${x.rounds} rounds × ${n}): after load + a full GC, then settled (the same processes after V8 gave back its headroom, a young generation of ${mib(cell(plain, n)?.perWorker.anon - cell(plain, n)?.settled?.anon)} MiB for plain here, as it does by itself once a process is idle for a few seconds). ` +
+      `The total over the N children grows by the slope per added worker (least squares over N = ${x.children.join(', ')}):`,
+    '',
+  );
+  lines.push('| | USS MiB | PSS MiB | anonymous MiB | blob resident / shared MiB | USS ratio | PSS ratio | slope: USS MiB per worker | settled: USS MiB | settled: anonymous MiB | settled: USS ratio | settled: slope MiB per worker |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of x.rows) {
     const c = cell(r, n);
     const p = cell(plain, n);
     if (!c) continue;
-    lines.push(`| ${r.name} | ${mib(c.perWorker.uss)} | ${mib(c.perWorker.pss)} | ${mib(c.perWorker.anon)} | ${mib(c.perWorker.blobRss)} / ${mib(c.perWorker.blobShared)} | ${r2(div(c.perWorker.uss, p?.perWorker.uss))} | ${r2(div(c.perWorker.pss, p?.perWorker.pss))} | ${r2(div(c.perWorker.anon, p?.perWorker.anon))} | ${mib(r.growth.uss?.slope)} |`);
+    lines.push(`| ${r.name} | ${mib(c.perWorker.uss)} | ${mib(c.perWorker.pss)} | ${mib(c.perWorker.anon)} | ${mib(c.perWorker.blobRss)} / ${mib(c.perWorker.blobShared)} | ${r2(div(c.perWorker.uss, p?.perWorker.uss))} | ${r2(div(c.perWorker.pss, p?.perWorker.pss))} | ${mib(r.growth.uss?.slope)} | ${mib(c.settled?.uss)} | ${mib(c.settled?.anon)} | ${r2(div(c.settled?.uss, p?.settled?.uss))} | ${mib(r.growth.settledUss?.slope)} |`);
   }
   lines.push('', `Per child at every N (USS MiB): ${x.rows.map((r) => `${r.name} ${r.memory.map((c) => `${c.n}: ${mib(c.perWorker.uss)}`).join(', ')}`).join('; ')}.`, '');
   lines.push(
     `How close to the limit: V8 keeps bytecode private per isolate, so what sharing can save per worker is about the loaded source as it would sit in a heap: ${mib(x.source.bytes)} MiB here (${x.source.modules} modules, ${(x.source.chars / 1e6).toFixed(1)} M characters at 1 byte each for Latin-1, 2 otherwise). ` +
-      `Anonymous memory saved per worker against plain, as a fraction of that: ${x.limit.filter((l) => l.name !== 'plain require').map((l) => `${l.name} ${mib(l.saved)} MiB (${r2(l.ofSource)})`).join(', ')}. ` +
+      `Anonymous memory saved per worker against plain, as a fraction of that, after the full GC and settled: ${x.limit.filter((l) => l.name !== 'plain require').map((l) => `${l.name} ${mib(l.saved)} MiB (${r2(l.ofSource)}) and ${mib(l.savedSettled)} MiB (${r2(l.ofSourceSettled)})`).join('; ')}. ` +
       'Above 1 means the parser\'s garbage and the compiler\'s work were saved too, not only the text.',
     '',
   );
@@ -106,20 +115,20 @@ for (const x of pools) {
   const t = (r, n) => r.threads.find((c) => c.n === n);
   lines.push(`**Worker pools, reference corpus, Node ${x.header.node}** (${stamp(x.header)}; medians of ${x.rounds} rounds, competitors interleaved)`, '');
   lines.push('piscina, one process with N threads each loading the corpus: whole-process memory after load + GC, and time until all N have loaded:', '');
-  lines.push('| | N | USS MiB | PSS MiB | anonymous MiB | all loaded, ms (min / median / max) | USS ratio | anonymous ratio | ready ratio |', '|---|---|---|---|---|---|---|---|---|');
+  lines.push('| | N | USS MiB | PSS MiB | anonymous MiB | all loaded, ms (min / median / max) | USS ratio | anonymous ratio | ready ratio | settled: USS MiB | settled: USS ratio |', '|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of x.rows) {
     for (const c of r.threads) {
       const p = t(plain, c.n);
-      lines.push(`| ${r.name} | ${c.n} | ${mib(c.uss)} | ${mib(c.pss)} | ${mib(c.anon)} | ${mmm(c.ready)} | ${r2(div(c.uss, p?.uss))} | ${r2(div(c.anon, p?.anon))} | ${r2(div(c.ready.median, p?.ready.median))} |`);
+      lines.push(`| ${r.name} | ${c.n} | ${mib(c.uss)} | ${mib(c.pss)} | ${mib(c.anon)} | ${mmm(c.ready)} | ${r2(div(c.uss, p?.uss))} | ${r2(div(c.anon, p?.anon))} | ${r2(div(c.ready.median, p?.ready.median))} | ${mib(c.settled?.uss)} | ${r2(div(c.settled?.uss, p?.settled?.uss))} |`);
     }
   }
-  lines.push('', `Growth per added thread (least squares): ${x.rows.map((r) => `${r.name} ${mib(r.threadGrowth.uss?.slope)} MiB USS, ${mib(r.threadGrowth.anon?.slope)} MiB anonymous`).join('; ')}.`, '');
+  lines.push('', `Growth per added thread (least squares): ${x.rows.map((r) => `${r.name} ${mib(r.threadGrowth.uss?.slope)} MiB USS (settled ${mib(r.threadGrowth.settledUss?.slope)}), ${mib(r.threadGrowth.anon?.slope)} MiB anonymous`).join('; ')}.`, '');
   const withCluster = x.rows.filter((r) => r.cluster);
   if (withCluster.length) {
     lines.push(`cluster of ${x.workers} worker processes (codeblob through \`preloadPrimary\`), per worker after load + full GC, and time until all are ready:`, '');
-    lines.push('| | USS MiB | PSS MiB | anonymous MiB | all ready, ms (min / median / max) | USS ratio | PSS ratio | ready ratio |', '|---|---|---|---|---|---|---|---|');
+    lines.push('| | USS MiB | PSS MiB | anonymous MiB | all ready, ms (min / median / max) | USS ratio | PSS ratio | ready ratio | settled: USS MiB | settled: USS ratio |', '|---|---|---|---|---|---|---|---|---|---|');
     for (const r of withCluster) {
-      lines.push(`| ${r.name} | ${mib(r.cluster.uss)} | ${mib(r.cluster.pss)} | ${mib(r.cluster.anon)} | ${mmm(r.cluster.ready)} | ${r2(div(r.cluster.uss, plain.cluster?.uss))} | ${r2(div(r.cluster.pss, plain.cluster?.pss))} | ${r2(div(r.cluster.ready.median, plain.cluster?.ready.median))} |`);
+      lines.push(`| ${r.name} | ${mib(r.cluster.uss)} | ${mib(r.cluster.pss)} | ${mib(r.cluster.anon)} | ${mmm(r.cluster.ready)} | ${r2(div(r.cluster.uss, plain.cluster?.uss))} | ${r2(div(r.cluster.pss, plain.cluster?.pss))} | ${r2(div(r.cluster.ready.median, plain.cluster?.ready.median))} | ${mib(r.cluster.settled?.uss)} | ${r2(div(r.cluster.settled?.uss, plain.cluster?.settled?.uss))} |`);
     }
     lines.push('');
   }
@@ -145,7 +154,7 @@ lines.push(
   '**Where codeblob does not win.** ' +
     (missed.length ? `Targets missed in these runs: ${missed.map((t) => `${t.what} (${t.where}): ${t.shown}, wanted ${t.want}`).join('; ')}. ` : 'Every target above was met in these runs. ') +
     'V8 keeps bytecode private per isolate, so the code cache is deserialized into every heap; what sharing saves is the source text and the parser\'s garbage, never the bytecode. ' +
-    'Fixed costs stay: Node 24 keeps a larger young generation per isolate whatever loads, so its ratios are worse than Node 20\'s. ' +
+    'Fixed costs stay: right after a full GC every isolate still holds its young generation (about 28 MiB on Node 20, 36 MiB on Node 24, whatever loads), which weighs on every ratio until V8 gives it back once the process is idle; the settled columns show memory after that. ' +
     'On small apps (the synthetic app of 100 modules) codeblob\'s own modules, addon and index cost more than the source it saves. ' +
     'With one process, the blob\'s clean file pages count in its USS (reclaimable page cache, like the files plain `require` reads). ' +
     'The `read` backend, which copies the file into each process, shows what the mapping itself is worth.',

@@ -23,7 +23,11 @@ const pool = new Piscina({ filename: join(here, 'thread-task.cjs'), minThreads: 
 const results = await Promise.all(Array.from({ length: threads }, () => pool.run({})));
 const readyMs = performance.now() - t0;
 const m = measure(process.pid);
+// Then settled: every thread gives back V8's headroom (one task each, all at once).
+const settled = await Promise.all(Array.from({ length: threads }, () => pool.run({ settle: true })));
+const s = measure(process.pid);
 console.log(JSON.stringify({
+  settled: { uss: s.uss, pss: s.pss, anon: s.privateDirty, threads: new Set(settled.map((r) => r.threadId)).size, settleMs: Math.max(...settled.map((r) => r.settleMs)) },
   readyMs,
   threads: new Set(results.map((r) => r.threadId)).size,
   loadMs: results.map((r) => r.loadMs),

@@ -1,7 +1,26 @@
 'use strict';
 // A piscina task for bench/pools.mjs: load the corpus in this thread (with Node's compile cache
-// when BENCH_COMPILE_CACHE names its directory), then a full GC.
-module.exports = () => {
+// when BENCH_COMPILE_CACHE names its directory), then a full GC. With {settle: true}: give back
+// V8's headroom as bench/child-load.cjs does (memory-reducing GC, then wait while idle until the
+// young generation is released, at most 20 s).
+module.exports = ({ settle } = {}) => {
+  if (settle) {
+    const v8 = require('v8');
+    const gc = require('vm').runInNewContext('gc');
+    const young = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
+    try {
+      gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    } catch {
+      gc();
+    }
+    const t1 = Date.now();
+    return new Promise((resolve) => {
+      (function poll() {
+        if (young() > 2 * 1024 * 1024 && Date.now() - t1 < 20_000) return setTimeout(poll, 250);
+        resolve({ settleMs: Date.now() - t1, youngBytes: young(), threadId: require('worker_threads').threadId });
+      })();
+    });
+  }
   const Module = require('module');
   const dir = process.env.BENCH_COMPILE_CACHE;
   if (dir && typeof Module.enableCompileCache === 'function') Module.enableCompileCache(dir);
