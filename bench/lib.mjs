@@ -127,12 +127,11 @@ export function printHeader(h, backend) {
 }
 
 /**
- * Installs a corpus pinned under corpus/<name> (package.json, lockfile, entry.js) into
- * .bench-out/<name>-corpus, once per lockfile.
+ * Installs a corpus pinned under corpus/<name> (package.json, lockfile, entry.js) into `dir`
+ * (by default .bench-out/<name>-corpus), once per lockfile.
  */
-export function installCorpus(name) {
+export function installCorpus(name, dir = join(outDir, `${name}-corpus`)) {
   const src = join(repo, 'corpus', name);
-  const dir = join(outDir, `${name}-corpus`);
   const lock = readFileSync(join(src, 'package-lock.json'), 'utf8');
   const marker = join(dir, '.installed-lock');
   if (!existsSync(marker) || readFileSync(marker, 'utf8') !== lock) {
