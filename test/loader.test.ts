@@ -19,7 +19,7 @@ import { cleanEnv, cli, registerPath, repo, run, runtimes, type RunResult } from
 function withoutLoaderFrames(stderr: string): string {
   return stderr
     .split('\n')
-    .filter((l) => !/^\s+at (.*\()?(node:internal\/|node:codeblob|file:\/\/.*\/dist\/loader\/)/.test(l))
+    .filter((l) => !/^\s+at (.*\()?(node:internal\/|node:codeblob|(file:\/\/)?\/.*\/dist\/loader\/)/.test(l))
     .join('\n');
 }
 

@@ -126,3 +126,19 @@ store.close();
     addon: [expect.stringMatching(/\/app\/node_modules\/codeblob\/prebuilds\/linux-x64\/[^/]+\.node$/)],
   });
 });
+
+it('`--require codeblob/register` (the CommonJS bundle) and `--import codeblob/register` (the ES module) both load the app from the blob', () => {
+  // The blob and app of the previous test.
+  // Read at exit: --require preloads run before --import ones.
+  const status = "process.on('exit', () => { const s = globalThis[Symbol.for('codeblob.loader.status')]; console.log(JSON.stringify({ enabled: s.enabled, backend: s.backend, hits: s.counters.hits, resolve: s.resolve })); });";
+  writeFileSync(join(app, 'status.cjs'), status);
+  const env = { CODEBLOB_FILE: 'app.blob' };
+  for (const [flag, file] of [['--require', 'register.cjs'], ['--import', 'register.js']] as const) {
+    const out = run(process.execPath, [flag, 'codeblob/register', '--require', './status.cjs', 'src/main.cjs'], app, env).trim().split('\n');
+    expect(out[0]).toBe('hello, blob');
+    expect(JSON.parse(out[1]!)).toEqual({ enabled: true, backend: 'mmap', hits: 2, resolve: 'blob' });
+    // Which file each flag loads: the one the package's exports name for it.
+    const which = run(process.execPath, ['--input-type=module', '-e', `import { createRequire } from 'node:module'; console.log(${flag === '--require' ? "createRequire(process.cwd() + '/').resolve('codeblob/register')" : "import.meta.resolve('codeblob/register')"})`], app);
+    expect(which.trim().endsWith(`/node_modules/codeblob/dist/loader/${file}`)).toBe(true);
+  }
+});

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from './commands.js';
 
-const registerPath = fileURLToPath(new URL('../loader/register.js', import.meta.url));
+const registerPath = fileURLToPath(new URL('../loader/register.cjs', import.meta.url));
 
 export function runCommand(argv: string[]): Promise<number> {
   const dashdash = argv.indexOf('--');

@@ -14,7 +14,7 @@ import { unsafeReason } from '../loader/safety.js';
 import { open, type BlobPin } from '../store/store.js';
 
 /** The preload module workers load with `--require`. */
-export const registerPath = fileURLToPath(new URL('../loader/register.js', import.meta.url));
+export const registerPath = fileURLToPath(new URL('../loader/register.cjs', import.meta.url));
 
 export interface PreloadOptions {
   /** How workers check that a module's file is unchanged: `stat`, `hash` or `none`. @default 'stat' */

@@ -13,7 +13,7 @@ import { installReferenceCorpus, nodePackageBin, NODE_PACKAGES } from '../../ben
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const cacheDir = join(repo, 'node_modules/.cache/codeblob-test');
 export const cli = join(repo, 'dist/cli/main.js');
-export const registerPath = join(repo, 'dist/loader/register.js');
+export const registerPath = join(repo, 'dist/loader/register.cjs');
 
 /** The pinned Node runtimes from the npm registry (shared with the benchmarks, bench/lib.mjs). */
 export { NODE_PACKAGES, installNode, nodePackageBin } from '../../bench/lib.mjs';
