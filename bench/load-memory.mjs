@@ -129,7 +129,7 @@ async function memoryCell(mode, n) {
     const settled = await Promise.all(samples.map((s) => s.settle()));
     return first.map((f, i) => {
       const m = measure(samples[i].child.pid);
-      return { ...f, settled: { uss: m.uss, pss: m.pss, anon: m.privateDirty, settleMs: settled[i].settleMs, youngBytes: settled[i].youngBytes } };
+      return { ...f, settled: { uss: m.uss, pss: m.pss, anon: m.privateDirty, youngBytes: settled[i].youngBytes } };
     });
   } finally {
     await Promise.all(samples.map((s) => stop(s.child)));
@@ -173,7 +173,11 @@ const rows = modes.map((mode) => {
       n,
       samples: all.length,
       perWorker: Object.fromEntries(['uss', 'pss', 'anon', 'blobRss', 'blobShared'].map((k) => [k, median(all.map((x) => x[k]))])),
-      settled: Object.fromEntries(['uss', 'pss', 'anon', 'settleMs', 'youngBytes'].map((k) => [k, median(all.map((x) => x.settled[k]))])),
+      settled: {
+        ...Object.fromEntries(['uss', 'pss', 'anon', 'youngBytes'].map((k) => [k, median(all.map((x) => x.settled[k]))])),
+        // Samples whose young generation V8 had released when measured (else the wait timed out).
+        released: all.filter((x) => x.settled.youngBytes <= 2 * MiB).length,
+      },
       total: { uss: median(cells.map((c) => c.reduce((s, x) => s + x.uss, 0))), pss: median(cells.map((c) => c.reduce((s, x) => s + x.pss, 0))) },
       settledTotal: { uss: median(cells.map((c) => c.reduce((s, x) => s + x.settled.uss, 0))) },
     };
@@ -200,7 +204,7 @@ printTable(
   rows.flatMap((r) => r.memory.map((c) => [
     r.name, c.n, mib(c.perWorker.uss), mib(c.perWorker.pss), mib(c.perWorker.anon), `${mib(c.perWorker.blobRss)}/${mib(c.perWorker.blobShared)}`,
     mib(c.total.uss), ratio(c.perWorker.uss, cell(plain, c.n)?.perWorker.uss),
-    mib(c.settled.uss), mib(c.settled.anon), ratio(c.settled.uss, cell(plain, c.n)?.settled.uss),
+    `${mib(c.settled.uss)}${c.settled.released < c.samples ? ` (${c.settled.released}/${c.samples} released)` : ''}`, mib(c.settled.anon), ratio(c.settled.uss, cell(plain, c.n)?.settled.uss),
   ])),
 );
 console.log('\nGrowth with N: least-squares slope of the total over N (MiB per added worker)');

@@ -19,8 +19,20 @@ const mmm = (s) => (s ? `${s.min.toFixed(0)} / ${s.median.toFixed(0)} / ${s.max.
 const div = (a, b) => (a != null && b ? a / b : null);
 const major = (x) => x.header.node.slice(1).split('.')[0];
 
-const memory = readResults(outDir, 'load-memory');
-const pools = readResults(outDir, 'pools');
+/**
+ * Settled figures need a memory-reducing gc() (V8 12+, Node 22+); older V8 gives the young
+ * generation back only by itself, 8 to 20+ s after the last allocation: not measured there.
+ */
+const SETTLE_NOTE = 'Settled figures are not shown for Node 20: its V8 has no memory-reducing `gc()` (V8 gives the young generation back by itself after 8 to 20+ s idle, which the benchmark does not wait for).';
+const canSettle = (x) => Number(major(x)) >= 22;
+/** A markdown table row without its last k cells (the settled columns, where not measured). */
+const cut = (line, k) => (k === 0 ? line : line.split('|').slice(0, -(k + 1)).join('|') + '|');
+function withoutSettled(x) {
+  if (canSettle(x)) return x;
+  return JSON.parse(JSON.stringify(x, (k, v) => (k === 'settled' || k === 'settledUss' || k === 'settledTotal' || k === 'savedSettled' || k === 'ofSourceSettled' ? undefined : v)));
+}
+const memory = readResults(outDir, 'load-memory').map(withoutSettled);
+const pools = readResults(outDir, 'pools').map(withoutSettled);
 const resolves = readResults(outDir, 'resolve');
 const alignments = readResults(outDir, 'alignment');
 if (memory.length === 0 && pools.length === 0) throw new Error(`no benchmark results in ${outDir}: run npm run bench first`);
@@ -80,21 +92,31 @@ for (const x of memory) {
   const cell = (r, k) => r.memory.find((c) => c.n === k);
   lines.push(`**Reference corpus, every competitor, Node ${x.header.node}** (${stamp(x.header)}; backend ${x.backend}; blob of ${x.blob.entries} modules, ${mib(x.blob.fileSize)} MiB)`, '');
   lines.push(
-    `Memory per child process, ${n} children at once (medians of ${x.rounds} rounds × ${n}): after load + a full GC, then settled (the same processes after V8 gave back its headroom, a young generation of ${mib(cell(plain, n)?.perWorker.anon - cell(plain, n)?.settled?.anon)} MiB for plain here, as it does by itself once a process is idle for a few seconds). ` +
+    `Memory per child process, ${n} children at once (medians of ${x.rounds} rounds × ${n}): after load + a full GC` +
+      (canSettle(x) ? `, then settled (the same processes after a memory-reducing GC gave back V8's headroom, a young generation of ${mib(cell(plain, n)?.perWorker.anon - cell(plain, n)?.settled?.anon)} MiB for plain here, as V8 does by itself once a process is idle for a few seconds). ` : '. ') +
       `The total over the N children grows by the slope per added worker (least squares over N = ${x.children.join(', ')}):`,
     '',
   );
-  lines.push('| | USS MiB | PSS MiB | anonymous MiB | blob resident / shared MiB | USS ratio | PSS ratio | slope: USS MiB per worker | settled: USS MiB | settled: anonymous MiB | settled: USS ratio | settled: slope MiB per worker |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const k4 = canSettle(x) ? 0 : 4;
+  lines.push(cut('| | USS MiB | PSS MiB | anonymous MiB | blob resident / shared MiB | USS ratio | PSS ratio | slope: USS MiB per worker | settled: USS MiB | settled: anonymous MiB | settled: USS ratio | settled: slope MiB per worker |', k4), cut('|---|---|---|---|---|---|---|---|---|---|---|---|', k4));
   for (const r of x.rows) {
     const c = cell(r, n);
     const p = cell(plain, n);
     if (!c) continue;
-    lines.push(`| ${r.name} | ${mib(c.perWorker.uss)} | ${mib(c.perWorker.pss)} | ${mib(c.perWorker.anon)} | ${mib(c.perWorker.blobRss)} / ${mib(c.perWorker.blobShared)} | ${r2(div(c.perWorker.uss, p?.perWorker.uss))} | ${r2(div(c.perWorker.pss, p?.perWorker.pss))} | ${mib(r.growth.uss?.slope)} | ${mib(c.settled?.uss)} | ${mib(c.settled?.anon)} | ${r2(div(c.settled?.uss, p?.settled?.uss))} | ${mib(r.growth.settledUss?.slope)} |`);
+    // Where V8 had not yet released the young generation of every sample when measured.
+    const partly = (x) => {
+      const st = x?.settled;
+      if (!st) return '';
+      if (st.released !== undefined) return st.released < x.samples ? ` (${st.released} of ${x.samples} released)` : '';
+      return st.youngBytes > 2 * MiB ? ' (not released)' : '';
+    };
+    lines.push(cut(`| ${r.name} | ${mib(c.perWorker.uss)} | ${mib(c.perWorker.pss)} | ${mib(c.perWorker.anon)} | ${mib(c.perWorker.blobRss)} / ${mib(c.perWorker.blobShared)} | ${r2(div(c.perWorker.uss, p?.perWorker.uss))} | ${r2(div(c.perWorker.pss, p?.perWorker.pss))} | ${mib(r.growth.uss?.slope)} | ${mib(c.settled?.uss)}${partly(c)} | ${mib(c.settled?.anon)} | ${r2(div(c.settled?.uss, p?.settled?.uss))}${partly(p)} | ${mib(r.growth.settledUss?.slope)} |`, k4));
   }
+  if (!canSettle(x)) lines.push('', SETTLE_NOTE);
   lines.push('', `Per child at every N (USS MiB): ${x.rows.map((r) => `${r.name} ${r.memory.map((c) => `${c.n}: ${mib(c.perWorker.uss)}`).join(', ')}`).join('; ')}.`, '');
   lines.push(
     `How close to the limit: V8 keeps bytecode private per isolate, so what sharing can save per worker is about the loaded source as it would sit in a heap: ${mib(x.source.bytes)} MiB here (${x.source.modules} modules, ${(x.source.chars / 1e6).toFixed(1)} M characters at 1 byte each for Latin-1, 2 otherwise). ` +
-      `Anonymous memory saved per worker against plain, as a fraction of that, after the full GC and settled: ${x.limit.filter((l) => l.name !== 'plain require').map((l) => `${l.name} ${mib(l.saved)} MiB (${r2(l.ofSource)}) and ${mib(l.savedSettled)} MiB (${r2(l.ofSourceSettled)})`).join('; ')}. ` +
+      `Anonymous memory saved per worker against plain, as a fraction of that, after the full GC${canSettle(x) ? ' and settled' : ''}: ${x.limit.filter((l) => l.name !== 'plain require').map((l) => `${l.name} ${mib(l.saved)} MiB (${r2(l.ofSource)})${canSettle(x) ? ` and ${mib(l.savedSettled)} MiB (${r2(l.ofSourceSettled)})` : ''}`).join('; ')}. ` +
       'Above 1 means the parser\'s garbage and the compiler\'s work were saved too, not only the text.',
     '',
   );
@@ -115,20 +137,22 @@ for (const x of pools) {
   const t = (r, n) => r.threads.find((c) => c.n === n);
   lines.push(`**Worker pools, reference corpus, Node ${x.header.node}** (${stamp(x.header)}; medians of ${x.rounds} rounds, competitors interleaved)`, '');
   lines.push('piscina, one process with N threads each loading the corpus: whole-process memory after load + GC, and time until all N have loaded:', '');
-  lines.push('| | N | USS MiB | PSS MiB | anonymous MiB | all loaded, ms (min / median / max) | USS ratio | anonymous ratio | ready ratio | settled: USS MiB | settled: USS ratio |', '|---|---|---|---|---|---|---|---|---|---|---|');
+  const k2 = canSettle(x) ? 0 : 2;
+  lines.push(cut('| | N | USS MiB | PSS MiB | anonymous MiB | all loaded, ms (min / median / max) | USS ratio | anonymous ratio | ready ratio | settled: USS MiB | settled: USS ratio |', k2), cut('|---|---|---|---|---|---|---|---|---|---|---|', k2));
   for (const r of x.rows) {
     for (const c of r.threads) {
       const p = t(plain, c.n);
-      lines.push(`| ${r.name} | ${c.n} | ${mib(c.uss)} | ${mib(c.pss)} | ${mib(c.anon)} | ${mmm(c.ready)} | ${r2(div(c.uss, p?.uss))} | ${r2(div(c.anon, p?.anon))} | ${r2(div(c.ready.median, p?.ready.median))} | ${mib(c.settled?.uss)} | ${r2(div(c.settled?.uss, p?.settled?.uss))} |`);
+      lines.push(cut(`| ${r.name} | ${c.n} | ${mib(c.uss)} | ${mib(c.pss)} | ${mib(c.anon)} | ${mmm(c.ready)} | ${r2(div(c.uss, p?.uss))} | ${r2(div(c.anon, p?.anon))} | ${r2(div(c.ready.median, p?.ready.median))} | ${mib(c.settled?.uss)} | ${r2(div(c.settled?.uss, p?.settled?.uss))} |`, k2));
     }
   }
-  lines.push('', `Growth per added thread (least squares): ${x.rows.map((r) => `${r.name} ${mib(r.threadGrowth.uss?.slope)} MiB USS (settled ${mib(r.threadGrowth.settledUss?.slope)}), ${mib(r.threadGrowth.anon?.slope)} MiB anonymous`).join('; ')}.`, '');
+  if (!canSettle(x)) lines.push('', SETTLE_NOTE);
+  lines.push('', `Growth per added thread (least squares): ${x.rows.map((r) => `${r.name} ${mib(r.threadGrowth.uss?.slope)} MiB USS${r.threadGrowth.settledUss ? ` (settled ${mib(r.threadGrowth.settledUss.slope)})` : ''}, ${mib(r.threadGrowth.anon?.slope)} MiB anonymous`).join('; ')}.`, '');
   const withCluster = x.rows.filter((r) => r.cluster);
   if (withCluster.length) {
     lines.push(`cluster of ${x.workers} worker processes (codeblob through \`preloadPrimary\`), per worker after load + full GC, and time until all are ready:`, '');
-    lines.push('| | USS MiB | PSS MiB | anonymous MiB | all ready, ms (min / median / max) | USS ratio | PSS ratio | ready ratio | settled: USS MiB | settled: USS ratio |', '|---|---|---|---|---|---|---|---|---|---|');
+    lines.push(cut('| | USS MiB | PSS MiB | anonymous MiB | all ready, ms (min / median / max) | USS ratio | PSS ratio | ready ratio | settled: USS MiB | settled: USS ratio |', k2), cut('|---|---|---|---|---|---|---|---|---|---|', k2));
     for (const r of withCluster) {
-      lines.push(`| ${r.name} | ${mib(r.cluster.uss)} | ${mib(r.cluster.pss)} | ${mib(r.cluster.anon)} | ${mmm(r.cluster.ready)} | ${r2(div(r.cluster.uss, plain.cluster?.uss))} | ${r2(div(r.cluster.pss, plain.cluster?.pss))} | ${r2(div(r.cluster.ready.median, plain.cluster?.ready.median))} | ${mib(r.cluster.settled?.uss)} | ${r2(div(r.cluster.settled?.uss, plain.cluster?.settled?.uss))} |`);
+      lines.push(cut(`| ${r.name} | ${mib(r.cluster.uss)} | ${mib(r.cluster.pss)} | ${mib(r.cluster.anon)} | ${mmm(r.cluster.ready)} | ${r2(div(r.cluster.uss, plain.cluster?.uss))} | ${r2(div(r.cluster.pss, plain.cluster?.pss))} | ${r2(div(r.cluster.ready.median, plain.cluster?.ready.median))} | ${mib(r.cluster.settled?.uss)} | ${r2(div(r.cluster.settled?.uss, plain.cluster?.settled?.uss))} |`, k2));
     }
     lines.push('');
   }

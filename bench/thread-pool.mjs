@@ -27,7 +27,7 @@ const m = measure(process.pid);
 const settled = await Promise.all(Array.from({ length: threads }, () => pool.run({ settle: true })));
 const s = measure(process.pid);
 console.log(JSON.stringify({
-  settled: { uss: s.uss, pss: s.pss, anon: s.privateDirty, threads: new Set(settled.map((r) => r.threadId)).size, settleMs: Math.max(...settled.map((r) => r.settleMs)) },
+  settled: { uss: s.uss, pss: s.pss, anon: s.privateDirty, threads: new Set(settled.map((r) => r.threadId)).size, youngBytes: Math.max(...settled.map((r) => r.youngBytes)) },
   readyMs,
   threads: new Set(results.map((r) => r.threadId)).size,
   loadMs: results.map((r) => r.loadMs),

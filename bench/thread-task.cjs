@@ -1,8 +1,7 @@
 'use strict';
 // A piscina task for bench/pools.mjs: load the corpus in this thread (with Node's compile cache
-// when BENCH_COMPILE_CACHE names its directory), then a full GC. With {settle: true}: give back
-// V8's headroom as bench/child-load.cjs does (memory-reducing GC, then wait while idle until the
-// young generation is released, at most 20 s).
+// when BENCH_COMPILE_CACHE names its directory), then a full GC. With {settle: true}: a
+// memory-reducing full GC, as bench/child-load.cjs does.
 module.exports = ({ settle } = {}) => {
   if (settle) {
     const v8 = require('v8');
@@ -13,13 +12,7 @@ module.exports = ({ settle } = {}) => {
     } catch {
       gc();
     }
-    const t1 = Date.now();
-    return new Promise((resolve) => {
-      (function poll() {
-        if (young() > 2 * 1024 * 1024 && Date.now() - t1 < 20_000) return setTimeout(poll, 250);
-        resolve({ settleMs: Date.now() - t1, youngBytes: young(), threadId: require('worker_threads').threadId });
-      })();
-    });
+    return { youngBytes: young(), threadId: require('worker_threads').threadId };
   }
   const Module = require('module');
   const dir = process.env.BENCH_COMPILE_CACHE;
