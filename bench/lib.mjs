@@ -66,6 +66,7 @@ export function pack(node, cwd, entries, output, extra = []) {
  */
 export function startSample(node, args, env) {
   const child = spawn(node, [...args, childLoad], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => {}); // a child that died: its exit is what reports it
   let out = '';
   let err = '';
   const waiting = [];
@@ -79,7 +80,11 @@ export function startSample(node, args, env) {
         out = out.slice(nl + 1);
         if (waiting.length) waiting.shift()(line);
         else {
-          const settle = () => new Promise((resolve) => { waiting.push(resolve); child.stdin.write('settle\n'); });
+          const settle = () => new Promise((resolve, reject) => {
+            if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`sample exited with ${child.exitCode ?? child.signalCode}:\n${err.slice(-2000)}`));
+            waiting.push(resolve);
+            child.stdin.write('settle\n');
+          });
           done({ child, report: line, settle });
         }
       }
@@ -94,6 +99,7 @@ export function startSample(node, args, env) {
 
 export function stop(child) {
   return new Promise((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) return done();
     child.removeAllListeners('exit');
     child.on('exit', done);
     child.stdin.end();

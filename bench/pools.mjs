@@ -41,6 +41,8 @@ const h = header(node);
 const blob = join(outDir, `reference-${h.node}.blob`);
 pack(node, corpus, ['entry.js'], blob);
 const base = cleanEnv({ BENCH_ENTRY: join(corpus, 'entry.js') });
+// cluster.fork() adds its env to this process's: keep codeblob's variables and NODE_OPTIONS out.
+for (const k of Object.keys(process.env)) if (k.startsWith('CODEBLOB_') || k === 'NODE_OPTIONS') delete process.env[k];
 const cacheDir = join(outDir, `node-compile-cache-${h.node}`);
 const modes = [
   { name: 'plain require', env: base },
@@ -62,7 +64,7 @@ function threadSample(mode, n) {
     p.on('close', (code) => {
       if (code !== 0) return fail(new Error(`pool sample exited with ${code}:\n${err.slice(-2000)}`));
       const r = JSON.parse(out.trim().split('\n').pop());
-      if (r.threads !== n) return fail(new Error(`${r.threads} distinct threads ran the ${n} tasks`));
+      if (r.threads !== n || r.settled.threads !== n) return fail(new Error(`${r.threads} and ${r.settled.threads} distinct threads ran the ${n} load and settle tasks`));
       if (mode.blob && !r.codeblob) return fail(new Error('a thread loaded nothing from the blob'));
       if (mode.env.BENCH_COMPILE_CACHE && !r.compileCache) return fail(new Error('the compile cache was not on in a thread'));
       done(r);
@@ -96,10 +98,12 @@ async function clusterSample(mode) {
     if (mode.blob && reports.some((r) => !r.counters || r.counters.hits === 0)) throw new Error('a worker loaded nothing from the blob');
     const mem = workers.map((w) => measure(w.process.pid)).map((m) => ({ uss: m.uss, pss: m.pss, anon: m.privateDirty, blobRss: m.blobs[0]?.rss ?? 0 }));
     // Then settled (see child-load.cjs): all workers give back V8's headroom at once.
-    await Promise.all(workers.map((w) => new Promise((resolve) => {
+    await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
       let out = '';
       w.process.stdout.removeAllListeners('data');
       w.process.stdout.on('data', (d) => { out += d; if (out.includes('\n')) resolve(); });
+      w.once('exit', (code) => reject(new Error(`worker exited with ${code} while settling`)));
+      w.process.stdin.on('error', () => {});
       w.process.stdin.write('settle\n');
     })));
     workers.forEach((w, i) => {

@@ -12,7 +12,7 @@ import { markdown as resolveSection } from './sections/resolve.mjs';
 import { markdown as syntheticSection } from './sections/synthetic.mjs';
 
 const MiB = 1024 * 1024;
-const mib = (b) => (b == null ? '-' : (b / MiB).toFixed(1));
+const mib = (b) => (b == null || !Number.isFinite(b) ? '-' : (b / MiB).toFixed(1));
 const r2 = (x) => (x == null || !Number.isFinite(x) ? '-' : x.toFixed(2));
 const pct = (x) => `${(100 * x).toFixed(0)}%`;
 const mmm = (s) => (s ? `${s.min.toFixed(0)} / ${s.median.toFixed(0)} / ${s.max.toFixed(0)}` : '-');
@@ -31,8 +31,10 @@ function withoutSettled(x) {
   if (canSettle(x)) return x;
   return JSON.parse(JSON.stringify(x, (k, v) => (k === 'settled' || k === 'settledUss' || k === 'settledTotal' || k === 'savedSettled' || k === 'ofSourceSettled' ? undefined : v)));
 }
-const memory = readResults(outDir, 'load-memory').map(withoutSettled);
-const pools = readResults(outDir, 'pools').map(withoutSettled);
+// Files written by older versions of the scripts (no per-competitor rows) are skipped.
+const current = (x) => Array.isArray(x.rows) && Array.isArray(x.rows[0]?.memory ?? x.rows[0]?.threads);
+const memory = readResults(outDir, 'load-memory').filter(current).map(withoutSettled);
+const pools = readResults(outDir, 'pools').filter(current).map(withoutSettled);
 const resolves = readResults(outDir, 'resolve');
 const alignments = readResults(outDir, 'alignment');
 if (memory.length === 0 && pools.length === 0) throw new Error(`no benchmark results in ${outDir}: run npm run bench first`);
@@ -43,7 +45,7 @@ function target(what, where, value, limit, shown, atMost = true) {
   const met = value != null && (atMost ? value <= limit : value >= limit);
   targets.push({ what, where, value, limit, met, shown: value == null ? 'not measured' : shown(value), want: atMost ? `≤ ${shown(limit)}` : `≥ ${shown(limit)}` });
 }
-const x24 = memory.find((x) => major(x) === '24');
+const x24 = memory.findLast((x) => major(x) === '24'); // the newest Node 24 run
 if (x24) {
   const n = Math.max(...x24.children);
   const row = (name) => x24.rows.find((r) => r.name === name);
@@ -58,7 +60,7 @@ if (x24) {
   target('corpus load time vs plain', where, div(load('codeblob (mmap)'), load('plain require')), 0.55, r2);
   target("corpus load time vs Node's compile cache", where, div(load('codeblob (mmap)'), load('node compile cache')), 0.75, r2);
 }
-const p24 = pools.find((x) => major(x) === '24');
+const p24 = pools.findLast((x) => major(x) === '24');
 if (p24) {
   const n = Math.max(...p24.threads);
   const t = (name) => p24.rows.find((r) => r.name === name)?.threads.find((x) => x.n === n);
@@ -93,7 +95,7 @@ for (const x of memory) {
   lines.push(`**Reference corpus, every competitor, Node ${x.header.node}** (${stamp(x.header)}; backend ${x.backend}; blob of ${x.blob.entries} modules, ${mib(x.blob.fileSize)} MiB)`, '');
   lines.push(
     `Memory per child process, ${n} children at once (medians of ${x.rounds} rounds × ${n}): after load + a full GC` +
-      (canSettle(x) ? `, then settled (the same processes after a memory-reducing GC gave back V8's headroom, a young generation of ${mib(cell(plain, n)?.perWorker.anon - cell(plain, n)?.settled?.anon)} MiB for plain here, as V8 does by itself once a process is idle for a few seconds). ` : '. ') +
+      (canSettle(x) ? `, then settled (the same processes after a memory-reducing GC gave back V8's headroom, its young generation and free heap pages: ${mib(cell(plain, n)?.perWorker.anon - cell(plain, n)?.settled?.anon)} MiB for plain here, as V8 does by itself once a process is idle for a few seconds). ` : '. ') +
       `The total over the N children grows by the slope per added worker (least squares over N = ${x.children.join(', ')}):`,
     '',
   );
@@ -123,7 +125,7 @@ for (const x of memory) {
   lines.push(`Startup: one fresh process per sample, ${x.loadRuns} per competitor, interleaved; ms min / median / max:`, '');
   lines.push('| | corpus load ms | load ratio | whole process, spawn to exit, ms | wall ratio |', '|---|---|---|---|---|');
   for (const r of x.rows) {
-    lines.push(`| ${r.name} | ${mmm(r.startup.load)} | ${r2(div(r.startup.load?.median, plain.startup.load?.median))} | ${mmm(r.startup.wall)} | ${r2(div(r.startup.wall?.median, plain.startup.wall?.median))} |`);
+    lines.push(`| ${r.name} | ${mmm(r.startup.load)} | ${r2(div(r.startup.load?.median, plain?.startup.load?.median))} | ${mmm(r.startup.wall)} | ${r2(div(r.startup.wall?.median, plain?.startup.wall?.median))} |`);
   }
   lines.push('');
   for (const s of x.skipped ?? []) lines.push(`Not measured: ${s.name}: ${s.reason}.`, '');
@@ -152,7 +154,7 @@ for (const x of pools) {
     lines.push(`cluster of ${x.workers} worker processes (codeblob through \`preloadPrimary\`), per worker after load + full GC, and time until all are ready:`, '');
     lines.push(cut('| | USS MiB | PSS MiB | anonymous MiB | all ready, ms (min / median / max) | USS ratio | PSS ratio | ready ratio | settled: USS MiB | settled: USS ratio |', k2), cut('|---|---|---|---|---|---|---|---|---|---|', k2));
     for (const r of withCluster) {
-      lines.push(cut(`| ${r.name} | ${mib(r.cluster.uss)} | ${mib(r.cluster.pss)} | ${mib(r.cluster.anon)} | ${mmm(r.cluster.ready)} | ${r2(div(r.cluster.uss, plain.cluster?.uss))} | ${r2(div(r.cluster.pss, plain.cluster?.pss))} | ${r2(div(r.cluster.ready.median, plain.cluster?.ready.median))} | ${mib(r.cluster.settled?.uss)} | ${r2(div(r.cluster.settled?.uss, plain.cluster?.settled?.uss))} |`, k2));
+      lines.push(cut(`| ${r.name} | ${mib(r.cluster.uss)} | ${mib(r.cluster.pss)} | ${mib(r.cluster.anon)} | ${mmm(r.cluster.ready)} | ${r2(div(r.cluster.uss, plain?.cluster?.uss))} | ${r2(div(r.cluster.pss, plain?.cluster?.pss))} | ${r2(div(r.cluster.ready.median, plain?.cluster?.ready.median))} | ${mib(r.cluster.settled?.uss)} | ${r2(div(r.cluster.settled?.uss, plain?.cluster?.settled?.uss))} |`, k2));
     }
     lines.push('');
   }
@@ -174,12 +176,27 @@ for (const x of alignments) {
 }
 
 const missed = targets.filter((t) => !t.met);
+// The headroom a plain worker still holds right after its full GC (what the memory-reducing GC
+// gives back), per Node measured with settled figures.
+const young = memory.filter(canSettle).map((x) => {
+  const p = x.rows.find((r) => r.name === 'plain require')?.memory.at(-1);
+  return p?.settled ? `${mib(p.perWorker.anon - p.settled.anon)} MiB on Node ${x.header.node}` : null;
+}).filter(Boolean);
+// The smallest synthetic app where codeblob's fixed cost (its own modules, addon, index) outweighs what it saves.
+const small = readResults(outDir, 'synthetic').flatMap((x) => {
+  const s0 = x.results[0];
+  const plain = s0?.rows.find((r) => r.mode === 'plain require');
+  const blob = s0?.rows.find((r) => r.mode.startsWith('codeblob'));
+  return plain && blob && blob.uss > plain.uss ? [`${s0.modules} modules on Node ${x.header.node}: ${mib(blob.uss)} vs ${mib(plain.uss)} MiB USS`] : [];
+});
 lines.push(
   '**Where codeblob does not win.** ' +
-    (missed.length ? `Targets missed in these runs: ${missed.map((t) => `${t.what} (${t.where}): ${t.shown}, wanted ${t.want}`).join('; ')}. ` : 'Every target above was met in these runs. ') +
+    (targets.length === 0 ? 'No target was measured in these runs (they need the Node 24 and resolution benchmarks). ' : missed.length ? `Targets missed in these runs: ${missed.map((t) => `${t.what} (${t.where}): ${t.shown}, wanted ${t.want}`).join('; ')}. ` : 'Every target above was met in these runs. ') +
     'V8 keeps bytecode private per isolate, so the code cache is deserialized into every heap; what sharing saves is the source text and the parser\'s garbage, never the bytecode. ' +
-    'Fixed costs stay: right after a full GC every isolate still holds its young generation (about 28 MiB on Node 20, 36 MiB on Node 24, whatever loads), which weighs on every ratio until V8 gives it back once the process is idle; the settled columns show memory after that. ' +
-    'On small apps (the synthetic app of 100 modules) codeblob\'s own modules, addon and index cost more than the source it saves. ' +
+    'Fixed costs stay: right after a full GC every isolate still holds headroom, its young generation and free heap pages, whatever it loaded' +
+    (young.length ? ` (${young.join(', ')}, for plain \`require\`)` : '') +
+    ', which weighs on every ratio until V8 gives it back once the process is idle; the settled columns show memory after that. ' +
+    (small.length ? `On small apps codeblob's own modules, addon and index cost more memory than the source it saves (synthetic app of ${small.join('; ')}). ` : '') +
     'With one process, the blob\'s clean file pages count in its USS (reclaimable page cache, like the files plain `require` reads). ' +
     'The `read` backend, which copies the file into each process, shows what the mapping itself is worth.',
 );

