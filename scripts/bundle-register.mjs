@@ -5,11 +5,12 @@
 // on Node 24 (farm-bench, 30 runs). The bundle is built from the same sources; the ES module
 // (dist/loader/register.js) stays for `--import codeblob/register`. Both share one state per
 // thread (a global symbol), so whichever runs first enables loading.
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: [new URL('../src/loader/register.ts', import.meta.url).pathname],
-  outfile: new URL('../dist/loader/register.cjs', import.meta.url).pathname,
+  entryPoints: [fileURLToPath(new URL('../src/loader/register.ts', import.meta.url))],
+  outfile: fileURLToPath(new URL('../dist/loader/register.cjs', import.meta.url)),
   bundle: true,
   platform: 'node',
   format: 'cjs',

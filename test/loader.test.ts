@@ -178,6 +178,22 @@ describe.each(runtimes())('loader on $name', (rt) => {
     expect(r.stderr).toMatch(/CODEBLOB \d+: codeblob: on \(mmap/);
   });
 
+  it('loaded twice (the CommonJS bundle by --require, the ES module by --import), it enables once and reports once', () => {
+    const r = run(rt.bin, ['--require', registerPath, '--import', join(repo, 'dist/loader/register.js'), 'main.js'], {
+      cwd: dir,
+      env: cleanEnv({ CODEBLOB_FILE: blob, CODEBLOB_STATUS: '1' }),
+    });
+    // Any --import makes Node run the main module through its ES module loader (module.id is then
+    // the path, not '.'): compare with plain Node given an --import too.
+    writeFileSync(join(dir, 'noop.mjs'), '');
+    const a = plain(['--import', './noop.mjs', 'main.js']);
+    expect(r.stdout).toBe(a.stdout);
+    expect(r.status).toBe(a.status);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('codeblob: '));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^codeblob: on \(mmap/);
+  });
+
   describe('staleness', () => {
     const fn = () => join(dir, 'lib/fn.js');
     let original: Buffer;

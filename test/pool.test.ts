@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanEnv, cli, referenceCorpus, repo, run, runtimes } from './helpers/env.js';
+import { cleanEnv, cli, referenceCorpus, registerPath, repo, run, runtimes } from './helpers/env.js';
 
 interface Report {
   pid: number;
@@ -131,6 +131,21 @@ console.log(JSON.stringify({ first, second, third, digests: [gen1.pin.digest, ge
     } finally {
       writeFileSync(join(dir, 'lib/answer.cjs'), original);
       run(process.execPath, [cli, 'pack', '--node', rt.bin, 'worker.cjs', '--include', 'task.cjs', '-o', blob], { cwd: dir, env: cleanEnv() });
+    }
+  });
+
+  it('a primary itself started with codeblob/register passes on exactly one preload: the CommonJS bundle', () => {
+    const script = join(dir, 'primary-options.mjs');
+    writeFileSync(script, `
+      const { preloadOptions } = await import(${JSON.stringify(join(repo, 'dist/pool/index.js'))});
+      const o = preloadOptions(${JSON.stringify(blob)});
+      console.log(JSON.stringify(o.execArgv));
+    `);
+    for (const flags of [['--require', registerPath], ['--import', 'codeblob/register'], ['--require', registerPath, '--import', join(repo, 'dist/loader/register.js')]]) {
+      const r = run(rt.bin, [...flags, '--max-old-space-size=300', script], { cwd: repo, env: cleanEnv() });
+      expect(r.status, r.stderr).toBe(0);
+      const execArgv = JSON.parse(r.stdout.trim().split('\n').pop()!) as string[];
+      expect(execArgv).toEqual(['--max-old-space-size=300', '--require', registerPath]);
     }
   });
 

@@ -98,7 +98,13 @@ function enableFromEnvironment(): void {
 
 enableFromEnvironment();
 
-if (process.env.CODEBLOB_STATUS === '1' || debug.enabled) {
+// Once per thread, whichever copy of this module (the CommonJS bundle or the ES module) runs first.
+const reporting = Symbol.for('codeblob.loader.reporting');
+const thread = globalThis as { [reporting]?: boolean };
+const first = !thread[reporting];
+thread[reporting] = true;
+
+if (first && (process.env.CODEBLOB_STATUS === '1' || debug.enabled)) {
   process.on('exit', () => {
     const line = statusLine();
     if (process.env.CODEBLOB_STATUS === '1') process.stderr.write(line + '\n');
@@ -107,7 +113,7 @@ if (process.env.CODEBLOB_STATUS === '1' || debug.enabled) {
 }
 
 const statusFile = process.env.CODEBLOB_STATUS_FILE;
-if (statusFile) {
+if (first && statusFile) {
   process.on('exit', () => {
     try {
       const path = statusFile.replaceAll('%p', String(process.pid)).replaceAll('%t', String(threadId));

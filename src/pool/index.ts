@@ -36,8 +36,20 @@ export interface WorkerOptions {
   env: NodeJS.ProcessEnv;
 }
 
+/** This copy's two register modules: the CommonJS bundle and the ES module. */
+const ourRegisters = new Set([registerPath, fileURLToPath(new URL('../loader/register.js', import.meta.url))]);
+
+/** `--require`/`-r`/`--import` of codeblob/register: by name, by a path or file URL of this copy, or of any codeblob package. */
 function isOurPreload(argv: string[], i: number): boolean {
-  return (argv[i] === '--require' || argv[i] === '-r') && argv[i + 1] !== undefined && /codeblob.*register\.js$/.test(argv[i + 1]!);
+  const flag = argv[i];
+  const value = argv[i + 1];
+  if ((flag !== '--require' && flag !== '-r' && flag !== '--import') || value === undefined) return false;
+  if (value === 'codeblob/register' || /codeblob.*register\.c?js$/.test(value)) return true;
+  try {
+    return ourRegisters.has(value.startsWith('file:') ? fileURLToPath(value) : resolve(value));
+  } catch {
+    return false;
+  }
 }
 
 // Flags that say what *this* process runs (a script given inline, a test run, a REPL, watch
