@@ -178,6 +178,17 @@ describe('packing small apps', () => {
     expect(info.entries.map((e) => [e.key, e.encoding])).toEqual([['b.js', 'utf16le'], ['main.js', 'latin1']]);
   });
 
+  it('run starts the app with the loader on, passing its arguments and exit code through', () => {
+    app({ 'package.json': '{}', 'main.js': "const b = require('./b'); console.log(b.b, process.argv.slice(2).join(' ')); if (process.argv.includes('--fail')) process.exitCode = 3;", 'b.js': "exports.b = 'from b';" });
+    expect(codeblob(['pack', 'main.js', '-o', 'app.blob'], dir).status).toBe(0);
+    const r = run(process.execPath, [cli, 'run', 'app.blob', '--', 'main.js', '--port', '8080', '--fail'], { cwd: dir, env: cleanEnv({ CODEBLOB_STATUS: '1' }) });
+    expect(r.stdout).toBe('from b --port 8080 --fail\n');
+    expect(r.status).toBe(3);
+    const status = r.stderr.split('\n').filter((l) => l.startsWith('codeblob: '));
+    expect(status).toHaveLength(1);
+    expect(status[0]).toMatch(/^codeblob: on \(mmap.*: 2 cjs \+ 0 json \+ 0 esm from blob, 0 not in blob/);
+  });
+
   it('verify exits 1 on a corrupt blob and names the entry', () => {
     app({ 'package.json': '{}', 'main.js': "exports.text = 'hello world, this is some text';" });
     expect(codeblob(['pack', 'main.js', '-o', 'app.blob'], dir).status).toBe(0);

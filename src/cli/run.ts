@@ -1,10 +1,8 @@
 /** `codeblob run app.blob -- server.js [args]`: start Node with the loader on, nothing else. */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { registerPath } from '../pool/index.js';
 import { UsageError } from './commands.js';
-
-const registerPath = fileURLToPath(new URL('../loader/register.cjs', import.meta.url));
 
 export function runCommand(argv: string[]): Promise<number> {
   const dashdash = argv.indexOf('--');
