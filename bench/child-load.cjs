@@ -2,11 +2,9 @@
 // One benchmark sample: load the corpus entry, report the load time, run a full GC without
 // changing the V8 flags the caches were built with (gc is exposed only after loading), then
 // wait until the parent has measured this process and closes stdin. When the parent writes a
-// line ("settle") first: a memory-reducing full GC (V8's "last resort" collection, which gives
-// back the young generation as V8's memory reducer does by itself a few seconds after a process
-// goes idle; the gc extension offers it from V8 12, Node 22), then report again, for the parent
-// to measure the settled process. On older V8 the young generation stays (reported, and left out
-// of the README's tables).
+// line ("settle") first: a memory-reducing full GC (bench/settle.cjs), then report again, for
+// the parent to measure the settled process. On older V8 the young generation stays (reported,
+// and left out of the README's tables).
 const entry = process.env.BENCH_ENTRY;
 const t0 = performance.now();
 require(entry);
@@ -28,14 +26,7 @@ if (process.argv[2] === '--exit') {
   gc();
   process.stdout.write(report());
   process.stdin.on('data', () => {
-    const v8 = require('v8');
-    const young = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
-    try {
-      gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-    } catch {
-      gc();
-    }
-    process.stdout.write(JSON.stringify({ youngBytes: young() }) + '\n');
+    process.stdout.write(JSON.stringify({ youngBytes: require('./settle.cjs')(gc) }) + '\n');
   });
   process.stdin.on('end', () => process.exit(0));
 }

@@ -209,5 +209,14 @@ export function why(error) {
   return (lines.find((l) => /Error\b/.test(l)) ?? lines[0]).trim();
 }
 
+/** The list rotated by k: competitors take turns going first, round by round. */
+export const rotate = (list, k) => list.map((_, i) => list[(i + k) % list.length]);
+
+/** a/b to two decimals for a terminal table, '-' when either is missing. */
+export const ratioText = (a, b) => (a != null && b ? (a / b).toFixed(2) : '-');
+
+/** min/median/max ms of stats(), or '-'. */
+export const msText = (s) => (s ? `${s.min.toFixed(0)}/${s.median.toFixed(0)}/${s.max.toFixed(0)}` : '-');
+
 /** A comma-separated list of numbers from the command line. */
 export const numbers = (text) => text.split(',').map(Number);

@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { measure, open } from '../dist/index.js';
 import {
   MiB, childLoad, cleanEnv, fitLine, hasCompileCache, header, mib, numbers, outDir, pack, printHeader, printTable,
-  referenceCorpus, registerPath, runUnder, startSample, stats, stop, why,
+  msText as ms, ratioText as ratio, referenceCorpus, registerPath, rotate, runUnder, startSample, stats, stop, why,
 } from './lib.mjs';
 
 const { values } = parseArgs({
@@ -137,7 +137,6 @@ async function memoryCell(mode, n) {
 }
 
 const runs = new Map(modes.map((m) => [m.name, { memory: new Map(Ns.map((n) => [n, []])), load: [], wall: [], failures: [] }]));
-const rotate = (list, k) => list.map((_, i) => list[(i + k) % list.length]);
 for (let r = 0; r < rounds; r++) {
   for (const [j, n] of Ns.entries()) {
     for (const mode of rotate(modes, r + j)) {
@@ -196,7 +195,6 @@ const rows = modes.map((mode) => {
 
 const plain = rows.find((r) => r.name === 'plain require');
 const cell = (row, n) => row?.memory.find((c) => c.n === n);
-const ratio = (a, b) => (a != null && b ? (a / b).toFixed(2) : '-');
 const fmt = (x) => (x == null ? '-' : mib(x));
 console.log('\nPer child after load + full GC (medians), the total over the N children, and settled (V8 headroom given back, as when idle)');
 printTable(
@@ -232,7 +230,6 @@ printTable(
   limit.map((l) => [l.name, fmt(l.anon), fmt(l.uss), fmt(l.saved), frac(l.ofSource), fmt(l.savedSettled), frac(l.ofSourceSettled)]),
 );
 
-const ms = (s) => (s ? `${s.min.toFixed(0)}/${s.median.toFixed(0)}/${s.max.toFixed(0)}` : '-');
 console.log(`\nStartup: one fresh process per sample, interleaved (${loadRuns} per competitor); ms min/median/max`);
 printTable(
   ['competitor', 'corpus load ms', 'load ratio', 'process wall ms', 'wall ratio'],

@@ -18,7 +18,7 @@ import { measure } from '../dist/index.js';
 import { preloadPrimary } from '../dist/pool/index.js';
 import {
   MiB, childLoad, cleanEnv, fitLine, hasCompileCache, header, mib, numbers, outDir, pack, printHeader, printTable,
-  referenceCorpus, repo, runUnder, stats, why,
+  msText as ms, ratioText as ratio, referenceCorpus, repo, rotate, runUnder, stats, why,
 } from './lib.mjs';
 
 const { values } = parseArgs({
@@ -126,7 +126,6 @@ async function clusterSample(mode) {
 for (const mode of modes) await threadSample(mode, 1);
 
 const runs = new Map(modes.map((m) => [m.name, { threads: new Map(Ns.map((n) => [n, []])), cluster: [], failures: [] }]));
-const rotate = (list, k) => list.map((_, i) => list[(i + k) % list.length]);
 for (let r = 0; r < rounds; r++) {
   for (const [j, n] of Ns.entries()) {
     for (const mode of rotate(modes, r + j)) {
@@ -167,9 +166,7 @@ const rows = modes.map((mode) => {
 });
 
 const plain = rows.find((r) => r.name === 'plain require');
-const ratio = (a, b) => (a != null && b ? (a / b).toFixed(2) : '-');
 const tcell = (row, n) => row?.threads.find((t) => t.n === n);
-const ms = (s) => (s ? `${s.min.toFixed(0)}/${s.median.toFixed(0)}/${s.max.toFixed(0)}` : '-');
 console.log('\n(a) piscina: one process, N threads each loading the corpus; whole process after load + GC (medians)');
 printTable(
   ['competitor', 'N', 'USS MiB', 'PSS MiB', 'anon MiB', 'blob resident MiB', 'ready ms min/med/max', 'USS ratio', 'ready ratio', 'settled USS MiB', 'settled USS ratio'],

@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { header, installCorpus, outDir, pack, printHeader, referenceCorpus, registerPath, repo, stats } from './lib.mjs';
+import { cleanEnv, header, installCorpus, outDir, pack, printHeader, referenceCorpus, registerPath, repo, stats } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -37,8 +37,7 @@ function sample(args, env) {
   });
 }
 
-const base = { ...process.env };
-for (const k of Object.keys(base)) if (k.startsWith('CODEBLOB_') || k === 'NODE_OPTIONS') delete base[k];
+const base = cleanEnv();
 
 printHeader(h, 'mmap');
 const results = [];

@@ -1,18 +1,11 @@
 'use strict';
 // A piscina task for bench/pools.mjs: load the corpus in this thread (with Node's compile cache
 // when BENCH_COMPILE_CACHE names its directory), then a full GC. With {settle: true}: a
-// memory-reducing full GC, as bench/child-load.cjs does.
+// memory-reducing full GC (bench/settle.cjs).
 module.exports = ({ settle } = {}) => {
   if (settle) {
-    const v8 = require('v8');
-    const gc = require('vm').runInNewContext('gc');
-    const young = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
-    try {
-      gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-    } catch {
-      gc();
-    }
-    return { youngBytes: young(), threadId: require('worker_threads').threadId };
+    const youngBytes = require('./settle.cjs')(require('vm').runInNewContext('gc'));
+    return { youngBytes, threadId: require('worker_threads').threadId };
   }
   const Module = require('module');
   const dir = process.env.BENCH_COMPILE_CACHE;

@@ -1,15 +1,10 @@
 // README section for bench/resolve.mjs (issue 7): resolution from the blob's table.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readResults, stamp } from '../lib.mjs';
 
-const stamp = (h) => `${h.date.slice(0, 10)}, ${h.cpu} x${h.cores}, ${h.memoryGiB} GiB, ${h.os}; Node ${h.node}, V8 ${h.v8}, cache tag ${h.tag}`;
 const pct = (x) => `${(100 * x).toFixed(0)}%`;
 
 export function markdown(outDir) {
-  const files = readdirSync(outDir).filter((f) => f.startsWith('resolve-') && f.endsWith('.json'));
-  const runs = files
-    .map((f) => JSON.parse(readFileSync(join(outDir, f), 'utf8')))
-    .sort((a, b) => a.header.node.localeCompare(b.header.node, undefined, { numeric: true }));
+  const runs = readResults(outDir, 'resolve');
   const lines = [];
   for (const x of runs) {
     for (const c of x.results) {
