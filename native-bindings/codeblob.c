@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -527,6 +528,172 @@ static napi_value js_stat_many(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- verification ahead ------------------------------------------------------------ */
+
+/* SHA-256 comes from the OpenSSL (or BoringSSL) inside the Node binary, looked up at run time:
+ * Node exports it on Linux (20 to 26 checked), but a build without it must still load, so a
+ * missing symbol only turns verifyAhead() off. SHA256() with our own output buffer is
+ * thread-safe. */
+typedef unsigned char* (*sha256_fn)(const unsigned char* data, size_t length, unsigned char* md);
+static sha256_fn sha256_impl = NULL;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_lookup(void) {
+  sha256_impl = (sha256_fn)dlsym(RTLD_DEFAULT, "SHA256");
+}
+
+enum { AHEAD_PENDING = 0, AHEAD_OK = 1, AHEAD_BAD = 2, AHEAD_TAKEN = 3 };
+
+typedef struct verify_job {
+  mapping* m;
+  size_t count;
+  size_t width;       /* bytes of each expected hash (a SHA-256 prefix) */
+  uint64_t* ranges;   /* offset, length per section */
+  uint8_t* expected;  /* width bytes per section */
+  uint8_t* status;    /* one byte per section, the cancel byte, the finished byte; shared with JS */
+  long refs;          /* the thread, and the ArrayBuffer JS holds */
+} verify_job;
+
+static void job_release(verify_job* job) {
+  if (__atomic_sub_fetch(&job->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
+  free(job->ranges);
+  free(job->expected);
+  free(job->status);
+  free(job);
+}
+
+static void* verify_thread(void* arg) {
+  verify_job* job = arg;
+  unsigned char digest[32];
+  for (size_t i = 0; i < job->count; i++) {
+    if (__atomic_load_n(&job->status[job->count], __ATOMIC_RELAXED) != 0) break; /* cancelled */
+    /* JS took this section itself (it needed it before we got there): skip it. */
+    if (__atomic_load_n(&job->status[i], __ATOMIC_RELAXED) != AHEAD_PENDING) continue;
+    const unsigned char* start = (const unsigned char*)job->m->addr + job->ranges[2 * i];
+    sha256_impl(start, (size_t)job->ranges[2 * i + 1], digest);
+    uint8_t verdict = memcmp(digest, job->expected + i * job->width, job->width) == 0 ? AHEAD_OK : AHEAD_BAD;
+    __atomic_store_n(&job->status[i], verdict, __ATOMIC_RELEASE);
+  }
+  mapping_release(job->m);
+  __atomic_store_n(&job->status[job->count + 1], 1, __ATOMIC_RELEASE);
+  job_release(job);
+  return NULL;
+}
+
+static void finalize_job(node_api_basic_env env, void* data, void* hint) {
+  verify_job* job = hint;
+  __atomic_store_n(&job->status[job->count], 1, __ATOMIC_RELAXED); /* nobody reads on: stop */
+  job_release(job);
+}
+
+/* verifyAhead(buffer, ranges: Float64Array, expected: Uint8Array) -> Uint8Array | null */
+static napi_value js_verify_ahead(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) {
+    throw_argument(env, false, "expected (buffer, ranges, expected)");
+    return NULL;
+  }
+  napi_value result;
+  pthread_once(&sha256_once, sha256_lookup);
+  if (sha256_impl == NULL) {
+    NAPI_CALL(env, napi_get_null(env, &result));
+    return result;
+  }
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t range_items = 0, expected_len = 0;
+  double* ranges = NULL;
+  uint8_t* expected = NULL;
+  NAPI_CALL(env, napi_is_typedarray(env, argv[1], &is_typed));
+  if (is_typed) NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &type, &range_items, (void**)&ranges, NULL, NULL));
+  if (!is_typed || type != napi_float64_array || range_items % 2 != 0) {
+    throw_argument(env, false, "ranges must be a Float64Array of (offset, length) pairs");
+    return NULL;
+  }
+  size_t count = range_items / 2;
+  NAPI_CALL(env, napi_is_typedarray(env, argv[2], &is_typed));
+  if (is_typed) NAPI_CALL(env, napi_get_typedarray_info(env, argv[2], &type, &expected_len, (void**)&expected, NULL, NULL));
+  if (!is_typed || type != napi_uint8_array || count == 0 || expected_len % count != 0 ||
+      expected_len / count == 0 || expected_len / count > 32) {
+    throw_argument(env, false, "expected must be a Uint8Array of 1 to 32 bytes per range");
+    return NULL;
+  }
+  char* base = NULL;
+  mapping* m = mapping_of(env, argv[0], 0, 0, &base);
+  if (m == NULL) return NULL;
+  for (size_t i = 0; i < count; i++) {
+    double offset = ranges[2 * i], length = ranges[2 * i + 1];
+    if (!(offset >= 0) || !(length >= 0) || offset != (double)(uint64_t)offset ||
+        length != (double)(uint64_t)length || offset + length > (double)m->size) {
+      throw_argument(env, true, "range is outside the mapping");
+      return NULL;
+    }
+  }
+
+  verify_job* job = calloc(1, sizeof *job);
+  if (job != NULL) {
+    job->ranges = malloc(count * 2 * sizeof(uint64_t));
+    job->expected = malloc(expected_len);
+    job->status = calloc(count + 2, 1);
+  }
+  if (job == NULL || job->ranges == NULL || job->expected == NULL || job->status == NULL) {
+    if (job != NULL) {
+      free(job->ranges);
+      free(job->expected);
+      free(job->status);
+      free(job);
+    }
+    throw_errno(env, ENOMEM, "verifyAhead", NULL);
+    return NULL;
+  }
+  for (size_t i = 0; i < count * 2; i++) job->ranges[i] = (uint64_t)ranges[i];
+  memcpy(job->expected, expected, expected_len);
+  job->count = count;
+  job->width = expected_len / count;
+  job->m = m;
+  job->refs = 1; /* the ArrayBuffer's */
+
+  napi_status status = napi_create_external_arraybuffer(env, job->status, count + 2, finalize_job, job, &result);
+  if (status != napi_ok) {
+    job->refs = 1;
+    job_release(job);
+    NAPI_CALL(env, status);
+  }
+  napi_value view;
+  NAPI_CALL(env, napi_create_typedarray(env, napi_uint8_array, count + 2, result, 0, &view));
+
+  pthread_mutex_lock(&registry_lock);
+  m->refs++;
+  pthread_mutex_unlock(&registry_lock);
+  __atomic_add_fetch(&job->refs, 1, __ATOMIC_ACQ_REL);
+
+  /* Idle priority where allowed: on a busy machine the loading threads hash what they need
+   * themselves (as without this), and this thread only uses a core nobody else wants. */
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+  pthread_attr_setschedpolicy(&attr, SCHED_IDLE);
+  struct sched_param param = {0};
+  pthread_attr_setschedparam(&attr, &param);
+  pthread_t thread;
+  int err = pthread_create(&thread, &attr, verify_thread, job);
+  if (err != 0) {
+    pthread_attr_setinheritsched(&attr, PTHREAD_INHERIT_SCHED);
+    err = pthread_create(&thread, &attr, verify_thread, job);
+  }
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    /* No thread: JS sees every section pending and hashes what it needs, as without this. */
+    mapping_release(m);
+    __atomic_store_n(&job->status[count + 1], 1, __ATOMIC_RELEASE);
+    job_release(job);
+  }
+  return view;
+}
+
 /* ---- init -------------------------------------------------------------------------- */
 
 /* V8 may run external-string finalizers after Node has dlclose()d the addon (worker-thread
@@ -550,6 +717,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"pageSize", NULL, js_page_size, NULL, NULL, NULL, napi_enumerable, NULL},
       {"liveMappings", NULL, js_live_mappings, NULL, NULL, NULL, napi_enumerable, NULL},
       {"statMany", NULL, js_stat_many, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"verifyAhead", NULL, js_verify_ahead, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

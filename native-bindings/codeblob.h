@@ -49,10 +49,21 @@
  *       stat(2) of each path in a NUL-separated string: 3 numbers per path, kind (0 absent or
  *       unreadable, 1 file, 2 directory, 3 other), mtime in ms exactly as Node's Stats.mtimeMs,
  *       size. Used to check a resolution table's guards in one call.
+ *
+ *   verifyAhead(buffer, ranges: Float64Array, expected: Uint8Array) -> Uint8Array | null
+ *       Hashes sections of the mapping (SHA-256, compared with `expected`, the same number of
+ *       bytes per section, 1 to 32) in the given order on a detached thread of idle priority,
+ *       so the loading thread finds the sections it needs already checked. `ranges` holds
+ *       (offset, length) pairs. Returns count + 1 bytes shared with the thread: per section
+ *       0 pending, 1 sound, 2 mismatch, or 3 written by the caller when it hashes the section
+ *       itself (the thread then skips it); the last byte, set non-zero by the caller, stops the
+ *       thread; the byte after it becomes 1 once the thread has ended (it no longer reads the
+ *       mapping). The thread holds a reference on the mapping until it ends. Returns null when
+ *       the process has no SHA256() to call (it is looked up in the Node binary at run time).
  */
 #ifndef CODEBLOB_H
 #define CODEBLOB_H
 
-#define CODEBLOB_NATIVE_ABI 2
+#define CODEBLOB_NATIVE_ABI 3
 
 #endif

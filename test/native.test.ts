@@ -5,6 +5,7 @@
  * worker-thread teardown runs in a child so a crash is a failed test, not a dead runner.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, mkdirSync, realpathSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +19,7 @@ const maybe = native();
 
 it('the addon loads', () => {
   expect(maybe).toBeDefined();
-  expect(maybe!.abi).toBe(2);
+  expect(maybe!.abi).toBe(3);
 });
 
 const n = maybe as NativeBinding;
@@ -358,6 +359,77 @@ describe('madvise and residentPages', () => {
   });
 });
 
+describe('verifyAhead', () => {
+  const sha = (b: Uint8Array, width = 16) => createHash('sha256').update(b).digest().subarray(0, width);
+  /** Polls the finished byte (the one after the cancel byte). */
+  async function ended(status: Uint8Array) {
+    for (let i = 0; i < 2000 && status[status.length - 1] === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    return [...status];
+  }
+  const content = Buffer.from(Array.from({ length: 3 * 8192 }, (_, i) => (i * 31 + 7) & 0xff));
+
+  it('hashes each range on a thread: 1 where the prefix matches, 2 where it does not', async () => {
+    const m = map(file('a.bin', content));
+    const ranges = Float64Array.of(0, 8192, 8192, 100, 9000, 15_000, 24_576, 0);
+    const parts = [content.subarray(0, 8192), content.subarray(8192, 8292), content.subarray(9000, 24_000), content.subarray(0, 0)];
+    const expected = Buffer.concat(parts.map((p) => sha(p)));
+    expected[16]! ^= 1; // the second range's hash is wrong
+    const status = n.verifyAhead(m.buffer, ranges, expected)!;
+    expect(status).toBeInstanceOf(Uint8Array);
+    expect(status).toHaveLength(4 + 2);
+    expect(await ended(status)).toEqual([1, 2, 1, 1, 0, 1]);
+  });
+
+  it('compares as many bytes as given per range (1 to 32)', async () => {
+    const m = map(file('a.bin', content));
+    const ranges = Float64Array.of(0, 4096, 4096, 4096);
+    const full = Buffer.concat([sha(content.subarray(0, 4096), 32), sha(content.subarray(4096, 8192), 32)]);
+    expect(await ended(n.verifyAhead(m.buffer, ranges, full)!)).toEqual([1, 1, 0, 1]);
+    const one = Buffer.from([full[0]!, full[32]! ^ 0xff]);
+    expect(await ended(n.verifyAhead(m.buffer, ranges, one)!)).toEqual([1, 2, 0, 1]);
+  });
+
+  it('skips a range the caller marked as taken (3)', async () => {
+    const m = map(file('a.bin', content));
+    // Many ranges so the thread is still busy when the last one is marked.
+    const count = 2000;
+    const ranges = new Float64Array(count * 2);
+    for (let i = 0; i < count; i++) ranges.set([0, content.length], 2 * i);
+    const expected = Buffer.concat(Array.from({ length: count }, () => sha(content)));
+    const status = n.verifyAhead(m.buffer, ranges, expected)!;
+    status[count - 1] = 3;
+    const after = await ended(status);
+    expect(after[count - 1]).toBe(3);
+    expect(after.slice(0, count - 1).every((v) => v === 1)).toBe(true);
+  });
+
+  it('stops at the cancel byte', async () => {
+    const m = map(file('a.bin', content));
+    const count = 20_000;
+    const ranges = new Float64Array(count * 2);
+    for (let i = 0; i < count; i++) ranges.set([0, content.length], 2 * i);
+    const status = n.verifyAhead(m.buffer, ranges, Buffer.concat(Array.from({ length: count }, () => sha(content))))!;
+    status[count] = 1;
+    const after = await ended(status);
+    expect(after[count + 1]).toBe(1);
+    expect(after.slice(0, count).filter((v) => v === 0).length).toBeGreaterThan(0);
+    expect(after.slice(0, count).every((v) => v === 0 || v === 1)).toBe(true);
+  });
+
+  it('rejects bad arguments with typed errors', () => {
+    const m = map(file('a.bin', content));
+    const one = sha(content);
+    expect(thrown(() => n.verifyAhead(m.buffer, [0, 10] as never, one))).toMatchObject({ name: 'TypeError', code: 'ERR_CODEBLOB_NATIVE_ARGUMENT' });
+    expect(thrown(() => n.verifyAhead(m.buffer, Float64Array.of(0), one))).toBeInstanceOf(TypeError);
+    expect(thrown(() => n.verifyAhead(m.buffer, Float64Array.of(0, 10), Buffer.alloc(33)))).toBeInstanceOf(TypeError);
+    expect(thrown(() => n.verifyAhead(m.buffer, Float64Array.of(0, 10, 0, 10), Buffer.alloc(3)))).toBeInstanceOf(TypeError);
+    expect(thrown(() => n.verifyAhead(m.buffer, new Float64Array(0), new Uint8Array(0)))).toBeInstanceOf(TypeError);
+    expect(thrown(() => n.verifyAhead(m.buffer, Float64Array.of(content.length - 1, 2), one))).toBeInstanceOf(RangeError);
+    expect(thrown(() => n.verifyAhead(m.buffer, Float64Array.of(-1, 2), one))).toBeInstanceOf(RangeError);
+    expect(thrown(() => n.verifyAhead(new ArrayBuffer(8), Float64Array.of(0, 2), one))).toBeInstanceOf(TypeError);
+  });
+});
+
 // ---- lifetime under GC and threads (child processes) ------------------------------------
 
 interface ChildResult {
@@ -459,6 +531,59 @@ describe('lifetime under GC', () => {
       })();`, { FILE: blob });
     expect(r.status).toBe(0);
     expect(r.lines).toEqual([{ reused: false, live: 1, text: LATIN1 }]);
+  });
+});
+
+describe('verifyAhead lifetime', () => {
+  it('the thread keeps the mapping until it ends, even after release + gc, then nothing stays mapped', () => {
+    const blob = file('big.bin', Buffer.alloc(32 << 20, 0x61));
+    const r = runChild(`${PRELUDE}
+      const { createHash } = require('node:crypto');
+      (async () => {
+        const m = n.map(process.env.FILE);
+        const count = 64, size = 512 * 1024;
+        const ranges = new Float64Array(count * 2);
+        for (let i = 0; i < count; i++) ranges.set([i * size, size], 2 * i);
+        const one = createHash('sha256').update(Buffer.alloc(size, 0x61)).digest().subarray(0, 16);
+        const status = n.verifyAhead(m.buffer, ranges, Buffer.concat(Array(count).fill(one)));
+        n.release(m.buffer);
+        await settle();
+        while (status[count + 1] === 0) await new Promise((r) => setTimeout(r, 5));
+        await settle();
+        report({ sound: status.subarray(0, count).every((v) => v === 1), live: n.liveMappings() });
+      })();`, { FILE: blob });
+    expect(r.stderr).toBe('');
+    expect(r.signal).toBeNull();
+    expect(r.lines).toEqual([{ sound: true, live: 0 }]);
+  });
+
+  it('a worker thread that ends (or is terminated) while its check runs takes nothing down', () => {
+    const blob = file('big.bin', Buffer.alloc(16 << 20, 0x62));
+    const r = runChild(`${PRELUDE}
+      const { Worker, isMainThread, workerData } = require('node:worker_threads');
+      if (!isMainThread) {
+        const m = n.map(workerData.file);
+        const count = 256, size = 64 * 1024;
+        const ranges = new Float64Array(count * 2);
+        for (let i = 0; i < count; i++) ranges.set([i * size, size], 2 * i);
+        n.verifyAhead(m.buffer, ranges, new Uint8Array(count * 16));
+        if (workerData.stay) setInterval(() => {}, 1000);
+      } else {
+        (async () => {
+          for (let i = 0; i < 6; i++) {
+            const w = new Worker(__filename, { workerData: { file: process.env.FILE, stay: i % 2 === 0 } });
+            if (i % 2 === 0) { await new Promise((r) => setTimeout(r, 1)); await w.terminate(); }
+            else await new Promise((r) => w.once('exit', r));
+          }
+          await new Promise((r) => setTimeout(r, 300));
+          await settle();
+          report({ live: n.liveMappings() });
+        })();
+      }`, { FILE: blob });
+    expect(r.stderr).toBe('');
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(0);
+    expect(r.lines).toEqual([{ live: 0 }]);
   });
 });
 

@@ -128,6 +128,26 @@ describe.each(['mmap', 'read'] as const)('%s backend', (backend) => {
     if (!e) throw new Error(`no entry ${key}`);
     return e;
   };
+  /** Offset of a byte inside an entry's stored text, past the wrapper. */
+  function textByte(path: string, key: string): number {
+    const s = open(path, { backend });
+    try {
+      const e = entry(s, key);
+      return e.sourceOffset + e.prefixChars * (e.encoding === 'utf16le' ? 2 : 1) + 3;
+    } finally {
+      s.close();
+    }
+  }
+
+  function cacheByte(path: string, key: string): number {
+    const s = open(path, { backend });
+    try {
+      return entry(s, key).cacheOffset + 5;
+    } finally {
+      s.close();
+    }
+  }
+
 
   describe('opening', () => {
     it('reports the backend it uses', () => {
@@ -414,26 +434,6 @@ describe.each(['mmap', 'read'] as const)('%s backend', (backend) => {
   });
 
   describe('integrity', () => {
-    /** Offset of a byte inside an entry's stored text, past the wrapper. */
-    function textByte(path: string, key: string): number {
-      const s = open(path, { backend });
-      try {
-        const e = entry(s, key);
-        return e.sourceOffset + e.prefixChars * (e.encoding === 'utf16le' ? 2 : 1) + 3;
-      } finally {
-        s.close();
-      }
-    }
-
-    function cacheByte(path: string, key: string): number {
-      const s = open(path, { backend });
-      try {
-        return entry(s, key).cacheOffset + 5;
-      } finally {
-        s.close();
-      }
-    }
-
     it('a flipped source byte does not stop open (checks are lazy)', () => {
       const good = writeBlob();
       const s = openStore(corruptCopy(good, textByte(good, 'index.js')));
@@ -535,6 +535,99 @@ describe.each(['mmap', 'read'] as const)('%s backend', (backend) => {
       const s = openStore(bad);
       expect(s.verify()).toEqual([]);
       expect(s.digest()).not.toBe(s0.digest());
+    });
+  });
+
+  describe('verifyAhead', () => {
+    /** Waits (without blocking the event loop) until the background thread has ended. */
+    async function finished(s: BlobStore) {
+      for (let i = 0; i < 2000 && s.verifyAheadProgress()?.running; i++) await new Promise((r) => setTimeout(r, 5));
+      return s.verifyAheadProgress();
+    }
+    const sections = KEYS.length + KEYS.filter((k) => FILES[k]!.cache).length;
+
+    if (backend === 'read') {
+      it('is not available: every section is hashed on first use', () => {
+        const s = openStore(writeBlob());
+        expect(s.verifyAhead()).toBe(false);
+        expect(s.verifyAheadProgress()).toBeUndefined();
+        expect(s.source(entry(s, 'index.js'))).toBe(FILES['index.js']!.text);
+        expect(s.stats().verifiedAhead).toBe(0);
+      });
+      return;
+    }
+
+    it('checks every section of the startup range on a thread; the store then hashes none', async () => {
+      const s = openStore(writeBlob());
+      expect(s.verifyAhead()).toBe(true);
+      expect(s.verifyAhead()).toBe(true); // once per store
+      expect(await finished(s)).toEqual({ sections, sound: sections, corrupt: 0, running: false });
+      for (const key of TEXT_KEYS) expect(s.source(entry(s, key))).toBe(FILES[key]!.text);
+      expect(new Uint8Array(s.cacheView(entry(s, 'index.js'))!)).toEqual(FILES['index.js']!.cache);
+      expect(new Uint8Array(s.sourceView(entry(s, 'img/logo.bin')))).toEqual(FILES['img/logo.bin']!.bytes);
+      expect(s.stats()).toMatchObject({ verifiedAhead: TEXT_KEYS.length + 2, corrupt: 0 });
+    });
+
+    it('leaves out modules the trace did not load (the cold tail)', async () => {
+      const cold = new Set(['bin/cli.js', 'esm/smile.mjs']);
+      const path = join(dir, 'cold.blob');
+      const { chunks } = layoutBlob({
+        root: 'app', entries: inputs().map((e) => (cold.has(e.key) ? { ...e, order: -1 } : e)), pageSize: 4096, alignment: 4096,
+        v8Tag: cachedDataVersionTag(), nodeVersion: process.version, arch: process.arch, platform: process.platform, toolVersion: '0.1.0',
+      });
+      writeFileSync(path, Buffer.concat(chunks));
+      const s = openStore(path);
+      s.verifyAhead();
+      expect(await finished(s)).toMatchObject({ sections: sections - cold.size, sound: sections - cold.size });
+      expect(s.source(entry(s, 'bin/cli.js'))).toBe(FILES['bin/cli.js']!.text); // hashed here instead
+      expect(s.stats().verifiedAhead).toBe(0);
+    });
+
+    it('a corrupt source found ahead is refused, counted once, and the rest still serves', async () => {
+      const good = writeBlob();
+      const s = openStore(corruptCopy(good, textByte(good, 'index.js')));
+      s.verifyAhead();
+      expect(await finished(s)).toMatchObject({ sections, sound: sections - 1, corrupt: 1 });
+      for (let i = 0; i < 2; i++) expectCode(() => s.source(entry(s, 'index.js')), 'ERR_CODEBLOB_CORRUPT_ENTRY', /index\.js/);
+      expect(s.source(entry(s, 'lib/dash.js'))).toBe(FILES['lib/dash.js']!.text);
+      expect(new Uint8Array(s.cacheView(entry(s, 'index.js'))!)).toEqual(FILES['index.js']!.cache);
+      expect(s.stats().corrupt).toBe(1);
+    });
+
+    it('a corrupt cache found ahead is refused; the source still serves', async () => {
+      const good = writeBlob();
+      const s = openStore(corruptCopy(good, cacheByte(good, 'index.js')));
+      s.verifyAhead();
+      expect(await finished(s)).toMatchObject({ corrupt: 1 });
+      expectCode(() => s.cacheView(entry(s, 'index.js')), 'ERR_CODEBLOB_CORRUPT_ENTRY', /cache/);
+      expect(s.source(entry(s, 'index.js'))).toBe(FILES['index.js']!.text);
+    });
+
+    it('has nothing to do when every section is already checked', () => {
+      expect(openStore(writeBlob(), { verify: 'none' }).verifyAhead()).toBe(false);
+      const s = openStore(writeBlob());
+      expect(s.verify()).toEqual([]);
+      expect(s.verifyAhead()).toBe(false);
+    });
+
+    it('sections used before the thread reaches them are hashed on the spot, with the same answers', () => {
+      const good = writeBlob();
+      const s = openStore(corruptCopy(good, textByte(good, 'index.js')));
+      s.verifyAhead();
+      // Straight away: the thread may or may not have got there; the answers must not depend on it.
+      expectCode(() => s.source(entry(s, 'index.js')), 'ERR_CODEBLOB_CORRUPT_ENTRY');
+      expect(s.source(entry(s, 'lib/dash.js'))).toBe(FILES['lib/dash.js']!.text);
+      expect(s.stats().corrupt).toBe(1);
+    });
+
+    it('close() while it runs stops it; strings handed out stay valid', async () => {
+      const s = openStore(writeBlob());
+      s.verifyAhead();
+      const text = s.source(entry(s, 'index.js'));
+      s.close();
+      expectCode(() => s.verifyAheadProgress(), 'ERR_CODEBLOB_CLOSED');
+      await new Promise((r) => setTimeout(r, 20));
+      expect(text.split('').join('')).toBe(FILES['index.js']!.text);
     });
   });
 

@@ -46,8 +46,21 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
     releaseScheduled = true;
     setImmediate(() => {
       releaseScheduled = false;
-      if (!store.closed) store.advise('dontneed');
+      if (store.closed) return;
+      // The startup burst is over: whatever the background check has not reached yet is
+      // checked on first use. If its thread is still finishing a section, release once more
+      // when it has ended, so no page it faulted in stays.
+      store.stopVerifyAhead();
+      store.advise('dontneed');
+      if (store.verifyAheadProgress()?.running) releaseAfterCheck(50);
     }).unref();
+  }
+  function releaseAfterCheck(tries: number): void {
+    setTimeout(() => {
+      if (store.closed) return;
+      if (store.verifyAheadProgress()?.running && tries > 1) return releaseAfterCheck(tries - 1);
+      store.advise('dontneed');
+    }, 5).unref();
   }
   // The source the extension handler just handed to module._compile, to recognise it there.
   let served: { filename: string; source: string } | undefined;

@@ -11,6 +11,8 @@
  *   CODEBLOB_STATUS   1: print one status line to stderr at exit
  *   CODEBLOB_STATUS_FILE  write status() as JSON to this file at exit (%p: pid, %t: thread id)
  *   CODEBLOB_RESOLVE  0|off: resolve every require() with Node, not from the blob's table
+ *   CODEBLOB_VERIFY_AHEAD  0|off: hash each section in the loading thread on first use, instead
+ *                     of checking the startup range on a background thread (BlobStore.verifyAhead)
  *   CODEBLOB_ROOT     directory entry keys are relative to (default: the one recorded in the blob)
  *   CODEBLOB_PIN      set by preloadPrimary: the generation the primary verified (see BlobPin)
  *   CODEBLOB_ALLOW_UNSAFE  1: accept a blob others could write or swap (see safety.ts)
@@ -75,6 +77,8 @@ function enableFromEnvironment(): void {
     state.backend = store.backend;
     state.cachesUsable = store.cachesUsable;
     store.prefetchStartup();
+    const ahead = process.env.CODEBLOB_VERIFY_AHEAD;
+    if (ahead !== '0' && ahead !== 'off') store.verifyAhead();
     installCjsHooks(store, state, debug);
     const resolveReason = installResolveCache(store, state, debug);
     state.resolve = resolveReason ? 'disk' : 'blob';

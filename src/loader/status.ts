@@ -27,6 +27,8 @@ export interface LoaderCounters {
   deferred: number;
   /** Strings whose characters Node copied into the heap instead of keeping them external. */
   stringsCopied: number;
+  /** Sections (source or cache) the background thread had hash-checked before they were needed. */
+  verifiedAhead: number;
   /** 1 once the blob was found written in place since it was opened: from then on, disk only. */
   modified: number;
   /** require()/require.resolve() calls answered from the blob's resolution table. */
@@ -63,7 +65,7 @@ const KEY = Symbol.for('codeblob.loader.status');
 export function newCounters(): LoaderCounters {
   return {
     hits: 0, jsonHits: 0, esmHits: 0, misses: 0, stale: 0, cacheRejected: 0, noCache: 0,
-    corrupt: 0, deferred: 0, stringsCopied: 0, modified: 0, resolveHits: 0, resolveMisses: 0, resolveStale: 0,
+    corrupt: 0, deferred: 0, stringsCopied: 0, verifiedAhead: 0, modified: 0, resolveHits: 0, resolveMisses: 0, resolveStale: 0,
   };
 }
 
@@ -89,13 +91,19 @@ export function loaderState(): LoaderStatus {
 const STORE = Symbol.for('codeblob.loader.store');
 
 /** Remembers the loader's store (non-enumerable) so status() can read its string counters. */
-export function attachStore(state: LoaderStatus, store: { stats(): { stringsCopied: number } }): void {
+type StoreCounters = { stats(): { stringsCopied: number; verifiedAhead: number }; closed?: boolean };
+
+export function attachStore(state: LoaderStatus, store: StoreCounters): void {
   Object.defineProperty(state, STORE, { value: store, enumerable: false, configurable: true });
 }
 
 function refresh(s: LoaderStatus): void {
-  const store = (s as unknown as Record<symbol, { stats(): { stringsCopied: number }; closed?: boolean } | undefined>)[STORE];
-  if (store && !store.closed) s.counters.stringsCopied = store.stats().stringsCopied;
+  const store = (s as unknown as Record<symbol, StoreCounters | undefined>)[STORE];
+  if (store && !store.closed) {
+    const stats = store.stats();
+    s.counters.stringsCopied = stats.stringsCopied;
+    s.counters.verifiedAhead = stats.verifiedAhead;
+  }
 }
 
 /** A snapshot of what the loader did in this thread (copies; safe to keep). */
@@ -115,7 +123,8 @@ export function statusLine(s: LoaderStatus = loaderState()): string {
     `codeblob: on (${s.backend}, verify=${s.verify}, esm from ${s.esm}) ${s.file}: ` +
     `${c.hits} cjs + ${c.jsonHits} json + ${c.esmHits} esm from blob, ${c.misses} not in blob, ` +
     `${c.stale} stale, ${c.cacheRejected} caches rejected, ${c.noCache} without cache, ` +
-    `${c.corrupt} corrupt, ${c.deferred} deferred to Node, ${c.stringsCopied} strings copied; ` +
+    `${c.corrupt} corrupt, ${c.deferred} deferred to Node, ${c.stringsCopied} strings copied, ` +
+    `${c.verifiedAhead} sections checked ahead; ` +
     (s.resolve === 'blob'
       ? `resolutions: ${c.resolveHits} from the table, ${c.resolveMisses} not in it, ${c.resolveStale} stale`
       : `resolutions from disk (${s.resolveReason})`) +

@@ -36,9 +36,18 @@ export interface NativeBinding {
    * 3 other), mtimeMs (as Node computes it), size.
    */
   statMany(paths: string): Float64Array;
+  /**
+   * Starts hashing sections of the mapping on a background thread (SHA-256, compared with the
+   * expected prefix): `ranges` holds (offset, length) pairs, `expected` the same number of
+   * equal-width hash prefixes. Returns one status byte per section (0 pending, 1 sound, 2
+   * mismatch, 3 taken by the caller: the thread skips it), then a cancel byte the caller sets
+   * to stop the thread, then a byte that becomes 1 once the thread has ended; null when this
+   * Node has no SHA-256 to call.
+   */
+  verifyAhead(buffer: ArrayBuffer, ranges: Float64Array, expected: Uint8Array): Uint8Array | null;
 }
 
-const EXPECTED_ABI = 2;
+const EXPECTED_ABI = 3;
 const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 let loaded: { binding?: NativeBinding; reason?: string } | undefined;

@@ -30,6 +30,11 @@ export interface Backend {
   /** A string over [offset, offset+length) bytes; `copied` says whether its chars were copied. */
   string(offset: number, charCount: number, twoByte: boolean): { value: string; copied: boolean };
   advise(offset: number, length: number, advice: Advice): void;
+  /**
+   * Hash-checks sections on a background thread (see the addon's verifyAhead); undefined when
+   * the backend cannot (read backend, no SHA-256 in this Node, no thread).
+   */
+  verifyAhead(ranges: Float64Array, expected: Uint8Array): Uint8Array | undefined;
   /** Resident bytes of the range, or undefined when the backend cannot tell. */
   residentBytes(offset: number, length: number): number | undefined;
   release(): void;
@@ -73,6 +78,15 @@ class MmapBackend implements Backend {
 
   advise(offset: number, length: number, advice: Advice) {
     this.#n.madvise(this.#buffer, offset, length, advice);
+  }
+
+  verifyAhead(ranges: Float64Array, expected: Uint8Array) {
+    try {
+      return this.#n.verifyAhead(this.#buffer, ranges, expected) ?? undefined;
+    } catch {
+      // No memory, or this runtime refuses external buffers: check in the loading thread.
+      return undefined;
+    }
   }
 
   residentBytes(offset: number, length: number) {
@@ -128,6 +142,10 @@ class ReadBackend implements Backend {
   }
 
   advise() {}
+
+  verifyAhead() {
+    return undefined;
+  }
 
   residentBytes() {
     return undefined;

@@ -7,6 +7,7 @@ import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { codeblobError } from '../errors.js';
 import {
   compatibility,
+  ENTRY_HASH_BYTES,
   entryHash,
   readMeta,
   sha256,
@@ -32,6 +33,8 @@ export interface StoreStats {
   misses: number;
   /** Entries whose hash check failed (they are refused, never handed out). */
   corrupt: number;
+  /** Sections found already checked by the background thread `verifyAhead()` started. */
+  verifiedAhead: number;
 }
 
 /** One generation of a blob, as `pin()` describes it (see `trustPin()`). */
@@ -56,6 +59,20 @@ const CACHE_OK = 2;
 // A failed check is remembered: the entry is refused from then on, and counted once.
 const SOURCE_BAD = 4;
 const CACHE_BAD = 8;
+
+// The status bytes verifyAhead() shares with its thread (see the addon's header).
+const AHEAD_OK = 1;
+const AHEAD_PENDING = 0;
+const AHEAD_BAD = 2;
+const AHEAD_TAKEN = 3;
+
+interface Ahead {
+  /** One byte per section, then the cancel byte, then the finished byte. */
+  status: Uint8Array;
+  /** Per entry, the status index of its source and of its cache (-1: not checked ahead). */
+  slots: Int32Array;
+  count: number;
+}
 
 export class BlobStore {
   /** Absolute path the store was opened from. */
@@ -88,6 +105,8 @@ export class BlobStore {
   #lookups = 0;
   #misses = 0;
   #corrupt = 0;
+  #ahead: Ahead | undefined;
+  #verifiedAhead = 0;
 
   /** Use `open()`. */
   constructor(path: string, options?: OpenOptions) {
@@ -264,6 +283,70 @@ export class BlobStore {
     if (b.bytes.byteLength > end) b.advise(end, b.bytes.byteLength - end, 'random');
   }
 
+  /**
+   * Starts checking the hashes of the startup range (the sections of the modules the traced
+   * run loaded, in file order) on a background thread of idle priority, so the loading thread
+   * finds them checked instead of hashing each on first use. A section the loading thread
+   * reaches first it hashes itself, as without this; a mismatch found ahead is hashed again
+   * by the loading thread and refused as ever. mmap backend only. Returns whether a thread
+   * was started; `stopVerifyAhead()` or `close()` stop it.
+   */
+  verifyAhead(): boolean {
+    const b = this.#live();
+    if (this.#ahead) return true;
+    const sections: { offset: number; length: number; hash: Uint8Array; slot: number }[] = [];
+    this.#entries.forEach((e, i) => {
+      if (e.order < 0) return;
+      const flags = this.#checked[i]!;
+      if ((flags & (SOURCE_OK | SOURCE_BAD)) === 0) {
+        sections.push({ offset: e.sourceOffset, length: e.sourceLength, hash: e.sourceHash, slot: 2 * i });
+      }
+      if (e.cacheLength > 0 && this.cachesUsable && (flags & (CACHE_OK | CACHE_BAD)) === 0) {
+        sections.push({ offset: e.cacheOffset, length: e.cacheLength, hash: e.cacheHash!, slot: 2 * i + 1 });
+      }
+    });
+    if (sections.length === 0) return false;
+    sections.sort((x, y) => x.offset - y.offset);
+    const ranges = new Float64Array(sections.length * 2);
+    const expected = new Uint8Array(sections.length * ENTRY_HASH_BYTES);
+    const slots = new Int32Array(this.#entries.length * 2).fill(-1);
+    sections.forEach((s, k) => {
+      ranges[2 * k] = s.offset;
+      ranges[2 * k + 1] = s.length;
+      expected.set(s.hash, k * ENTRY_HASH_BYTES);
+      slots[s.slot] = k;
+    });
+    const status = b.verifyAhead(ranges, expected);
+    if (!status) return false;
+    this.#ahead = { status, slots, count: sections.length };
+    return true;
+  }
+
+  /**
+   * Stops the thread `verifyAhead()` started, after the section it is hashing; what it checked
+   * so far still counts.
+   */
+  stopVerifyAhead(): void {
+    if (this.#ahead) this.#ahead.status[this.#ahead.count] = 1;
+  }
+
+  /**
+   * How far the background check got: sections it was given, found sound, found corrupt, and
+   * whether its thread is still running (reading the mapping). Undefined when none was started.
+   */
+  verifyAheadProgress(): { sections: number; sound: number; corrupt: number; running: boolean } | undefined {
+    this.#live();
+    const a = this.#ahead;
+    if (!a) return undefined;
+    let sound = 0;
+    let corrupt = 0;
+    for (let k = 0; k < a.count; k++) {
+      if (a.status[k] === AHEAD_OK) sound++;
+      else if (a.status[k] === AHEAD_BAD) corrupt++;
+    }
+    return { sections: a.count, sound, corrupt, running: a.status[a.count + 1] === 0 };
+  }
+
   /** Hint the kernel about an entry's pages (or the whole file without an entry). */
   advise(advice: Advice, entry?: Entry): void {
     const b = this.#live();
@@ -342,6 +425,7 @@ export class BlobStore {
       lookups: this.#lookups,
       misses: this.#misses,
       corrupt: this.#corrupt,
+      verifiedAhead: this.#verifiedAhead,
     };
   }
 
@@ -351,6 +435,8 @@ export class BlobStore {
    * valid (each keeps the mapping alive until it is collected). Idempotent.
    */
   close(): void {
+    this.stopVerifyAhead();
+    this.#ahead = undefined;
     this.#backend?.release();
     this.#backend = undefined;
     if (this.#watch !== undefined) closeSync(this.#watch);
@@ -397,6 +483,19 @@ export class BlobStore {
     if ((flags & what) !== 0) return;
     const section = what === SOURCE_OK ? 'source' : 'cache';
     if ((flags & bad) === 0) {
+      const ahead = this.#ahead;
+      const slot = ahead ? ahead.slots[2 * i + (what === SOURCE_OK ? 0 : 1)]! : -1;
+      if (slot >= 0) {
+        const verdict = ahead!.status[slot];
+        if (verdict === AHEAD_OK) {
+          this.#checked[i]! |= what;
+          this.#verifiedAhead++;
+          return;
+        }
+        // Not there yet: hash it here, and tell the thread to skip it. (A mismatch found
+        // ahead is hashed again here, and refused below.)
+        if (verdict === AHEAD_PENDING) ahead!.status[slot] = AHEAD_TAKEN;
+      }
       const bytes = this.#live().bytes;
       const [offset, length, expected] =
         what === SOURCE_OK
