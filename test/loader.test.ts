@@ -165,6 +165,38 @@ describe.each(runtimes())('loader on $name', (rt) => {
     expect(status.counters.hits).toBeGreaterThanOrEqual(11);
   });
 
+  it('loads the same with the hash checks on the loading thread (CODEBLOB_VERIFY_AHEAD=0) as with them ahead', () => {
+    const a = plain(['main.js']);
+    const ahead = withBlob(['main.js']);
+    const inline = withBlob(['main.js'], { CODEBLOB_VERIFY_AHEAD: '0' });
+    same(a, ahead.r);
+    same(a, inline.r);
+    expect(inline.status.counters.verifiedAhead).toBe(0);
+    expect(inline.status.counters.hits).toBe(ahead.status.counters.hits);
+    // How many the thread got to first depends on the machine's load; never more than it was given.
+    const s = open(blob);
+    const sections = s.entries().length * 2;
+    s.close();
+    expect(ahead.status.counters.verifiedAhead).toBeLessThanOrEqual(sections);
+  });
+
+  it('a corrupt entry found by the background check loads from disk, the same as without it', () => {
+    const bad = join(dir, 'corrupt-ahead.blob');
+    const s = open(blob);
+    const entry = s.get('lib/fn.js')!;
+    const at = entry.sourceOffset + 20;
+    s.close();
+    const bytes = readFileSync(blob);
+    bytes[at]! ^= 0x01;
+    writeFileSync(bad, bytes);
+    const a = plain(['main.js']);
+    for (const env of [{}, { CODEBLOB_VERIFY_AHEAD: '0' }]) {
+      const { r, status } = withBlob(['main.js'], env, bad);
+      same(a, r);
+      expect(status.counters.corrupt).toBe(1);
+    }
+  });
+
   it('rejects an unknown CODEBLOB_VERIFY value and runs without codeblob', () => {
     const a = plain(['main.js']);
     const { r, status } = withBlob(['main.js'], { CODEBLOB_VERIFY: 'sometimes' });
