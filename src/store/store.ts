@@ -405,6 +405,7 @@ export class BlobStore {
     if (!same && this.digest() !== pin.digest) return false;
     if (!same && this.verify().length > 0) return false;
     this.#checked.fill(SOURCE_OK | CACHE_OK);
+    this.stopVerifyAhead(); // nothing left for it to check
     return true;
   }
 
