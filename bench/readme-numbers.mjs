@@ -189,9 +189,17 @@ const small = readResults(outDir, 'synthetic').flatMap((x) => {
   const blob = s0?.rows.find((r) => r.mode.startsWith('codeblob'));
   return plain && blob && blob.uss > plain.uss ? [`${s0.modules} modules on Node ${x.header.node}: ${mib(blob.uss)} vs ${mib(plain.uss)} MiB USS`] : [];
 });
+// Why a table's load gain can fall short of plain's resolving share: it can only remove the share
+// resolving has in codeblob's own load (without the table), and only the part of it it cuts.
+const tableBounds = resolves.flatMap((x) =>
+  x.results
+    .filter((c) => c.corpus !== 'reference' && c.summary.loadGainOverNoTable < c.summary.resolveShareOfPlain)
+    .map((c) => `on the ${c.corpus} corpus on Node ${x.header.node}, resolving is ${pct(c.summary.resolveShareNoTable)} of codeblob's load without the table and the table cuts ${pct(c.summary.resolveReduction)} of it, so about ${pct(c.summary.resolveShareNoTable * c.summary.resolveReduction)} is all it can gain, against ${pct(c.summary.resolveShareOfPlain)} wanted; it measured ${pct(c.summary.loadGainOverNoTable)}`),
+);
 lines.push(
   '**Where codeblob does not win.** ' +
     (targets.length === 0 ? 'No target was measured in these runs (they need the Node 24 and resolution benchmarks). ' : missed.length ? `Targets missed in these runs: ${missed.map((t) => `${t.what} (${t.where}): ${t.shown}, wanted ${t.want}`).join('; ')}. ` : 'Every target above was met in these runs. ') +
+    (tableBounds.length ? `The resolution table's gain is bounded: ${tableBounds.join('; ')}. ` : '') +
     'V8 keeps bytecode private per isolate, so the code cache is deserialized into every heap; what sharing saves is the source text and the parser\'s garbage, never the bytecode. ' +
     'Fixed costs stay: right after a full GC every isolate still holds headroom, its young generation and free heap pages, whatever it loaded' +
     (young.length ? ` (${young.join(', ')}, for plain \`require\`)` : '') +
