@@ -7,7 +7,8 @@
  * in its message.
  */
 import { arch, platform, version as nodeVersion } from 'node:process';
-import { cachedDataVersionTag } from 'node:v8';
+import { cachedDataVersionTag, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Packr, Unpackr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import { codeblobError, errors, isCodeblobError } from '../src/errors.js';
@@ -596,6 +597,47 @@ describe('decodeHeader / readMeta: header rules', () => {
 });
 
 // ---- index rules ------------------------------------------------------------------------
+
+describe('decoding keeps nothing alive', () => {
+  // msgpackr keeps the last buffer it decoded (a DataView in module state) until its next decode;
+  // the codecs decode one more byte so a decoded index or table does not stay in every process.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const arrayBuffers = () => {
+    gc();
+    gc();
+    return process.memoryUsage().arrayBuffers;
+  };
+
+  // Whatever an earlier test decoded last is dropped first, so only what is measured counts.
+  const resetMsgpackr = () => new Unpackr().unpack(Uint8Array.of(0xc0));
+
+  it('readMeta keeps no copy of the index, and says where the resolution table is', () => {
+    const table = Buffer.alloc(6 << 20, 7);
+    const blob = build({ ...plan(), resolutions: table });
+    resetMsgpackr();
+    const before = arrayBuffers();
+    let meta: ReturnType<typeof readMeta> | undefined = readMeta(blob);
+    const { header, resolutionsAt } = meta;
+    const entries = meta.index.entries;
+    meta = undefined; // its index.resolutions is a view into the copy; the store keeps resolutionsAt instead
+    const after = arrayBuffers();
+    expect(entries).toHaveLength(7);
+    expect(after - before).toBeLessThan(1 << 20); // not the 6 MiB index copy
+    expect(resolutionsAt!.offset).toBeGreaterThanOrEqual(header.indexOffset);
+    expect(Buffer.from(blob.subarray(resolutionsAt!.offset, resolutionsAt!.offset + resolutionsAt!.length)).equals(table)).toBe(true);
+  });
+
+  it('decodeResolutions keeps no reference to the bytes it decoded', () => {
+    const bytes = encodeResolutions({ env: 'e', paths: ['a'.repeat(4 << 20)], guards: [], answers: [] });
+    resetMsgpackr();
+    const before = arrayBuffers();
+    let copy: Buffer | undefined = Buffer.from(bytes);
+    decodeResolutions(copy);
+    copy = undefined;
+    expect(arrayBuffers() - before).toBeLessThan(1 << 20);
+  });
+});
 
 describe('decodeIndex / readMeta: index rules', () => {
   const good = build();

@@ -4,7 +4,7 @@
  * mapped or read. Each test builds a real app directory and its blob in a fresh temp dir.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { cachedDataVersionTag, setFlagsFromString } from 'node:v8';
@@ -535,6 +535,40 @@ describe.each(['mmap', 'read'] as const)('%s backend', (backend) => {
       const s = openStore(bad);
       expect(s.verify()).toEqual([]);
       expect(s.digest()).not.toBe(s0.digest());
+    });
+  });
+
+  describe('resolution table', () => {
+    const TABLE = Uint8Array.from({ length: 5000 }, (_, i) => (i * 7 + 3) & 0xff); // opaque to the store
+
+    it('a blob without one says so', () => {
+      const s = openStore(writeBlob());
+      expect(s.hasResolutionTable()).toBe(false);
+      expect(s.resolutionTable()).toBeUndefined();
+    });
+
+    it('hands out a private copy of the recorded bytes, each time', () => {
+      const s = openStore(writeBlob('t.blob', { resolutions: TABLE }));
+      expect(s.hasResolutionTable()).toBe(true);
+      const a = s.resolutionTable()!;
+      expect(new Uint8Array(a)).toEqual(TABLE);
+      a[0]! ^= 0xff; // a copy: changing it changes nothing for the next caller
+      expect(new Uint8Array(s.resolutionTable()!)).toEqual(TABLE);
+    });
+
+    it(backend === 'mmap' ? 'refuses the table once the index was changed in place after open' : 'keeps serving its private copy when the file changes after open', () => {
+      const path = writeBlob('t.blob', { resolutions: TABLE });
+      const s = openStore(path);
+      const bytes = readFileSync(path);
+      bytes[s.header.indexOffset + s.header.indexLength - 10]! ^= 0x01;
+      const fd = openSync(path, 'r+'); // in place, as codeblob never does
+      try {
+        writeSync(fd, bytes, s.header.indexOffset + s.header.indexLength - 10, 1, s.header.indexOffset + s.header.indexLength - 10);
+      } finally {
+        closeSync(fd);
+      }
+      if (backend === 'mmap') expectCode(() => s.resolutionTable(), 'ERR_CODEBLOB_BAD_FORMAT', /index changed/);
+      else expect(new Uint8Array(s.resolutionTable()!)).toEqual(TABLE);
     });
   });
 

@@ -5,6 +5,7 @@
  * hostile file to play with (`__proto__`); maps decode as `Map` and are rejected.
  */
 import { Packr, Unpackr } from 'msgpackr';
+import { unpackAndRelease } from './msgpack.js';
 import { codeblobError } from '../errors.js';
 import { ENTRY_HASH_BYTES } from './hash.js';
 
@@ -144,7 +145,7 @@ function decodeEntry(t: unknown, i: number): Entry {
 export function decodeIndex(bytes: Uint8Array, expectedEntries: number): Index {
   let raw: unknown;
   try {
-    raw = unpackr.unpack(bytes);
+    raw = unpackAndRelease(unpackr, bytes);
   } catch (cause) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `index is not valid msgpack (${(cause as Error).message})`, cause);
   }

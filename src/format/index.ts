@@ -48,14 +48,29 @@ export function compatibility(header: Header): Compatibility {
  * against the real length, index hash, every entry's fields, every section's bounds, alignment
  * and overlaps. Throws a typed error (ERR_CODEBLOB_BAD_FORMAT, ...) on the first problem.
  */
-export function readMeta(bytes: Uint8Array): { header: Header; index: Index } {
+export function readMeta(bytes: Uint8Array): { header: Header; index: Index; resolutionsAt?: { offset: number; length: number } } {
   const header = decodeHeader(bytes, bytes.byteLength);
-  // Hash and decode the same private copy, so the file cannot change between the two.
+  const indexBytes = readIndex(bytes, header);
+  const index = decodeIndex(indexBytes, header.entryCount);
+  checkSections(header, index.entries);
+  // Where the resolution table sits in the file: a reader can keep that instead of the table (a
+  // view into this copy, which would keep the whole index alive) and read it again with readIndex.
+  const r = index.resolutions;
+  const resolutionsAt =
+    r && r.buffer === indexBytes.buffer
+      ? { offset: header.indexOffset + (r.byteOffset - indexBytes.byteOffset), length: r.byteLength }
+      : undefined;
+  return resolutionsAt ? { header, index, resolutionsAt } : { header, index };
+}
+
+/**
+ * A private copy of the index, hash-checked against the header: hash and decode the same copy,
+ * so the file cannot change between the two.
+ */
+export function readIndex(bytes: Uint8Array, header: Header): Buffer {
   const indexBytes = Buffer.from(bytes.subarray(header.indexOffset, header.indexOffset + header.indexLength));
   if (!sha256(indexBytes).equals(header.indexHash)) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', 'index hash mismatch');
   }
-  const index = decodeIndex(indexBytes, header.entryCount);
-  checkSections(header, index.entries);
-  return { header, index };
+  return indexBytes;
 }

@@ -25,6 +25,7 @@
  * index out of range is simply not used.
  */
 import { Packr, Unpackr } from 'msgpackr';
+import { unpackAndRelease } from './msgpack.js';
 import { codeblobError } from '../errors.js';
 
 export const RESOLUTION_TAG = 'codeblob-resolve/2';
@@ -113,7 +114,7 @@ export function decodeResolutions(bytes: Uint8Array): DecodedResolutions {
   if (!littleEndian) throw bad('this machine is big-endian; the table is little-endian');
   let raw: unknown;
   try {
-    raw = unpackr.unpack(bytes);
+    raw = unpackAndRelease(unpackr, bytes);
   } catch (cause) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `resolution table is not valid msgpack (${(cause as Error).message})`, cause);
   }

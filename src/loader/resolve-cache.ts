@@ -179,8 +179,7 @@ export class LoadedTable {
 export function installResolveCache(store: BlobStore, state: LoaderStatus, debug: (msg: string) => void): string | undefined {
   const setting = process.env.CODEBLOB_RESOLVE;
   if (setting === '0' || setting === 'off') return 'switched off by CODEBLOB_RESOLVE';
-  const bytes = store.resolutionTable();
-  if (!bytes) return 'the blob has no resolution table (packed with --no-resolutions or by an older codeblob)';
+  if (!store.hasResolutionTable()) return 'the blob has no resolution table (packed with --no-resolutions or by an older codeblob)';
   const M = Module as unknown as { _resolveFilename: ResolveFilename };
   const original = M._resolveFilename;
   // Another tool's resolver installed before codeblob (path aliases, Yarn PnP) must see every
