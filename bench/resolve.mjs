@@ -6,7 +6,7 @@
 // loading thread (CODEBLOB_VERIFY_AHEAD=0, as before the background check). Reports load time, time spent in
 // Module._resolveFilename (timed outermost, so the table's own cost counts), the number of
 // resolutions, and the blob's pages resident in the process after startup.
-// Usage: node bench/resolve.mjs [--node <bin>] [--runs 9] [--corpus reference,service] [--quick]
+// Usage: node bench/resolve.mjs [--node <bin>] [--runs 21] [--corpus reference,service] [--quick]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +22,7 @@ const { values } = parseArgs({
   },
 });
 const node = values.node;
-const runs = Number(values.runs ?? (values.quick ? 3 : 9));
+const runs = Number(values.runs ?? (values.quick ? 3 : 21)); // 9 left medians too noisy to compare (2026-12-02)
 mkdirSync(outDir, { recursive: true });
 const h = header(node);
 const child = join(repo, 'bench/child-resolve.cjs');
