@@ -129,6 +129,12 @@ static void mapping_release(mapping* m) {
   free(m);
 }
 
+/* Is [offset, offset + length) a range of whole bytes inside a mapping of `size` bytes? */
+static bool range_inside(double offset, double length, size_t size) {
+  return offset >= 0 && length >= 0 && offset == (double)(uint64_t)offset &&
+         length == (double)(uint64_t)length && offset + length <= (double)size;
+}
+
 /* Finds the mapping an ArrayBuffer from map() covers and checks [offset, offset+length). */
 static mapping* mapping_of(napi_env env, napi_value buffer, double offset, double length,
                            char** start) {
@@ -156,8 +162,7 @@ static mapping* mapping_of(napi_env env, napi_value buffer, double offset, doubl
     throw_argument(env, false, "expected the ArrayBuffer returned by map()");
     return NULL;
   }
-  if (!(offset >= 0) || !(length >= 0) || offset != (double)(uint64_t)offset ||
-      length != (double)(uint64_t)length || offset + length > (double)found->size) {
+  if (!range_inside(offset, length, found->size)) {
     throw_argument(env, true, "range is outside the mapping");
     return NULL;
   }
@@ -624,9 +629,7 @@ static napi_value js_verify_ahead(napi_env env, napi_callback_info info) {
   mapping* m = mapping_of(env, argv[0], 0, 0, &base);
   if (m == NULL) return NULL;
   for (size_t i = 0; i < count; i++) {
-    double offset = ranges[2 * i], length = ranges[2 * i + 1];
-    if (!(offset >= 0) || !(length >= 0) || offset != (double)(uint64_t)offset ||
-        length != (double)(uint64_t)length || offset + length > (double)m->size) {
+    if (!range_inside(ranges[2 * i], ranges[2 * i + 1], m->size)) {
       throw_argument(env, true, "range is outside the mapping");
       return NULL;
     }
