@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measure } from '../dist/index.js';
-import { header, mib, outDir, pack, printHeader, referenceCorpus, registerPath, startSample, stats, stop } from './lib.mjs';
+import { cleanEnv, header, mib, outDir, pack, printHeader, referenceCorpus, registerPath, startSample, stats, stop } from './lib.mjs';
 
 const { values } = parseArgs({ options: { node: { type: 'string', default: process.execPath }, runs: { type: 'string', default: '7' } } });
 const node = values.node;
@@ -16,8 +16,7 @@ mkdirSync(outDir, { recursive: true });
 const h = header(node);
 printHeader(h, 'mmap');
 
-const base = { ...process.env, BENCH_ENTRY: join(corpus, 'entry.js') };
-for (const k of Object.keys(base)) if (k.startsWith('CODEBLOB_') || k === 'NODE_OPTIONS') delete base[k];
+const base = cleanEnv({ BENCH_ENTRY: join(corpus, 'entry.js') });
 const layouts = ['page', 'dense'].map((align) => {
   const blob = join(outDir, `reference-${h.node}-${align}.blob`);
   return { align, blob, packed: pack(node, corpus, ['entry.js'], blob, ['--align', align]) };
