@@ -482,29 +482,57 @@ static napi_value js_live_mappings(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* statMany(paths): stat() each NUL-separated path; a Float64Array of 3 numbers per path:
- * kind (0 absent or unreadable, 1 file, 2 directory, 3 other), mtime in milliseconds computed
- * exactly as Node's Stats.mtimeMs (sec * 1000 + nsec / 1e6, in doubles), size. One call for a
- * whole resolution table's guards instead of one fs.statSync each. */
+/* One path's row for statMany / statAhead: kind (0 absent or unreadable, 1 file, 2 directory,
+ * 3 other), mtime in milliseconds computed exactly as Node's Stats.mtimeMs (sec * 1000 +
+ * nsec / 1e6, in doubles), size. */
+static void stat_row(const char* path, double* row) {
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    row[0] = 0;
+    row[1] = 0;
+    row[2] = 0;
+  } else {
+    row[0] = S_ISREG(st.st_mode) ? 1 : S_ISDIR(st.st_mode) ? 2 : 3;
+    row[1] = (double)st.st_mtim.tv_sec * 1000.0 + (double)st.st_mtim.tv_nsec / 1000000.0;
+    row[2] = (double)st.st_size;
+  }
+}
+
+/* Copies a JS string argument into a malloc'd NUL-terminated UTF-8 buffer (NULL, exception
+ * pending, when it is not a string or memory runs out). */
+static char* string_arg(napi_env env, napi_value value, const char* what, size_t* length) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) {
+    throw_argument(env, false, what);
+    return NULL;
+  }
+  char* text = malloc(len + 1);
+  if (text == NULL) {
+    throw_errno(env, ENOMEM, "malloc", NULL);
+    return NULL;
+  }
+  if (napi_get_value_string_utf8(env, value, text, len + 1, &len) != napi_ok) {
+    free(text);
+    throw_argument(env, false, what);
+    return NULL;
+  }
+  *length = len;
+  return text;
+}
+
+/* statMany(paths): stat() each NUL-separated path; a Float64Array of 3 numbers per path (see
+ * stat_row). One call for a whole resolution table's guards instead of one fs.statSync each. */
 static napi_value js_stat_many(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   size_t len = 0;
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &len) != napi_ok) {
+  if (argc < 1) {
     throw_argument(env, false, "paths must be a string");
     return NULL;
   }
-  char* text = malloc(len + 1);
-  if (text == NULL) {
-    throw_errno(env, ENOMEM, "statMany", NULL);
-    return NULL;
-  }
-  if (napi_get_value_string_utf8(env, argv[0], text, len + 1, &len) != napi_ok) {
-    free(text);
-    throw_argument(env, false, "paths must be a string");
-    return NULL;
-  }
+  char* text = string_arg(env, argv[0], "paths must be a string", &len);
+  if (text == NULL) return NULL;
   size_t count = 1;
   for (size_t i = 0; i < len; i++) count += text[i] == '\0';
   napi_value buffer, result;
@@ -515,21 +543,106 @@ static napi_value js_stat_many(napi_env env, napi_callback_info info) {
   }
   const char* path = text;
   for (size_t i = 0; i < count; i++) {
-    struct stat st;
-    double* row = out + i * 3;
-    if (stat(path, &st) != 0) {
-      row[0] = 0;
-      row[1] = 0;
-      row[2] = 0;
-    } else {
-      row[0] = S_ISREG(st.st_mode) ? 1 : S_ISDIR(st.st_mode) ? 2 : 3;
-      row[1] = (double)st.st_mtim.tv_sec * 1000.0 + (double)st.st_mtim.tv_nsec / 1000000.0;
-      row[2] = (double)st.st_size;
-    }
+    stat_row(path, out + i * 3);
     path += strlen(path) + 1;
   }
   free(text);
   NAPI_CALL(env, napi_create_typedarray(env, napi_float64_array, count * 3, buffer, 0, &result));
+  return result;
+}
+
+/* ---- stat ahead -------------------------------------------------------------------- */
+
+enum { STAT_PENDING = 0, STAT_DONE = 1, STAT_TAKEN = 3 };
+
+typedef struct stat_job {
+  char* text;       /* the NUL-separated paths */
+  size_t count;
+  double* rows;     /* 3 per path, then the status bytes: shared with JS (one block) */
+  uint8_t* status;  /* one byte per path, the cancel byte, the finished byte */
+  long refs;        /* the thread, and the ArrayBuffer JS holds */
+} stat_job;
+
+static void stat_job_release(stat_job* job) {
+  if (__atomic_sub_fetch(&job->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
+  free(job->text);
+  free(job->rows);
+  free(job);
+}
+
+static void* stat_thread(void* arg) {
+  stat_job* job = arg;
+  const char* path = job->text;
+  for (size_t i = 0; i < job->count; i++, path += strlen(path) + 1) {
+    if (__atomic_load_n(&job->status[job->count], __ATOMIC_RELAXED) != 0) break; /* cancelled */
+    if (__atomic_load_n(&job->status[i], __ATOMIC_RELAXED) != STAT_PENDING) continue; /* taken */
+    double row[3];
+    stat_row(path, row);
+    /* The caller may have taken the path meanwhile: then it no longer reads this row. */
+    memcpy(job->rows + i * 3, row, sizeof row);
+    uint8_t pending = STAT_PENDING;
+    __atomic_compare_exchange_n(&job->status[i], &pending, STAT_DONE, false, __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+  }
+  __atomic_store_n(&job->status[job->count + 1], 1, __ATOMIC_RELEASE);
+  stat_job_release(job);
+  return NULL;
+}
+
+static void finalize_stat_job(node_api_basic_env env, void* data, void* hint) {
+  stat_job* job = hint;
+  __atomic_store_n(&job->status[job->count], 1, __ATOMIC_RELAXED); /* nobody reads on: stop */
+  stat_job_release(job);
+}
+
+/* statAhead(paths) -> Float64Array: statMany on a thread of its own (see codeblob.h). */
+static napi_value js_stat_ahead(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    throw_argument(env, false, "paths must be a string");
+    return NULL;
+  }
+  size_t len = 0;
+  char* text = string_arg(env, argv[0], "paths must be a string", &len);
+  if (text == NULL) return NULL;
+  size_t count = 1;
+  for (size_t i = 0; i < len; i++) count += text[i] == '\0';
+  size_t bytes = count * 3 * sizeof(double) + count + 2;
+  stat_job* job = calloc(1, sizeof *job);
+  double* rows = job == NULL ? NULL : calloc(1, bytes);
+  if (rows == NULL) {
+    free(job);
+    free(text);
+    throw_errno(env, ENOMEM, "statAhead", NULL);
+    return NULL;
+  }
+  job->text = text;
+  job->count = count;
+  job->rows = rows;
+  job->status = (uint8_t*)(rows + count * 3);
+  job->refs = 1; /* the ArrayBuffer's */
+  napi_value buffer, result;
+  napi_status status = napi_create_external_arraybuffer(env, rows, bytes, finalize_stat_job, job, &buffer);
+  if (status != napi_ok) {
+    stat_job_release(job);
+    NAPI_CALL(env, status);
+  }
+  NAPI_CALL(env, napi_create_typedarray(env, napi_float64_array, count * 3, buffer, 0, &result));
+
+  /* Normal priority: this is work the loading thread would otherwise do right now. */
+  __atomic_add_fetch(&job->refs, 1, __ATOMIC_ACQ_REL);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t thread;
+  int err = pthread_create(&thread, &attr, stat_thread, job);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    /* No thread: every path stays pending and the caller stats what it needs itself. */
+    __atomic_store_n(&job->status[count + 1], 1, __ATOMIC_RELEASE);
+    stat_job_release(job);
+  }
   return result;
 }
 
@@ -720,6 +833,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"pageSize", NULL, js_page_size, NULL, NULL, NULL, napi_enumerable, NULL},
       {"liveMappings", NULL, js_live_mappings, NULL, NULL, NULL, napi_enumerable, NULL},
       {"statMany", NULL, js_stat_many, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"statAhead", NULL, js_stat_ahead, NULL, NULL, NULL, napi_enumerable, NULL},
       {"verifyAhead", NULL, js_verify_ahead, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;

@@ -50,6 +50,15 @@
  *       unreadable, 1 file, 2 directory, 3 other), mtime in ms exactly as Node's Stats.mtimeMs,
  *       size. Used to check a resolution table's guards in one call.
  *
+ *   statAhead(paths) -> Float64Array
+ *       statMany on a detached thread of normal priority, so the loading thread finds the
+ *       guards it needs already statted. The Float64Array holds the 3 numbers per path; its
+ *       buffer goes on with one status byte per path (0 pending, 1 done: the row is complete,
+ *       or 3 written by the caller when it stats the path itself: the thread then skips it and
+ *       never writes that status again), then a cancel byte the caller sets to stop the thread,
+ *       then a byte that becomes 1 once the thread has ended. Collecting the buffer stops the
+ *       thread too; the memory is freed when both are done with it.
+ *
  *   verifyAhead(buffer, ranges: Float64Array, expected: Uint8Array) -> Uint8Array | null
  *       Hashes sections of the mapping (SHA-256, compared with `expected`, the same number of
  *       bytes per section, 1 to 32) in the given order on a detached thread of idle priority,
@@ -64,6 +73,6 @@
 #ifndef CODEBLOB_H
 #define CODEBLOB_H
 
-#define CODEBLOB_NATIVE_ABI 3
+#define CODEBLOB_NATIVE_ABI 4
 
 #endif

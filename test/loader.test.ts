@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
+import { FreshAhead, isFresh } from '../src/loader/freshness.js';
 import { cleanEnv, cli, registerPath, repo, run, runtimes, type RunResult } from './helpers/env.js';
 
 /**
@@ -240,14 +241,20 @@ describe.each(runtimes())('loader on $name', (rt) => {
       setMtimeNs(fn(), mtimeNs);
     };
 
-    it('loads a same-length edit from disk (mtime changed)', () => {
+    it('loads a same-length edit from disk (mtime changed), with the file stats made ahead or not', () => {
       writeFileSync(fn(), original.toString().replace('return a + b;', 'return b + a;'));
       try {
         const a = plain(['main.js']);
         expect(a.stdout).toContain('return b + a;');
-        const { r, status } = withBlob(['main.js']);
-        same(a, r);
-        expect(status.counters.stale).toBe(1);
+        for (const env of [{}, { CODEBLOB_VERIFY_AHEAD: '0' }]) {
+          const { r, status } = withBlob(['main.js'], env);
+          same(a, r);
+          expect(status.counters.stale).toBe(1);
+          const served = status.counters.hits + status.counters.jsonHits + status.counters.esmHits + status.counters.stale;
+          // How many the thread had made first depends on the machine; never more than were checked.
+          expect(status.counters.statsAhead).toBeLessThanOrEqual(served);
+          if (Object.keys(env).length > 0) expect(status.counters.statsAhead).toBe(0);
+        }
       } finally {
         restore();
       }
@@ -308,5 +315,47 @@ describe.each(runtimes())('loader on $name', (rt) => {
         restore();
       }
     });
+  });
+});
+
+describe('file stats made ahead (FreshAhead)', () => {
+  let dir: string;
+  let blob: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'codeblob-fresh-ahead-'));
+    cpSync(join(repo, 'test/fixtures/semantics'), dir, { recursive: true });
+    blob = join(dir, 'app.blob');
+    const r = run(process.execPath, [cli, 'pack', '--allow-failure', '--json', '-o', blob, 'main.js'], { cwd: dir, env: cleanEnv() });
+    expect(r.status, r.stderr).toBe(0);
+  }, 120_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function finished(ahead: FreshAhead): Promise<void> {
+    for (let i = 0; i < 2000 && !ahead.finished; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(ahead.finished).toBe(true);
+  }
+
+  it('judges each startup file from the thread\'s stat: unchanged, changed, not a startup entry', async () => {
+    const store = open(blob);
+    try {
+      const fnPath = join(dir, 'lib/fn.js');
+      writeFileSync(fnPath, readFileSync(fnPath, 'utf8') + '\n'); // changed before the thread stats it
+      const ahead = FreshAhead.start(store)!;
+      expect(ahead).toBeDefined();
+      await finished(ahead);
+      const startup = store.entries().filter((e) => e.order >= 0);
+      expect(startup.length).toBeGreaterThanOrEqual(10);
+      for (const e of startup) {
+        const verdict = ahead.fresh(e);
+        expect(verdict, e.key).toBe(e.key !== 'lib/fn.js');
+        expect(verdict).toBe(isFresh(e, store.filename(e), 'stat'));
+      }
+      const cold = store.entries().find((e) => e.order < 0);
+      if (cold) expect(ahead.fresh(cold)).toBeUndefined();
+      ahead.stop();
+      expect(ahead.fresh(startup[0]!)).toBeUndefined(); // after the burst: stat when loading
+    } finally {
+      store.close();
+    }
   });
 });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { native, type NativeBinding } from '../src/native/binding.js';
+import { native, statAheadStatus, type NativeBinding } from '../src/native/binding.js';
 
 const ADDON = fileURLToPath(new URL('../build/Release/codeblob.node', import.meta.url));
 
@@ -19,7 +19,7 @@ const maybe = native();
 
 it('the addon loads', () => {
   expect(maybe).toBeDefined();
-  expect(maybe!.abi).toBe(3);
+  expect(maybe!.abi).toBe(4);
 });
 
 const n = maybe as NativeBinding;
@@ -278,6 +278,55 @@ describe('statMany', () => {
 
   it('takes one string', () => {
     expect(() => (n.statMany as (x: unknown) => unknown)(42)).toThrow(TypeError);
+  });
+});
+
+describe('statAhead', () => {
+  /** Polls the finished byte (the last status byte). */
+  async function ended(status: Uint8Array) {
+    for (let i = 0; i < 2000 && status[status.length - 1] === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    return [...status];
+  }
+
+  it('fills the same rows as statMany on a thread, each marked done (1)', async () => {
+    const file = join(dir, 'f.txt');
+    writeFileSync(file, 'hello');
+    const sub = join(dir, 'sub');
+    mkdirSync(sub);
+    const paths = [file, sub, join(dir, 'missing'), join(file, 'under-a-file'), '/dev/null'].join('\0');
+    const rows = n.statAhead(paths);
+    expect(rows).toBeInstanceOf(Float64Array);
+    expect(rows).toHaveLength(5 * 3);
+    const status = statAheadStatus(rows);
+    expect(await ended(status)).toEqual([1, 1, 1, 1, 1, 0, 1]);
+    expect([...rows]).toEqual([...n.statMany(paths)]);
+  });
+
+  it('skips a path the caller took (3) and never marks it done', async () => {
+    const count = 20_000;
+    const paths = Array.from({ length: count }, (_, i) => join(dir, `nothing-${i}`)).join('\0');
+    const rows = n.statAhead(paths);
+    const status = statAheadStatus(rows);
+    status[count - 1] = 3;
+    const after = await ended(status);
+    expect(after[count - 1]).toBe(3);
+    expect(after.slice(0, count - 1).every((v) => v === 1)).toBe(true);
+  });
+
+  it('stops at the cancel byte', async () => {
+    const count = 200_000;
+    const paths = Array.from({ length: count }, (_, i) => join(dir, 'a', 'b', 'c', `nothing-${i}`)).join('\0');
+    const status = statAheadStatus(n.statAhead(paths));
+    status[count] = 1;
+    const after = await ended(status);
+    expect(after[count + 1]).toBe(1);
+    expect(after.slice(0, count).filter((v) => v === 0).length).toBeGreaterThan(0);
+    expect(after.slice(0, count).every((v) => v === 0 || v === 1)).toBe(true);
+  });
+
+  it('takes one string', () => {
+    expect(() => (n.statAhead as (x: unknown) => unknown)(42)).toThrow(TypeError);
+    expect(thrown(() => (n.statAhead as (x: unknown) => unknown)(undefined))).toMatchObject({ code: 'ERR_CODEBLOB_NATIVE_ARGUMENT' });
   });
 });
 
@@ -584,6 +633,37 @@ describe('verifyAhead lifetime', () => {
     expect(r.signal).toBeNull();
     expect(r.status).toBe(0);
     expect(r.lines).toEqual([{ live: 0 }]);
+  });
+});
+
+describe('statAhead lifetime', () => {
+  it('collecting the rows while the thread runs, and terminating workers mid-way, takes nothing down', () => {
+    const r = runChild(`${PRELUDE}
+      const { Worker, isMainThread, workerData } = require('node:worker_threads');
+      const paths = () => Array.from({ length: 100000 }, (_, i) => '/nonexistent/a/b/c/' + i).join('\\0');
+      if (!isMainThread) {
+        n.statAhead(paths());
+        if (workerData.stay) setInterval(() => {}, 1000);
+      } else {
+        (async () => {
+          for (let i = 0; i < 4; i++) n.statAhead(paths()); // dropped at once: collected mid-way
+          await settle();
+          for (let i = 0; i < 6; i++) {
+            const w = new Worker(__filename, { workerData: { stay: i % 2 === 0 } });
+            if (i % 2 === 0) { await new Promise((r) => setTimeout(r, 1)); await w.terminate(); }
+            else await new Promise((r) => w.once('exit', r));
+          }
+          const kept = n.statAhead('/\\0/nonexistent');
+          const status = new Uint8Array(kept.buffer, kept.byteLength, 4);
+          while (status[3] === 0) await new Promise((r) => setTimeout(r, 5));
+          await settle();
+          report({ kept: [...kept.subarray(0, 3)].map((v, i) => i === 0 ? v : v > 0), status: [...status] });
+        })();
+      }`);
+    expect(r.stderr).toBe('');
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(0);
+    expect(r.lines).toEqual([{ kept: [2, true, true], status: [1, 1, 0, 1] }]);
   });
 });
 

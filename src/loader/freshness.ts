@@ -5,15 +5,90 @@
  *   stat (default)  size and mtime as recorded (one stat call)
  *   hash            the file's bytes hash to the recorded content hash (one read, no decode)
  *   none            trust the blob (immutable deploys: containers, read-only volumes)
+ *
+ * In `stat` mode the files of the modules the traced run loaded are statted ahead, in load
+ * order, on a thread of the addon (`FreshAhead`) while this thread loads: a module finds its
+ * file's stat made a moment before instead of making it. Those stats serve the startup burst
+ * only (the loader drops them when it ends); a file changed during the burst can be missed as
+ * it could between a stat and the read that follows it, and a module loaded later is statted
+ * when it loads.
  */
 import { readFileSync, statSync } from 'node:fs';
+import { sep } from 'node:path';
 import { entryHash, type Entry } from '../format/index.js';
+import { native, statAheadStatus } from '../native/binding.js';
+import type { BlobStore } from '../store/store.js';
 import type { FreshnessMode } from './status.js';
 
 export function parseFreshnessMode(value: string | undefined): FreshnessMode | undefined {
   if (value === undefined || value === '' || value === 'stat') return 'stat';
   if (value === 'hash' || value === 'none') return value;
   return undefined;
+}
+
+const STAT_DONE = 1;
+const STAT_TAKEN = 3;
+const KIND_FILE = 1;
+
+/** The startup modules' files, statted ahead on a thread (see the file comment). */
+export class FreshAhead {
+  readonly #rows: Float64Array;
+  readonly #status: Uint8Array;
+  readonly #rowOf: Map<Entry, number>;
+  /** The loader has scheduled the end of the burst these stats serve. */
+  ending = false;
+
+  private constructor(rows: Float64Array, rowOf: Map<Entry, number>) {
+    this.#rows = rows;
+    this.#status = statAheadStatus(rows);
+    this.#rowOf = rowOf;
+  }
+
+  /** Starts the thread for the store's startup entries; undefined without the addon or entries. */
+  static start(store: BlobStore): FreshAhead | undefined {
+    const binding = native();
+    if (!binding) return undefined;
+    const startup = store.entries().filter((e) => e.order >= 0);
+    if (startup.length === 0) return undefined;
+    startup.sort((a, b) => a.order - b.order);
+    const prefix = store.root.endsWith(sep) ? store.root : store.root + sep;
+    const rowOf = new Map<Entry, number>();
+    const paths: string[] = [];
+    for (const e of startup) {
+      const filename = sep === '/' ? prefix + e.key : store.filename(e);
+      if (filename.includes('\0')) continue;
+      rowOf.set(e, paths.length);
+      paths.push(filename);
+    }
+    return new FreshAhead(binding.statAhead(paths.join('\0')), rowOf);
+  }
+
+  /**
+   * The verdict from the thread's stat of the entry's file, or undefined when the thread has
+   * not got there (it then skips it: the caller stats it) or the entry is not a startup one.
+   */
+  fresh(entry: Entry): boolean | undefined {
+    const r = this.#rowOf.get(entry);
+    if (r === undefined) return undefined;
+    const status = this.#status;
+    if (status[r] !== STAT_DONE) {
+      status[r] = STAT_TAKEN;
+      return undefined;
+    }
+    const rows = this.#rows;
+    return rows[r * 3] === KIND_FILE && rows[r * 3 + 2] === entry.fileSize && rows[r * 3 + 1] === entry.mtimeMs;
+  }
+
+  /** The thread has ended: every file statted, or stopped. */
+  get finished(): boolean {
+    return this.#status[this.#status.length - 1] === 1;
+  }
+
+  /** Stops the thread if it still runs; the stats are not used after this. */
+  stop(): void {
+    this.#status[this.#status.length - 2] = 1;
+    this.#rowOf.clear();
+  }
 }
 
 export function isFresh(entry: Entry, filename: string, mode: FreshnessMode): boolean {

@@ -25,6 +25,7 @@ import { open, type BlobPin } from '../store/store.js';
 import { assertNoPolicy, installCjsHooks } from './cjs-hooks.js';
 import { installEsmHooks } from './esm-hooks.js';
 import { installResolveCache } from './resolve-cache.js';
+import { startStatsAhead } from './serve.js';
 import { parseFreshnessMode } from './freshness.js';
 import { unsafeReason } from './safety.js';
 import { attachStore, loaderState, status, statusLine } from './status.js';
@@ -78,7 +79,10 @@ function enableFromEnvironment(): void {
     state.cachesUsable = store.cachesUsable;
     store.prefetchStartup();
     const ahead = process.env.CODEBLOB_VERIFY_AHEAD;
-    if (ahead !== '0' && ahead !== 'off') store.verifyAhead();
+    if (ahead !== '0' && ahead !== 'off') {
+      store.verifyAhead();
+      startStatsAhead(store, state);
+    }
     installCjsHooks(store, state, debug);
     const resolveReason = installResolveCache(store, state, debug);
     state.resolve = resolveReason ? 'disk' : 'blob';

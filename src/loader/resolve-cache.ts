@@ -19,7 +19,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, decodeResolutions, type DecodedResolutions } from '../format/index.js';
-import { native } from '../native/binding.js';
+import { native, statAheadStatus } from '../native/binding.js';
 import type { BlobStore } from '../store/store.js';
 import { Module } from './cjs-compile.js';
 import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from './resolve-env.js';
@@ -37,6 +37,19 @@ const UNKNOWN = 0;
 const HOLDS = 1;
 const BROKEN = 2;
 
+const STAT_DONE = 1;
+const STAT_TAKEN = 3;
+
+/**
+ * `dirname(filename) === dir`, without making the string, for the normalised directories the
+ * table holds (no trailing separator): `filename` is `dir`, one separator and a name.
+ */
+function isDirectoryOf(dir: string, filename: string): boolean {
+  if (sep !== '/') return dirname(filename) === dir;
+  const n = dir.length;
+  return filename.length > n + 1 && filename.charCodeAt(n) === 47 && filename.startsWith(dir) && filename.indexOf('/', n + 1) === -1;
+}
+
 /** A decoded table with its lookups and guard checks (exported for the fuzzer). */
 export class LoadedTable {
   readonly #t: DecodedResolutions;
@@ -46,6 +59,12 @@ export class LoadedTable {
   readonly #byDir = new Map<string, Map<string, number>>();
   readonly #abs: (string | undefined)[];
   readonly #guardState: Uint8Array;
+  /** Per guard, its row in the stat results (-1: checked on its own, in JS). */
+  #row: Int32Array | undefined;
+  /** The stat results (3 numbers per row) the background thread fills, and its status bytes. */
+  #rows: Float64Array | undefined;
+  #status: Uint8Array | undefined;
+  #rowPaths: string[] | undefined;
 
   constructor(table: DecodedResolutions, root: string, checkGuards: boolean) {
     this.#t = table;
@@ -53,7 +72,7 @@ export class LoadedTable {
     this.#rootPrefix = root.endsWith(sep) ? root : root + sep;
     this.#abs = new Array(table.paths.length);
     this.#guardState = new Uint8Array(table.guards.length / 4);
-    if (checkGuards) this.#checkAllAtOnce();
+    if (checkGuards) this.#statAhead();
     const { answers, requests } = table;
     let dirIndex = -1;
     let byRequest: Map<string, number> | undefined;
@@ -112,16 +131,24 @@ export class LoadedTable {
     return true;
   }
 
+  /** Stops the background stat thread, if it still runs (the table is being dropped). */
+  dispose(): void {
+    const status = this.#status;
+    if (status) status[status.length - 2] = 1;
+  }
+
   /**
-   * With the addon, stat every path guard in one native call (about a microsecond each) rather
-   * than one fs.statSync per guard when first needed; realpath guards stay lazy.
+   * With the addon, stat every path guard on a thread of its own, in guard order (the packer
+   * numbers guards in the order the traced run first needed them), while this thread goes on
+   * loading: a guard is then judged from the thread's result, or, when the thread has not
+   * reached it yet, statted here (the thread skips it). Realpath guards stay lazy, in JS.
    */
-  #checkAllAtOnce(): void {
+  #statAhead(): void {
     const binding = native();
     if (!binding) return;
     const guards = this.#t.guards;
     const count = this.#guardState.length;
-    const which: number[] = [];
+    const row = new Int32Array(count).fill(-1);
     const paths: string[] = [];
     for (let g = 0; g < count; g++) {
       if (guards[g * 4 + 1] === GUARD_REAL) continue;
@@ -130,30 +157,38 @@ export class LoadedTable {
         this.#guardState[g] = BROKEN;
         continue;
       }
-      which.push(g);
+      row[g] = paths.length;
       paths.push(p);
     }
     if (paths.length === 0) return;
-    const st = binding.statMany(paths.join('\0'));
-    for (let k = 0; k < which.length; k++) {
-      const g = which[k]!;
-      const kind = guards[g * 4 + 1];
-      const found = st[k * 3]!; // 0 absent, 1 file, 2 directory, 3 other
-      let ok: boolean;
-      if (kind === GUARD_ABSENT) ok = found === 0;
-      else if (kind === GUARD_IS_FILE) ok = found === 1;
-      else if (kind === GUARD_IS_DIR) ok = found === 2;
-      else if (kind === GUARD_DIR) ok = found === 2 && st[k * 3 + 1] === guards[g * 4 + 2];
-      else if (kind === GUARD_FILE) ok = found === 1 && st[k * 3 + 1] === guards[g * 4 + 2] && st[k * 3 + 2] === guards[g * 4 + 3];
-      else ok = false;
-      this.#guardState[g] = ok ? HOLDS : BROKEN;
-    }
+    this.#rows = binding.statAhead(paths.join('\0'));
+    this.#status = statAheadStatus(this.#rows);
+    this.#row = row;
+    this.#rowPaths = paths;
   }
 
   #check(g: number): boolean {
     const guards = this.#t.guards;
-    const p = this.path(guards[g * 4]!);
     const kind = guards[g * 4 + 1];
+    const r = this.#row?.[g] ?? -1;
+    if (r >= 0) {
+      let rows = this.#rows!;
+      let at = r * 3;
+      const status = this.#status!;
+      if (status[r] !== STAT_DONE) {
+        status[r] = STAT_TAKEN; // the thread has not got here yet: do it now, it skips it
+        rows = native()!.statMany(this.#rowPaths![r]!);
+        at = 0;
+      }
+      const found = rows[at]; // 0 absent, 1 file, 2 directory, 3 other
+      if (kind === GUARD_ABSENT) return found === 0;
+      if (kind === GUARD_IS_FILE) return found === 1;
+      if (kind === GUARD_IS_DIR) return found === 2;
+      if (kind === GUARD_DIR) return found === 2 && rows[at + 1] === guards[g * 4 + 2];
+      if (kind === GUARD_FILE) return found === 1 && rows[at + 1] === guards[g * 4 + 2] && rows[at + 2] === guards[g * 4 + 3];
+      return false;
+    }
+    const p = this.path(guards[g * 4]!);
     const mtimeMs = guards[g * 4 + 2];
     const size = guards[g * 4 + 3]!;
     if (p === undefined) return false;
@@ -202,6 +237,7 @@ export function installResolveCache(store: BlobStore, state: LoaderStatus, debug
       dropTimer = setTimeout(drop, 2000).unref();
       return;
     }
+    table?.dispose();
     table = undefined;
     dropTimer = undefined;
   }
@@ -238,12 +274,16 @@ export function installResolveCache(store: BlobStore, state: LoaderStatus, debug
 
   function answer(request: string, parent: ParentLike): string | undefined {
     const dir = parent.path;
-    if (typeof dir !== 'string' || typeof parent.filename !== 'string' || dirname(parent.filename) !== dir) return undefined;
-    const t = loaded();
+    const filename = parent.filename;
+    if (typeof dir !== 'string' || typeof filename !== 'string' || !isDirectoryOf(dir, filename)) return undefined;
+    // The table is decoded for the first request it could answer, not for a builtin.
+    const t = table ?? (tableRequest(request) ? loaded() : undefined);
     if (!t) return undefined;
+    // A request the table holds is no builtin (it was recorded under this very Node and flags):
+    // builtins are told apart only when the table has nothing.
     const i = t.find(dir, request);
     if (i === -1 || (!isRelativeRequest(request) && !isAbsolute(request) && !defaultLookupPaths(dir, parent.paths))) {
-      c.resolveMisses++;
+      if (tableRequest(request)) c.resolveMisses++;
       return undefined;
     }
     if (!trust && !t.holds(i)) {
@@ -261,7 +301,7 @@ export function installResolveCache(store: BlobStore, state: LoaderStatus, debug
   }
 
   M._resolveFilename = function codeblobResolveFilename(request, parent, isMain, options) {
-    if (!isMain && tableRequest(request) && parent && typeof parent === 'object' && plainOptions(options) && !store.closed) {
+    if (!isMain && typeof request === 'string' && parent && typeof parent === 'object' && (options === undefined || plainOptions(options)) && !store.closed) {
       const file = answer(request, parent as ParentLike);
       if (file !== undefined) return file;
     }

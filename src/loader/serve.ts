@@ -5,7 +5,7 @@
  */
 import type { Entry } from '../format/index.js';
 import type { BlobStore } from '../store/store.js';
-import { isFresh } from './freshness.js';
+import { FreshAhead, isFresh } from './freshness.js';
 import type { LoaderStatus } from './status.js';
 
 export interface ServeContext {
@@ -23,9 +23,37 @@ export function blobModified({ store, state, debug }: ServeContext): boolean {
   return true;
 }
 
+// The startup modules' file stats made ahead (verify=stat), per store, until the burst ends.
+const statsAhead = new WeakMap<BlobStore, FreshAhead>();
+
+/** Starts statting the startup modules' files ahead (verify=stat, with the addon). */
+export function startStatsAhead(store: BlobStore, state: LoaderStatus): void {
+  if (state.verify !== 'stat' || statsAhead.has(store)) return;
+  const ahead = FreshAhead.start(store);
+  if (ahead) statsAhead.set(store, ahead);
+}
+
+/** The startup burst is over: later loads stat their files when they load. */
+export function endStatsAhead(store: BlobStore): void {
+  statsAhead.get(store)?.stop();
+  statsAhead.delete(store);
+}
+
 /** Is the entry's file unchanged since packing (per CODEBLOB_VERIFY)? Stale ones are counted. */
-export function checkFresh({ state, debug }: ServeContext, entry: Entry, filename: string): boolean {
-  if (isFresh(entry, filename, state.verify)) return true;
+export function checkFresh({ store, state, debug }: ServeContext, entry: Entry, filename: string): boolean {
+  const ahead = state.verify === 'stat' ? statsAhead.get(store) : undefined;
+  let fresh: boolean | undefined;
+  if (ahead) {
+    fresh = ahead.fresh(entry);
+    if (fresh !== undefined) state.counters.statsAhead++;
+    if (!ahead.ending) {
+      // The stats serve this burst of loading only (see freshness.ts).
+      ahead.ending = true;
+      setImmediate(() => endStatsAhead(store)).unref();
+    }
+  }
+  fresh ??= isFresh(entry, filename, state.verify);
+  if (fresh) return true;
   state.counters.stale++;
   debug(`stale, loading from disk: ${filename}`);
   return false;

@@ -29,6 +29,8 @@ export interface LoaderCounters {
   stringsCopied: number;
   /** Sections (source or cache) the background thread had hash-checked before they were needed. */
   verifiedAhead: number;
+  /** Startup modules whose file stat (verify=stat) the background thread had made before they loaded. */
+  statsAhead: number;
   /** 1 once the blob was found written in place since it was opened: from then on, disk only. */
   modified: number;
   /** require()/require.resolve() calls answered from the blob's resolution table. */
@@ -65,7 +67,7 @@ const KEY = Symbol.for('codeblob.loader.status');
 export function newCounters(): LoaderCounters {
   return {
     hits: 0, jsonHits: 0, esmHits: 0, misses: 0, stale: 0, cacheRejected: 0, noCache: 0,
-    corrupt: 0, deferred: 0, stringsCopied: 0, verifiedAhead: 0, modified: 0, resolveHits: 0, resolveMisses: 0, resolveStale: 0,
+    corrupt: 0, deferred: 0, stringsCopied: 0, verifiedAhead: 0, statsAhead: 0, modified: 0, resolveHits: 0, resolveMisses: 0, resolveStale: 0,
   };
 }
 

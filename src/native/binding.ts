@@ -37,6 +37,13 @@ export interface NativeBinding {
    */
   statMany(paths: string): Float64Array;
   /**
+   * statMany on a background thread: the same 3 numbers per path, filled in path order. The
+   * returned array's buffer goes on with one status byte per path (0 pending, 1 done, 3 taken:
+   * written by the caller when it stats the path itself, and the thread then skips it), a
+   * cancel byte and a byte that becomes 1 once the thread has ended (`statAheadStatus`).
+   */
+  statAhead(paths: string): Float64Array;
+  /**
    * Starts hashing sections of the mapping on a background thread (SHA-256, compared with the
    * expected prefix): `ranges` holds (offset, length) pairs, `expected` the same number of
    * equal-width hash prefixes. Returns one status byte per section (0 pending, 1 sound, 2
@@ -47,7 +54,7 @@ export interface NativeBinding {
   verifyAhead(buffer: ArrayBuffer, ranges: Float64Array, expected: Uint8Array): Uint8Array | null;
 }
 
-const EXPECTED_ABI = 3;
+const EXPECTED_ABI = 4;
 const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 let loaded: { binding?: NativeBinding; reason?: string } | undefined;
@@ -83,4 +90,10 @@ export function native(): NativeBinding | undefined {
 export function nativeUnavailableReason(): string | undefined {
   loaded ??= load();
   return loaded.reason;
+}
+
+/** The status bytes after statAhead's rows: one per path, then the cancel and finished bytes. */
+export function statAheadStatus(rows: Float64Array): Uint8Array {
+  const count = rows.length / 3;
+  return new Uint8Array(rows.buffer, rows.byteOffset + rows.byteLength, count + 2);
 }

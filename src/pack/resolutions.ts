@@ -228,10 +228,11 @@ function guardsFor(b: TableBuilder, dir: string, request: string, file: string):
 /** Builds and encodes the table for answers made under `env`; files outside `root` are kept relative too. */
 export function buildResolutionTable(root: string, env: string, resolutions: readonly [string, string, string][]): ResolutionBuild {
   const b = new TableBuilder(root);
-  const answers: Answer[] = [];
+  const made: { dir: string; answer: Answer }[] = [];
   const skipped: Record<string, number> = {};
-  const sorted = [...resolutions].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0));
-  for (const [dir, request, file] of sorted) {
+  // Guards are numbered as the traced run first needed them (the resolutions come in the order
+  // it made them), so a loader statting them in index order works ahead of its own requires.
+  for (const [dir, request, file] of resolutions) {
     let guards: Set<number> | Why;
     try {
       guards = statSync(file, { throwIfNoEntry: false })?.isFile() ? guardsFor(b, dir, request, file) : 'target is gone';
@@ -242,8 +243,11 @@ export function buildResolutionTable(root: string, env: string, resolutions: rea
       skipped[guards] = (skipped[guards] ?? 0) + 1;
       continue;
     }
-    answers.push({ dir: b.path(dir), request, file: b.path(file), guards: [...guards].sort((x, y) => x - y) });
+    made.push({ dir, answer: { dir: b.path(dir), request, file: b.path(file), guards: [...guards].sort((x, y) => x - y) } });
   }
+  const answers = made
+    .sort((x, y) => (x.dir < y.dir ? -1 : x.dir > y.dir ? 1 : x.answer.request < y.answer.request ? -1 : x.answer.request > y.answer.request ? 1 : 0))
+    .map((m) => m.answer);
   const bytes = encodeResolutions({ env, paths: b.paths, guards: b.guards, answers });
   return { bytes, answers: answers.length, guards: b.guards.length, skipped };
 }
