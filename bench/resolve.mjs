@@ -2,10 +2,11 @@
 // Issue 7, side by side in one run: module resolution from the blob's table. For each corpus
 // (the reference corpus, and the service-style corpus of many small modules, corpus/service),
 // fresh processes interleaved: plain `require`, codeblob without its resolution table
-// (CODEBLOB_RESOLVE=0), codeblob with it, and codeblob with it but hashing every section on the
-// loading thread (CODEBLOB_VERIFY_AHEAD=0, as before the background check). Reports load time, time spent in
-// Module._resolveFilename (timed outermost, so the table's own cost counts), the number of
-// resolutions, and the blob's pages resident in the process after startup.
+// (CODEBLOB_RESOLVE=0), codeblob with it, and codeblob with it but hashing every section and
+// statting every file on the loading thread (CODEBLOB_VERIFY_AHEAD=0, as before the background
+// checks). Reports load time, time spent in Module._resolveFilename (timed outermost, so the
+// table's own cost counts), the number of resolutions, and the blob's pages resident in the
+// process after startup.
 // Usage: node bench/resolve.mjs [--node <bin>] [--runs 21] [--corpus reference,service] [--quick]
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -56,7 +57,7 @@ for (const name of values.corpus.split(',')) {
     { name: 'plain require', args: [], env },
     { name: 'codeblob, no resolution table', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob, CODEBLOB_RESOLVE: '0' } },
     { name: 'codeblob', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob } },
-    { name: 'codeblob, hashes on the loading thread', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob, CODEBLOB_VERIFY_AHEAD: '0' } },
+    { name: 'codeblob, checks on the loading thread', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob, CODEBLOB_VERIFY_AHEAD: '0' } },
   ];
   const samples = Object.fromEntries(modes.map((m) => [m.name, []]));
   for (const m of modes) await sample(m.args, m.env); // warm the page cache for everyone
@@ -99,7 +100,7 @@ for (const name of values.corpus.split(',')) {
   const pct = (x) => `${(100 * x).toFixed(0)}%`;
   console.log(`resolving: ${pct(summary.resolveShareOfPlain)} of plain load, ${pct(summary.resolveShareNoTable)} of codeblob's without the table; the table cuts it by ${pct(summary.resolveReduction)}`);
   console.log(`load: with the table ${pct(summary.loadGainOverNoTable)} faster than without; ${summary.loadRatioToPlain.toFixed(2)}x plain`);
-  console.log(`hash checks ahead on a background thread: load ${pct(summary.verifyAheadGain)} faster than hashing on the loading thread (sections checked ahead, median ${table.verifiedAhead.median})`);
+  console.log(`checks ahead on background threads (hashes, file stats): load ${pct(summary.verifyAheadGain)} faster than checking on the loading thread (sections checked ahead, median ${table.verifiedAhead.median})`);
   if (table.counters) console.log(`# codeblob counters: ${JSON.stringify(table.counters)}`);
 }
 const file = join(outDir, `resolve-${h.node}.json`);

@@ -16,7 +16,7 @@ export function markdown(outDir) {
       }
       const s = c.summary;
       const ahead = s.verifyAheadGain === undefined ? '' :
-        ` Checking the startup range's hashes on a background thread (\`codeblob\`, ${c.rows[2].verifiedAhead.median} sections found checked) instead of on the loading thread (the last row) makes the load ${pct(s.verifyAheadGain)} faster.`;
+        ` Checking ahead on background threads (\`codeblob\`: the startup range's hashes, ${c.rows[2].verifiedAhead.median} sections found checked, and the startup modules' file stats) instead of on the loading thread (the last row) makes the load ${pct(s.verifyAheadGain)} faster.`;
       lines.push('', `Resolving took ${pct(s.resolveShareOfPlain)} of plain \`require\`'s load and ${pct(s.resolveShareNoTable)} of codeblob's without the table; the table cuts the time spent resolving by ${pct(s.resolveReduction)} and the load time by ${pct(s.loadGainOverNoTable)}.${ahead}`, '');
     }
   }
