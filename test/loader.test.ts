@@ -3,10 +3,10 @@
  * not change, on every runtime: identical output with and without codeblob, counters read from
  * the child, staleness, flag mismatch, missing and corrupt blobs, ES modules.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
 import { FreshAhead, isFresh } from '../src/loader/freshness.js';
@@ -321,41 +321,72 @@ describe.each(runtimes())('loader on $name', (rt) => {
 describe('file stats made ahead (FreshAhead)', () => {
   let dir: string;
   let blob: string;
+  const pkg = (f: string) => join(dir, 'node_modules/pkg', f);
+  const files: Record<string, string> = {
+    'main.js': "const fs = require('fs');\n" +
+      "fs.writeFileSync(__dirname + '/generated.js', 'module.exports = ' + JSON.stringify(process.env.GENERATED || 'packed') + ';\\n');\n" +
+      "console.log(require('pkg'), require('./local'), require('./generated'));\n",
+    'local.js': "module.exports = 'local';\n",
+    'generated.js': "module.exports = 'packed';\n",
+    'node_modules/pkg/package.json': '{"name":"pkg","main":"index.js"}\n',
+    'node_modules/pkg/index.js': "module.exports = require('./lib').name;\n",
+    'node_modules/pkg/lib.js': "exports.name = 'lib-a';\n",
+  };
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'codeblob-fresh-ahead-'));
-    cpSync(join(repo, 'test/fixtures/semantics'), dir, { recursive: true });
+    for (const [f, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(dir, f)), { recursive: true });
+      writeFileSync(join(dir, f), text);
+    }
     blob = join(dir, 'app.blob');
-    const r = run(process.execPath, [cli, 'pack', '--allow-failure', '--json', '-o', blob, 'main.js'], { cwd: dir, env: cleanEnv() });
+    const r = run(process.execPath, [cli, 'pack', '--json', '-o', blob, 'main.js'], { cwd: dir, env: cleanEnv() });
     expect(r.status, r.stderr).toBe(0);
   }, 120_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const restore = () => writeFileSync(pkg('lib.js'), files['node_modules/pkg/lib.js']!);
 
   async function finished(ahead: FreshAhead): Promise<void> {
     for (let i = 0; i < 2000 && !ahead.finished; i++) await new Promise((r) => setTimeout(r, 5));
     expect(ahead.finished).toBe(true);
   }
 
-  it('judges each startup file from the thread\'s stat: unchanged, changed, not a startup entry', async () => {
+  it('judges startup files in node_modules from the thread\'s stat; files outside node_modules are left to the loading thread', async () => {
+    writeFileSync(pkg('lib.js'), "exports.name = 'lib-b';\n"); // changed before the thread stats it
     const store = open(blob);
     try {
-      const fnPath = join(dir, 'lib/fn.js');
-      writeFileSync(fnPath, readFileSync(fnPath, 'utf8') + '\n'); // changed before the thread stats it
       const ahead = FreshAhead.start(store)!;
       expect(ahead).toBeDefined();
       await finished(ahead);
-      const startup = store.entries().filter((e) => e.order >= 0);
-      expect(startup.length).toBeGreaterThanOrEqual(10);
-      for (const e of startup) {
-        const verdict = ahead.fresh(e);
-        expect(verdict, e.key).toBe(e.key !== 'lib/fn.js');
-        expect(verdict).toBe(isFresh(e, store.filename(e), 'stat'));
-      }
-      const cold = store.entries().find((e) => e.order < 0);
-      if (cold) expect(ahead.fresh(cold)).toBeUndefined();
+      const keys = store.entries().filter((e) => e.order >= 0).map((e) => e.key).sort();
+      expect(keys).toEqual(['generated.js', 'local.js', 'main.js', 'node_modules/pkg/index.js', 'node_modules/pkg/lib.js']);
+      const verdict = (key: string) => ahead.fresh(store.get(key)!);
+      expect(verdict('node_modules/pkg/index.js')).toBe(true);
+      expect(verdict('node_modules/pkg/lib.js')).toBe(false);
+      for (const key of ['main.js', 'local.js', 'generated.js']) expect(verdict(key), key).toBeUndefined();
+      expect(isFresh(store.get('node_modules/pkg/lib.js')!, pkg('lib.js'), 'stat')).toBe(false);
       ahead.stop();
-      expect(ahead.fresh(startup[0]!)).toBeUndefined(); // after the burst: stat when loading
+      expect(verdict('node_modules/pkg/index.js')).toBeUndefined(); // after the burst: stat when loading
     } finally {
       store.close();
+      restore();
+    }
+  });
+
+  it('a changed package file loads from disk; a module the app writes at startup loads as written', () => {
+    writeFileSync(pkg('lib.js'), "exports.name = 'lib-b';\n");
+    try {
+      const env = { GENERATED: 'written at startup' };
+      const a = run(process.execPath, ['main.js'], { cwd: dir, env: cleanEnv(env) });
+      expect(a.stdout).toBe('lib-b local written at startup\n');
+      const statusFile = join(dir, 'status.json');
+      const r = run(process.execPath, ['--require', registerPath, 'main.js'], { cwd: dir, env: cleanEnv({ ...env, CODEBLOB_FILE: blob, CODEBLOB_STATUS_FILE: statusFile }) });
+      expect(r.stdout).toBe(a.stdout);
+      const status = JSON.parse(readFileSync(statusFile, 'utf8')) as Status;
+      expect(status.counters.stale).toBe(2); // lib.js, generated.js
+      expect(status.counters.hits).toBe(3); // main.js, local.js, pkg/index.js
+      expect(status.counters.statsAhead).toBeLessThanOrEqual(3); // pkg's files, as far as the thread got
+    } finally {
+      restore();
     }
   });
 });

@@ -6,12 +6,13 @@
  *   hash            the file's bytes hash to the recorded content hash (one read, no decode)
  *   none            trust the blob (immutable deploys: containers, read-only volumes)
  *
- * In `stat` mode the files of the modules the traced run loaded are statted ahead, in load
- * order, on a thread of the addon (`FreshAhead`) while this thread loads: a module finds its
- * file's stat made a moment before instead of making it. Those stats serve the startup burst
- * only (the loader drops them when it ends); a file changed during the burst can be missed as
- * it could between a stat and the read that follows it, and a module loaded later is statted
- * when it loads.
+ * In `stat` mode the files inside node_modules of the modules the traced run loaded are statted
+ * ahead, in load order, on a thread of the addon (`FreshAhead`) while this thread loads: such a
+ * module finds its file's stat made a moment before instead of making it. Only node_modules, which
+ * package managers write and apps do not: an app that writes one of its own modules at startup
+ * and requires it in the same burst must get the new file, so files outside node_modules are
+ * statted when they load. The stats serve the startup burst only (the loader drops them when it
+ * ends); a module loaded later is statted when it loads.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { sep } from 'node:path';
@@ -44,11 +45,11 @@ export class FreshAhead {
     this.#rowOf = rowOf;
   }
 
-  /** Starts the thread for the store's startup entries; undefined without the addon or entries. */
+  /** Starts the thread for the store's startup entries in node_modules; undefined without the addon or any. */
   static start(store: BlobStore): FreshAhead | undefined {
     const binding = native();
     if (!binding) return undefined;
-    const startup = store.entries().filter((e) => e.order >= 0);
+    const startup = store.entries().filter((e) => e.order >= 0 && (e.key.startsWith('node_modules/') || e.key.includes('/node_modules/')));
     if (startup.length === 0) return undefined;
     startup.sort((a, b) => a.order - b.order);
     const prefix = store.root.endsWith(sep) ? store.root : store.root + sep;
