@@ -630,13 +630,22 @@ static napi_value js_stat_ahead(napi_env env, napi_callback_info info) {
   }
   NAPI_CALL(env, napi_create_typedarray(env, napi_float64_array, count * 3, buffer, 0, &result));
 
-  /* Normal priority: this is work the loading thread would otherwise do right now. */
+  /* Idle priority, as verifyAhead: it must never take a core from a loading thread, which stats
+   * what it needs itself when this thread has not got there. */
   __atomic_add_fetch(&job->refs, 1, __ATOMIC_ACQ_REL);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+  pthread_attr_setschedpolicy(&attr, SCHED_IDLE);
+  struct sched_param param = {0};
+  pthread_attr_setschedparam(&attr, &param);
   pthread_t thread;
   int err = pthread_create(&thread, &attr, stat_thread, job);
+  if (err != 0) {
+    pthread_attr_setinheritsched(&attr, PTHREAD_INHERIT_SCHED);
+    err = pthread_create(&thread, &attr, stat_thread, job);
+  }
   pthread_attr_destroy(&attr);
   if (err != 0) {
     /* No thread: every path stays pending and the caller stats what it needs itself. */

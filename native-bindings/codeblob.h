@@ -51,7 +51,7 @@
  *       size. Used to check a resolution table's guards in one call.
  *
  *   statAhead(paths) -> Float64Array
- *       statMany on a detached thread of normal priority, so the loading thread finds the
+ *       statMany on a detached thread of idle priority, so the loading thread finds the
  *       guards it needs already statted. The Float64Array holds the 3 numbers per path; its
  *       buffer goes on with one status byte per path (0 pending, 1 done: the row is complete,
  *       or 3 written by the caller when it stats the path itself: the thread then skips it and
