@@ -551,6 +551,36 @@ static napi_value js_stat_many(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* fstatInto(fd, out: Float64Array(>= 2)) -> boolean: fstat(fd) into out[0] = size, out[1] =
+ * mtime in ms as Node's Stats.mtimeMs; false (out untouched) when fstat fails. No object is
+ * made: the loader calls it before every module it serves, to see the blob was not written. */
+static napi_value js_fstat_into(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd = -1;
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t items = 0;
+  double* out = NULL;
+  if (argc >= 2) NAPI_CALL(env, napi_is_typedarray(env, argv[1], &is_typed));
+  if (is_typed) NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &type, &items, (void**)&out, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 || !is_typed ||
+      type != napi_float64_array || items < 2) {
+    throw_argument(env, false, "expected (fd, Float64Array of at least 2)");
+    return NULL;
+  }
+  struct stat st;
+  bool ok = fstat(fd, &st) == 0;
+  if (ok) {
+    out[0] = (double)st.st_size;
+    out[1] = (double)st.st_mtim.tv_sec * 1000.0 + (double)st.st_mtim.tv_nsec / 1000000.0;
+  }
+  napi_value result;
+  NAPI_CALL(env, napi_get_boolean(env, ok, &result));
+  return result;
+}
+
 /* ---- stat ahead -------------------------------------------------------------------- */
 
 enum { STAT_PENDING = 0, STAT_DONE = 1, STAT_TAKEN = 3 };
@@ -843,6 +873,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"liveMappings", NULL, js_live_mappings, NULL, NULL, NULL, napi_enumerable, NULL},
       {"statMany", NULL, js_stat_many, NULL, NULL, NULL, napi_enumerable, NULL},
       {"statAhead", NULL, js_stat_ahead, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"fstatInto", NULL, js_fstat_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"verifyAhead", NULL, js_verify_ahead, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;

@@ -50,6 +50,10 @@
  *       unreadable, 1 file, 2 directory, 3 other), mtime in ms exactly as Node's Stats.mtimeMs,
  *       size. Used to check a resolution table's guards in one call.
  *
+ *   fstatInto(fd, out: Float64Array) -> boolean
+ *       fstat(2) of an open file descriptor into out[0] (size) and out[1] (mtimeMs, as Node
+ *       computes it), without making an object; false when fstat fails (out untouched).
+ *
  *   statAhead(paths) -> Float64Array
  *       statMany on a detached thread of idle priority, so the loading thread finds the
  *       guards it needs already statted. The Float64Array holds the 3 numbers per path; its

@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, mkdirSync, realpathSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, mkdirSync, openSync, realpathSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -278,6 +278,32 @@ describe('statMany', () => {
 
   it('takes one string', () => {
     expect(() => (n.statMany as (x: unknown) => unknown)(42)).toThrow(TypeError);
+  });
+});
+
+describe('fstatInto', () => {
+  it('writes size and mtimeMs (exactly as fs.fstatSync) of an open fd, makes nothing else', () => {
+    const path = join(dir, 'f.txt');
+    writeFileSync(path, 'hello world');
+    const fd = openSync(path, 'r');
+    try {
+      const out = Float64Array.of(-1, -1, 7);
+      expect(n.fstatInto(fd, out)).toBe(true);
+      expect([...out]).toEqual([11, fstatSync(fd).mtimeMs, 7]);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('returns false for a closed fd and leaves out untouched; rejects bad arguments', () => {
+    const fd = openSync(join(dir, 'g.txt'), 'w');
+    closeSync(fd);
+    const out = Float64Array.of(1, 2);
+    expect(n.fstatInto(fd, out)).toBe(false);
+    expect([...out]).toEqual([1, 2]);
+    for (const args of [[-1, out], ['3', out], [0, new Float64Array(1)], [0, new Uint8Array(2)], [0]] as unknown[][]) {
+      expect(thrown(() => (n.fstatInto as (...a: unknown[]) => unknown)(...args))).toMatchObject({ name: 'TypeError', code: 'ERR_CODEBLOB_NATIVE_ARGUMENT' });
+    }
   });
 });
 

@@ -572,6 +572,20 @@ describe.each(['mmap', 'read'] as const)('%s backend', (backend) => {
     });
   });
 
+  it(backend === 'mmap' ? 'changedSinceOpen: false until the file is written in place, true after' : 'changedSinceOpen: always false (a private copy)', () => {
+    const path = writeBlob('c.blob');
+    const s = openStore(path);
+    expect(s.changedSinceOpen()).toBe(false);
+    expect(s.changedSinceOpen()).toBe(false);
+    const fd = openSync(path, 'r+'); // in place, as codeblob never does
+    try {
+      writeSync(fd, Buffer.from([0]), 0, 1, statSync(path).size); // one byte longer
+    } finally {
+      closeSync(fd);
+    }
+    expect(s.changedSinceOpen()).toBe(backend === 'mmap');
+  });
+
   describe('verifyAhead', () => {
     /** Waits (without blocking the event loop) until the background thread has ended. */
     async function finished(s: BlobStore) {

@@ -96,6 +96,12 @@ export function isFresh(entry: Entry, filename: string, mode: FreshnessMode): bo
   if (mode === 'none') return true;
   try {
     if (mode === 'stat') {
+      const binding = native();
+      if (binding && !filename.includes('\0')) {
+        // One stat, no Stats object: kind (1 a file), mtimeMs, size.
+        const row = binding.statMany(filename);
+        return row[0] === KIND_FILE && row[2] === entry.fileSize && row[1] === entry.mtimeMs;
+      }
       const st = statSync(filename);
       return st.size === entry.fileSize && st.mtimeMs === entry.mtimeMs;
     }

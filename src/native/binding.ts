@@ -43,6 +43,8 @@ export interface NativeBinding {
    * cancel byte and a byte that becomes 1 once the thread has ended (`statAheadStatus`).
    */
   statAhead(paths: string): Float64Array;
+  /** fstat of an open fd into out[0] (size) and out[1] (mtimeMs); false when fstat fails. */
+  fstatInto(fd: number, out: Float64Array): boolean;
   /**
    * Starts hashing sections of the mapping on a background thread (SHA-256, compared with the
    * expected prefix): `ranges` holds (offset, length) pairs, `expected` the same number of

@@ -17,7 +17,7 @@ import {
 } from '../format/index.js';
 import { openBackend, type Backend, type BackendName, type FileFacts } from './backend.js';
 import { resolveOpenOptions, type OpenOptions, type VerifyMode } from './options.js';
-import type { Advice } from '../native/binding.js';
+import { native, type Advice } from '../native/binding.js';
 
 export interface StoreStats {
   backend: BackendName;
@@ -94,6 +94,7 @@ export class BlobStore {
   #backend: Backend | undefined;
   /** A descriptor of the mapped inode, to notice an in-place write before touching its pages. */
   #watch: number | undefined;
+  #facts: Float64Array | undefined;
   readonly #fallbackReason: string | undefined;
   readonly #entries: readonly Entry[];
   /** Where the resolution table is in the file; it is read (and checked) again when asked for. */
@@ -475,6 +476,13 @@ export class BlobStore {
    */
   changedSinceOpen(): boolean {
     if (this.#watch === undefined) return false;
+    const binding = native();
+    if (binding) {
+      // Before every module served: no Stats object for it.
+      const facts = (this.#facts ??= new Float64Array(2));
+      if (!binding.fstatInto(this.#watch, facts)) return true;
+      return facts[0] !== this.file.size || facts[1] !== this.file.mtimeMs;
+    }
     const st = fstatSync(this.#watch);
     return st.size !== this.file.size || st.mtimeMs !== this.file.mtimeMs;
   }
