@@ -192,6 +192,7 @@ describe('measure() and codeblob mem on a process whose memory the test controls
       const c = spawn(process.execPath, ['--input-type=module', '-e', `
         const { open } = await import(${JSON.stringify(join(repo, 'dist/index.js'))});
         const s = open(${JSON.stringify(join(dir, 'app.blob'))}, { verify: 'full' });
+        globalThis.keep = s; // else a GC while the test measures may collect the store and unmap it
         process.stdout.write('ready\\n');
         process.stdin.resume();
       `], { stdio: ['pipe', 'pipe', 'inherit'] });
