@@ -20,6 +20,8 @@
 
 #include <node_api.h>
 
+struct verify_job;
+
 typedef struct mapping {
   struct mapping* next;
   dev_t dev;
@@ -27,7 +29,12 @@ typedef struct mapping {
   size_t size;
   char* addr;
   long refs;
+  /* The last verifyAhead job started on this mapping (holding one reference on it), shared by
+   * every thread of the process that asks for the same check; NULL when none. */
+  struct verify_job* job;
 } mapping;
+
+static void job_release(struct verify_job* job);
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static mapping* registry = NULL;
@@ -124,7 +131,9 @@ static void mapping_release(mapping* m) {
     }
   }
   live_mappings--;
+  struct verify_job* job = m->job;
   pthread_mutex_unlock(&registry_lock);
+  if (job != NULL) job_release(job);
   munmap(m->addr, m->size);
   free(m);
 }
@@ -708,7 +717,9 @@ typedef struct verify_job {
   uint64_t* ranges;   /* offset, length per section */
   uint8_t* expected;  /* width bytes per section */
   uint8_t* status;    /* one byte per section, the cancel byte, the finished byte; shared with JS */
-  long refs;          /* the thread, and the ArrayBuffer JS holds */
+  long refs;          /* the thread, each view JS holds (twice: buffer and view), the mapping's */
+  long interest;      /* views not stopped yet: the thread stops when none is left */
+  unsigned char key[32]; /* SHA-256 of the ranges and the expected hashes, to match a job */
 } verify_job;
 
 static void job_release(verify_job* job) {
@@ -732,21 +743,122 @@ static void* verify_thread(void* arg) {
     __atomic_store_n(&job->status[i], verdict, __ATOMIC_RELEASE);
   }
   mapping_release(job->m);
+  /* Only this thread reads them; the mapping keeps the job (and its key) to share it. */
+  free(job->ranges);
+  free(job->expected);
+  job->ranges = NULL;
+  job->expected = NULL;
   __atomic_store_n(&job->status[job->count + 1], 1, __ATOMIC_RELEASE);
   job_release(job);
   return NULL;
 }
 
+/* The ArrayBuffer over the status bytes was collected. */
 static void finalize_job(node_api_basic_env env, void* data, void* hint) {
-  verify_job* job = hint;
-  __atomic_store_n(&job->status[job->count], 1, __ATOMIC_RELAXED); /* nobody reads on: stop */
-  job_release(job);
+  job_release((verify_job*)hint);
+}
+
+/* One view's interest in the job: dropped once, by verifyAheadStop or when the view goes. */
+typedef struct job_interest {
+  verify_job* job;
+  int stopped;
+} job_interest;
+
+static void interest_drop(job_interest* in) {
+  if (in->stopped) return;
+  in->stopped = 1;
+  if (__atomic_sub_fetch(&in->job->interest, 1, __ATOMIC_ACQ_REL) == 0) {
+    __atomic_store_n(&in->job->status[in->job->count], 1, __ATOMIC_RELAXED); /* nobody wants more: stop */
+  }
+}
+
+static void finalize_interest(node_api_basic_env env, void* data, void* hint) {
+  job_interest* in = data;
+  interest_drop(in);
+  job_release(in->job);
+  free(in);
+}
+
+/* The key of a check: SHA-256 of its ranges (as 64-bit offsets and lengths) and expected hashes,
+ * so a job can be matched after its thread has freed them. Needs ranges already as uint64_t. */
+static void job_key(const uint64_t* ranges, size_t count, const uint8_t* expected, size_t width, const char* identity,
+                    unsigned char* key) {
+  size_t id_len = identity == NULL ? 0 : strlen(identity);
+  size_t bytes = count * 2 * sizeof(uint64_t) + count * width + id_len;
+  unsigned char* all = identity == NULL ? NULL : malloc(bytes);
+  if (all == NULL) {
+    /* No identity (or no memory): a key no other job has, so this one is not shared. */
+    static long unmatched = 0;
+    long n = __atomic_add_fetch(&unmatched, 1, __ATOMIC_RELAXED);
+    memset(key, 0xa5, 32);
+    memcpy(key, &n, sizeof n);
+    return;
+  }
+  memcpy(all, ranges, count * 2 * sizeof(uint64_t));
+  memcpy(all + count * 2 * sizeof(uint64_t), expected, count * width);
+  memcpy(all + count * 2 * sizeof(uint64_t) + count * width, identity, id_len);
+  sha256_impl(all, bytes, key);
+  free(all);
+}
+
+/* Does `job` check exactly the sections and hashes whose key this is? */
+static bool job_matches(const verify_job* job, size_t count, size_t width, const unsigned char* key) {
+  return job->count == count && job->width == width && memcmp(job->key, key, 32) == 0;
+}
+
+/* A new view (ArrayBuffer + Uint8Array) of a job's status bytes for this isolate, holding one
+ * interest in the job (see verifyAheadStop). */
+static napi_value job_view(napi_env env, verify_job* job) {
+  napi_value buffer, view;
+  job_interest* in = malloc(sizeof *in);
+  if (in == NULL) {
+    throw_errno(env, ENOMEM, "verifyAhead", NULL);
+    return NULL;
+  }
+  in->job = job;
+  in->stopped = 0;
+  __atomic_add_fetch(&job->refs, 2, __ATOMIC_ACQ_REL); /* the ArrayBuffer's, the interest's */
+  __atomic_add_fetch(&job->interest, 1, __ATOMIC_ACQ_REL);
+  napi_status status = napi_create_external_arraybuffer(env, job->status, job->count + 2, finalize_job, job, &buffer);
+  if (status != napi_ok) {
+    job_release(job); /* the ArrayBuffer's */
+    finalize_interest(env, in, NULL);
+    NAPI_CALL(env, status);
+  }
+  status = napi_create_typedarray(env, napi_uint8_array, job->count + 2, buffer, 0, &view);
+  if (status == napi_ok) status = napi_wrap(env, view, in, finalize_interest, NULL, NULL);
+  if (status != napi_ok) {
+    finalize_interest(env, in, NULL); /* the ArrayBuffer, once collected, drops its own */
+    NAPI_CALL(env, status);
+  }
+  return view;
+}
+
+/* verifyAheadStop(view): this view wants no more from the thread; the thread stops once no view
+ * that shares its job wants more. Idempotent. */
+static napi_value js_verify_ahead_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void* data = NULL;
+  if (argc < 1 || napi_unwrap(env, argv[0], &data) != napi_ok || data == NULL) {
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending) {
+      napi_value ignored;
+      napi_get_and_clear_last_exception(env, &ignored);
+    }
+    throw_argument(env, false, "expected a Uint8Array returned by verifyAhead()");
+    return NULL;
+  }
+  interest_drop((job_interest*)data);
+  return NULL;
 }
 
 /* verifyAhead(buffer, ranges: Float64Array, expected: Uint8Array) -> Uint8Array | null */
 static napi_value js_verify_ahead(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 3) {
     throw_argument(env, false, "expected (buffer, ranges, expected)");
@@ -787,42 +899,96 @@ static napi_value js_verify_ahead(napi_env env, napi_callback_info info) {
     }
   }
 
+  /* Worker threads of one process share one mapping: a thread that asks for the check another
+   * thread's store already started (same sections, same hashes) shares its job, so the startup
+   * range is hashed once per process, and a section any loading thread hashed itself (and
+   * marked sound) counts for all. A stopped job is not joined: a new one starts, knowing what
+   * the old one found sound. */
+  size_t width = expected_len / count;
+  uint64_t* ranges64 = malloc(count * 2 * sizeof(uint64_t));
+  if (ranges64 == NULL) {
+    throw_errno(env, ENOMEM, "verifyAhead", NULL);
+    return NULL;
+  }
+  for (size_t i = 0; i < count * 2; i++) ranges64[i] = (uint64_t)ranges[i];
+  /* The caller's identity of the file it opened (device, inode, size, mtime, ctime): a store
+   * that opened the file after it was written in place must not take verdicts on older bytes. */
+  char* identity = NULL;
+  napi_valuetype id_type = napi_undefined;
+  if (argc >= 4) NAPI_CALL(env, napi_typeof(env, argv[3], &id_type));
+  if (id_type == napi_string) {
+    size_t id_len = 0;
+    identity = string_arg(env, argv[3], "identity must be a string", &id_len);
+    if (identity == NULL) {
+      free(ranges64);
+      return NULL;
+    }
+  } else if (id_type != napi_undefined) {
+    free(ranges64);
+    throw_argument(env, false, "identity must be a string");
+    return NULL;
+  }
+  unsigned char key[32];
+  job_key(ranges64, count, expected, width, identity, key);
+  free(identity);
+  verify_job* shared = NULL;
+  pthread_mutex_lock(&registry_lock);
+  verify_job* old = m->job;
+  bool same = old != NULL && job_matches(old, count, width, key);
+  if (same && __atomic_load_n(&old->status[count], __ATOMIC_RELAXED) == 0) {
+    shared = old;
+    __atomic_add_fetch(&shared->refs, 1, __ATOMIC_ACQ_REL); /* held across the unlock */
+  }
+  pthread_mutex_unlock(&registry_lock);
+  if (shared != NULL) {
+    free(ranges64);
+    napi_value view = job_view(env, shared);
+    job_release(shared);
+    return view;
+  }
+
   verify_job* job = calloc(1, sizeof *job);
   if (job != NULL) {
-    job->ranges = malloc(count * 2 * sizeof(uint64_t));
+    job->ranges = ranges64;
     job->expected = malloc(expected_len);
     job->status = calloc(count + 2, 1);
   }
-  if (job == NULL || job->ranges == NULL || job->expected == NULL || job->status == NULL) {
+  if (job == NULL || job->expected == NULL || job->status == NULL) {
     if (job != NULL) {
-      free(job->ranges);
       free(job->expected);
       free(job->status);
       free(job);
     }
+    free(ranges64);
     throw_errno(env, ENOMEM, "verifyAhead", NULL);
     return NULL;
   }
-  for (size_t i = 0; i < count * 2; i++) job->ranges[i] = (uint64_t)ranges[i];
   memcpy(job->expected, expected, expected_len);
+  memcpy(job->key, key, sizeof key);
   job->count = count;
-  job->width = expected_len / count;
+  job->width = width;
   job->m = m;
-  job->refs = 1; /* the ArrayBuffer's */
+  job->refs = 1; /* ours until the end of this function */
 
-  napi_status status = napi_create_external_arraybuffer(env, job->status, count + 2, finalize_job, job, &result);
-  if (status != napi_ok) {
-    job->refs = 1;
+  napi_value view = job_view(env, job);
+  if (view == NULL) {
     job_release(job);
-    NAPI_CALL(env, status);
+    return NULL;
   }
-  napi_value view;
-  NAPI_CALL(env, napi_create_typedarray(env, napi_uint8_array, count + 2, result, 0, &view));
 
+  /* The mapping's reference, and what a stopped job with the same checks found sound. */
   pthread_mutex_lock(&registry_lock);
-  m->refs++;
+  old = m->job;
+  if (old != NULL && job_matches(old, count, width, key)) {
+    for (size_t i = 0; i < count; i++) {
+      if (__atomic_load_n(&old->status[i], __ATOMIC_ACQUIRE) == AHEAD_OK) job->status[i] = AHEAD_OK;
+    }
+  }
+  m->job = job;
+  __atomic_add_fetch(&job->refs, 2, __ATOMIC_ACQ_REL); /* the mapping's, and the thread's */
+  m->refs++;                                           /* the thread's, on the mapping */
   pthread_mutex_unlock(&registry_lock);
-  __atomic_add_fetch(&job->refs, 1, __ATOMIC_ACQ_REL);
+  if (old != NULL) job_release(old);
 
   /* Idle priority where allowed: on a busy machine the loading threads hash what they need
    * themselves (as without this), and this thread only uses a core nobody else wants. */
@@ -841,11 +1007,14 @@ static napi_value js_verify_ahead(napi_env env, napi_callback_info info) {
   }
   pthread_attr_destroy(&attr);
   if (err != 0) {
-    /* No thread: JS sees every section pending and hashes what it needs, as without this. */
+    /* No thread: JS sees every section pending and hashes what it needs, as without this; the
+     * job is marked stopped, so a later call starts a new one rather than joining it. */
     mapping_release(m);
+    __atomic_store_n(&job->status[count], 1, __ATOMIC_RELEASE);
     __atomic_store_n(&job->status[count + 1], 1, __ATOMIC_RELEASE);
-    job_release(job);
+    job_release(job); /* the thread's */
   }
+  job_release(job); /* ours */
   return view;
 }
 
@@ -875,6 +1044,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"statAhead", NULL, js_stat_ahead, NULL, NULL, NULL, napi_enumerable, NULL},
       {"fstatInto", NULL, js_fstat_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"verifyAhead", NULL, js_verify_ahead, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"verifyAheadStop", NULL, js_verify_ahead_stop, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi;
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

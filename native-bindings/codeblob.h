@@ -63,16 +63,27 @@
  *       then a byte that becomes 1 once the thread has ended. Collecting the buffer stops the
  *       thread too; the memory is freed when both are done with it.
  *
- *   verifyAhead(buffer, ranges: Float64Array, expected: Uint8Array) -> Uint8Array | null
+ *   verifyAhead(buffer, ranges: Float64Array, expected: Uint8Array, identity?: string) -> Uint8Array | null
  *       Hashes sections of the mapping (SHA-256, compared with `expected`, the same number of
  *       bytes per section, 1 to 32) in the given order on a detached thread of idle priority,
  *       so the loading thread finds the sections it needs already checked. `ranges` holds
- *       (offset, length) pairs. Returns count + 1 bytes shared with the thread: per section
- *       0 pending, 1 sound, 2 mismatch, or 3 written by the caller when it hashes the section
- *       itself (the thread then skips it); the last byte, set non-zero by the caller, stops the
- *       thread; the byte after it becomes 1 once the thread has ended (it no longer reads the
- *       mapping). The thread holds a reference on the mapping until it ends. Returns null when
- *       the process has no SHA256() to call (it is looked up in the Node binary at run time).
+ *       (offset, length) pairs. Returns count + 2 bytes: per section 0 pending, 1 sound, 2
+ *       mismatch, or 3 written by the caller when it hashes the section itself (the thread then
+ *       skips it; the caller writes 1 or 2 once it knows); then a cancel byte (set non-zero, it
+ *       stops the thread for every caller sharing it); then a byte that becomes 1 once the
+ *       thread has ended (it no longer reads the mapping). The thread holds a reference on the
+ *       mapping until it ends. Returns null when the process has no SHA256() to call (it is
+ *       looked up in the Node binary at run time).
+ *       Sharing: a call on a mapping whose last job checks the same ranges against the same
+ *       hashes for the same `identity` (the caller's facts of the file it opened), and has not
+ *       been stopped, joins that job: its array is a view of the same bytes (worker threads of
+ *       one process share one mapping, so the startup range is hashed once per process). A
+ *       stopped job is replaced by a new one that starts with the sections it found sound. No
+ *       `identity`: never shared. The mapping keeps its last job's status bytes until unmapped.
+ *
+ *   verifyAheadStop(status: Uint8Array) -> undefined
+ *       This caller wants no more from the job behind `status` (idempotent); the thread stops
+ *       once no array sharing the job wants more, or all of them are collected.
  */
 #ifndef CODEBLOB_H
 #define CODEBLOB_H

@@ -491,6 +491,67 @@ describe('verifyAhead', () => {
     expect(after.slice(0, count).every((v) => v === 0 || v === 1)).toBe(true);
   });
 
+  it('the same check on the same mapping is one job: its status bytes are shared', async () => {
+    const m = map(file('a.bin', content));
+    const count = 2000;
+    const ranges = new Float64Array(count * 2);
+    for (let i = 0; i < count; i++) ranges.set([0, content.length], 2 * i);
+    const expected = Buffer.concat(Array.from({ length: count }, () => sha(content)));
+    const a = n.verifyAhead(m.buffer, ranges, expected, 'file as opened')!;
+    const b = n.verifyAhead(m.buffer, ranges, expected, 'file as opened')!;
+    expect(b).not.toBe(a);
+    a[count - 1] = 3; // written through one view, seen through the other: one memory
+    expect(b[count - 1]).toBe(3);
+    const other = Buffer.from(expected);
+    other[0]! ^= 1;
+    const c = n.verifyAhead(m.buffer, ranges, other, 'file as opened')!; // other hashes: a job of its own
+    c[count - 2] = 3;
+    expect(a[count - 2]).not.toBe(3);
+    const d = n.verifyAhead(m.buffer, ranges, expected, 'file written since')!; // another identity: its own
+    const e = n.verifyAhead(m.buffer, ranges, expected)!; // no identity: never shared
+    d[count - 3] = 3;
+    e[count - 3] = 3;
+    expect(a[count - 3]).not.toBe(3);
+    await Promise.all([a, c, d, e].map(ended));
+    expect([...b]).toEqual([...a]);
+    expect(a.slice(0, count - 1).every((v) => v === 1)).toBe(true);
+    expect(c[0]).toBe(2);
+  });
+
+  it('the thread stops once no array sharing its job wants more (verifyAheadStop), not before', async () => {
+    const m = map(file('a.bin', content));
+    const count = 20_000;
+    const ranges = new Float64Array(count * 2);
+    for (let i = 0; i < count; i++) ranges.set([0, content.length], 2 * i);
+    const expected = Buffer.concat(Array.from({ length: count }, () => sha(content)));
+    const a = n.verifyAhead(m.buffer, ranges, expected, 'id')!;
+    const b = n.verifyAhead(m.buffer, ranges, expected, 'id')!;
+    n.verifyAheadStop(a);
+    n.verifyAheadStop(a); // idempotent: still one interest left
+    expect(a[count]).toBe(0);
+    n.verifyAheadStop(b);
+    expect(b[count]).toBe(1);
+    const after = await ended(b);
+    expect(after[count + 1]).toBe(1);
+    expect(thrown(() => n.verifyAheadStop(new Uint8Array(3)))).toMatchObject({ name: 'TypeError', code: 'ERR_CODEBLOB_NATIVE_ARGUMENT' });
+    expect(thrown(() => (n.verifyAheadStop as (x: unknown) => void)({}))).toBeInstanceOf(TypeError);
+    expect(thrown(() => (n.verifyAhead as (...x: unknown[]) => unknown)(m.buffer, ranges, expected, 42))).toBeInstanceOf(TypeError);
+  });
+
+  it('a stopped job is not joined: a new one starts, knowing what the old one found sound', async () => {
+    const m = map(file('a.bin', content));
+    const ranges = Float64Array.of(0, 4096, 4096, 4096, 8192, 4096);
+    const expected = Buffer.concat([0, 4096, 8192].map((o) => sha(content.subarray(o, o + 4096))));
+    const a = n.verifyAhead(m.buffer, ranges, expected, 'id')!;
+    expect(await ended(a)).toEqual([1, 1, 1, 0, 1]);
+    n.verifyAheadStop(a); // stopped (after it ended: nothing left to stop)
+    expect(a[3]).toBe(1);
+    const b = n.verifyAhead(m.buffer, ranges, expected, 'id')!;
+    b[0] = 7; // a new job: not a's memory
+    expect(a[0]).toBe(1);
+    expect(await ended(b)).toEqual([7, 1, 1, 0, 1]);
+  });
+
   it('rejects bad arguments with typed errors', () => {
     const m = map(file('a.bin', content));
     const one = sha(content);
@@ -632,6 +693,44 @@ describe('verifyAhead lifetime', () => {
     expect(r.lines).toEqual([{ sound: true, live: 0 }]);
   });
 
+  it('worker threads asking for the same check share one job, and each sees every verdict', () => {
+    const blob = file('big.bin', Buffer.alloc(8 << 20, 0x63));
+    const r = runChild(`${PRELUDE}
+      const { Worker, isMainThread, workerData, parentPort } = require('node:worker_threads');
+      const { createHash } = require('node:crypto');
+      const count = 128, size = 64 * 1024;
+      const ranges = new Float64Array(count * 2);
+      for (let i = 0; i < count; i++) ranges.set([i * size, size], 2 * i);
+      const one = createHash('sha256').update(Buffer.alloc(size, 0x63)).digest().subarray(0, 16);
+      const expected = Buffer.concat(Array(count).fill(one));
+      if (!isMainThread) {
+        const m = n.map(workerData.file);
+        const status = n.verifyAhead(m.buffer, ranges, expected, 'id');
+        const seen = status[workerData.slot]; // the main thread marked it before starting us
+        (async () => {
+          while (status[count + 1] === 0) await new Promise((r) => setTimeout(r, 5));
+          parentPort.postMessage({ seen, sound: status.subarray(0, count).filter((v) => v === 1).length });
+        })();
+      } else {
+        (async () => {
+          const m = n.map(process.env.FILE);
+          const status = n.verifyAhead(m.buffer, ranges, expected, 'id');
+          status[count - 1] = 3; // taken by "a loading thread" before the job got there
+          const results = await Promise.all([0, 1, 2].map(() => new Promise((resolve, reject) => {
+            const w = new Worker(__filename, { workerData: { file: process.env.FILE, slot: count - 1 } });
+            w.once('message', resolve);
+            w.once('error', reject);
+          })));
+          report({ results });
+          await settle();
+          report({ live: n.liveMappings() });
+        })();
+      }`, { FILE: blob });
+    expect(r.stderr).toBe('');
+    expect(r.signal).toBeNull();
+    expect(r.lines).toEqual([{ results: Array(3).fill({ seen: 3, sound: 127 }) }, { live: 1 }]);
+  });
+
   it('a worker thread that ends (or is terminated) while its check runs takes nothing down', () => {
     const blob = file('big.bin', Buffer.alloc(16 << 20, 0x62));
     const r = runChild(`${PRELUDE}
@@ -641,12 +740,12 @@ describe('verifyAhead lifetime', () => {
         const count = 256, size = 64 * 1024;
         const ranges = new Float64Array(count * 2);
         for (let i = 0; i < count; i++) ranges.set([i * size, size], 2 * i);
-        n.verifyAhead(m.buffer, ranges, new Uint8Array(count * 16));
+        n.verifyAhead(m.buffer, ranges, new Uint8Array(count * 16), workerData.shared ? 'id' : undefined);
         if (workerData.stay) setInterval(() => {}, 1000);
       } else {
         (async () => {
           for (let i = 0; i < 6; i++) {
-            const w = new Worker(__filename, { workerData: { file: process.env.FILE, stay: i % 2 === 0 } });
+            const w = new Worker(__filename, { workerData: { file: process.env.FILE, stay: i % 2 === 0, shared: i >= 2 } });
             if (i % 2 === 0) { await new Promise((r) => setTimeout(r, 1)); await w.terminate(); }
             else await new Promise((r) => w.once('exit', r));
           }

@@ -668,6 +668,37 @@ describe.each(['mmap', 'read'] as const)('%s backend', (backend) => {
       expect(s.stats().corrupt).toBe(1);
     });
 
+    it('a second store on the same mapping joins the check: what the first verified counts for it', async () => {
+      const path = writeBlob();
+      const a = openStore(path);
+      expect(a.verifyAhead()).toBe(true);
+      expect(await finished(a)).toEqual({ sections, sound: sections, corrupt: 0, running: false });
+      const b = openStore(path); // another thread's store would map the same way: one mapping
+      expect(b.verifyAhead()).toBe(true);
+      expect(b.verifyAheadProgress()).toEqual({ sections, sound: sections, corrupt: 0, running: false });
+      for (const key of TEXT_KEYS) expect(b.source(entry(b, key))).toBe(FILES[key]!.text);
+      expect(b.stats().verifiedAhead).toBe(TEXT_KEYS.length);
+    });
+
+    it('sections a loading thread hashed itself count for the other stores; a corrupt one stays refused', async () => {
+      const good = writeBlob();
+      const path = corruptCopy(good, textByte(good, 'index.js'));
+      const a = openStore(path);
+      a.verifyAhead();
+      a.stopVerifyAhead(); // nothing more from the thread: a hashes what it uses
+      await finished(a);
+      expectCode(() => a.source(entry(a, 'index.js')), 'ERR_CODEBLOB_CORRUPT_ENTRY');
+      expect(a.source(entry(a, 'lib/dash.js'))).toBe(FILES['lib/dash.js']!.text);
+      const b = openStore(path);
+      b.verifyAhead(); // a new job (the old one was stopped), starting from what was found sound
+      b.stopVerifyAhead();
+      await finished(b);
+      expect(b.source(entry(b, 'lib/dash.js'))).toBe(FILES['lib/dash.js']!.text);
+      expect(b.stats().verifiedAhead).toBeGreaterThanOrEqual(1);
+      expectCode(() => b.source(entry(b, 'index.js')), 'ERR_CODEBLOB_CORRUPT_ENTRY');
+      expect(b.stats().corrupt).toBe(1);
+    });
+
     it('close() while it runs stops it; strings handed out stay valid', async () => {
       const s = openStore(writeBlob());
       s.verifyAhead();

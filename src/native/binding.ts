@@ -53,7 +53,14 @@ export interface NativeBinding {
    * to stop the thread, then a byte that becomes 1 once the thread has ended; null when this
    * Node has no SHA-256 to call.
    */
-  verifyAhead(buffer: ArrayBuffer, ranges: Float64Array, expected: Uint8Array): Uint8Array | null;
+  verifyAhead(buffer: ArrayBuffer, ranges: Float64Array, expected: Uint8Array, identity?: string): Uint8Array | null;
+  /**
+   * The caller wants no more from the thread behind a verifyAhead() array. Calls that asked the
+   * same check of the same mapping with the same `identity` (the file as the caller opened it)
+   * share one thread and one status array; the thread stops once none of them wants more (or
+   * all their arrays are collected). Writing the cancel byte stops it for all at once.
+   */
+  verifyAheadStop(status: Uint8Array): void;
 }
 
 const EXPECTED_ABI = 4;

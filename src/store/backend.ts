@@ -31,10 +31,13 @@ export interface Backend {
   string(offset: number, charCount: number, twoByte: boolean): { value: string; copied: boolean };
   advise(offset: number, length: number, advice: Advice): void;
   /**
-   * Hash-checks sections on a background thread (see the addon's verifyAhead); undefined when
+   * Hash-checks sections on a background thread (see the addon's verifyAhead), shared with the
+   * other threads of the process that ask the same of the same file `identity`; undefined when
    * the backend cannot (read backend, no SHA-256 in this Node, no thread).
    */
-  verifyAhead(ranges: Float64Array, expected: Uint8Array): Uint8Array | undefined;
+  verifyAhead(ranges: Float64Array, expected: Uint8Array, identity: string): Uint8Array | undefined;
+  /** This store wants no more from that thread (it stops once no store sharing it does). */
+  stopVerifyAhead(status: Uint8Array): void;
   /** Resident bytes of the range, or undefined when the backend cannot tell. */
   residentBytes(offset: number, length: number): number | undefined;
   release(): void;
@@ -80,13 +83,17 @@ class MmapBackend implements Backend {
     this.#n.madvise(this.#buffer, offset, length, advice);
   }
 
-  verifyAhead(ranges: Float64Array, expected: Uint8Array) {
+  verifyAhead(ranges: Float64Array, expected: Uint8Array, identity: string) {
     try {
-      return this.#n.verifyAhead(this.#buffer, ranges, expected) ?? undefined;
+      return this.#n.verifyAhead(this.#buffer, ranges, expected, identity) ?? undefined;
     } catch {
       // No memory, or this runtime refuses external buffers: check in the loading thread.
       return undefined;
     }
+  }
+
+  stopVerifyAhead(status: Uint8Array) {
+    this.#n.verifyAheadStop(status);
   }
 
   residentBytes(offset: number, length: number) {
@@ -146,6 +153,8 @@ class ReadBackend implements Backend {
   verifyAhead() {
     return undefined;
   }
+
+  stopVerifyAhead() {}
 
   residentBytes() {
     return undefined;

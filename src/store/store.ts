@@ -313,7 +313,13 @@ export class BlobStore {
    * finds them checked instead of hashing each on first use. A section the loading thread
    * reaches first it hashes itself, as without this; a mismatch found ahead is hashed again
    * by the loading thread and refused as ever. mmap backend only. Returns whether a thread
-   * was started; `stopVerifyAhead()` or `close()` stop it.
+   * was started (or joined); `stopVerifyAhead()` or `close()` stop it.
+   *
+   * Worker threads of one process share one mapping, and one check: a store whose startup
+   * range (sections and hashes) is the one another thread's store is checking joins that
+   * check instead of starting its own, and a section any of them hashed on its loading thread
+   * counts for all. So the startup range is hashed once per process, not once per thread.
+   * Stopping it stops it for all of them (each then hashes what is left on first use).
    */
   verifyAhead(): boolean {
     const b = this.#live();
@@ -340,7 +346,8 @@ export class BlobStore {
       expected.set(s.hash, k * ENTRY_HASH_BYTES);
       slots[s.slot] = k;
     });
-    const status = b.verifyAhead(ranges, expected);
+    const f = this.file;
+    const status = b.verifyAhead(ranges, expected, `${f.dev}:${f.ino}:${f.size}:${f.mtimeMs}:${f.ctimeNs}`);
     if (!status) return false;
     this.#ahead = { status, slots, count: sections.length };
     return true;
@@ -351,7 +358,7 @@ export class BlobStore {
    * so far still counts.
    */
   stopVerifyAhead(): void {
-    if (this.#ahead) this.#ahead.status[this.#ahead.count] = 1;
+    if (this.#ahead) this.#backend?.stopVerifyAhead(this.#ahead.status);
   }
 
   /**
@@ -535,8 +542,11 @@ export class BlobStore {
           : [entry.cacheOffset, entry.cacheLength, entry.cacheHash!];
       if (entryHash(bytes.subarray(offset, offset + length)).equals(expected)) {
         this.#checked[i]! |= what;
+        // Worker threads of this process share the check (see verifyAhead): say it is sound.
+        if (slot >= 0) ahead!.status[slot] = AHEAD_OK;
         return;
       }
+      if (slot >= 0) ahead!.status[slot] = AHEAD_BAD;
       if ((flags & (SOURCE_BAD | CACHE_BAD)) === 0) this.#corrupt++;
       this.#checked[i]! |= bad;
     }
