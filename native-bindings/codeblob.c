@@ -590,6 +590,26 @@ static napi_value js_fstat_into(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Starts a detached thread of idle priority (SCHED_IDLE) where the system allows it, else of the
+ * caller's priority; returns pthread_create's error (0 on success). */
+static int start_idle_thread(void* (*run)(void*), void* arg) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+  pthread_attr_setschedpolicy(&attr, SCHED_IDLE);
+  struct sched_param param = {0};
+  pthread_attr_setschedparam(&attr, &param);
+  pthread_t thread;
+  int err = pthread_create(&thread, &attr, run, arg);
+  if (err != 0) {
+    pthread_attr_setinheritsched(&attr, PTHREAD_INHERIT_SCHED);
+    err = pthread_create(&thread, &attr, run, arg);
+  }
+  pthread_attr_destroy(&attr);
+  return err;
+}
+
 /* ---- stat ahead -------------------------------------------------------------------- */
 
 enum { STAT_PENDING = 0, STAT_DONE = 1, STAT_TAKEN = 3 };
@@ -672,20 +692,7 @@ static napi_value js_stat_ahead(napi_env env, napi_callback_info info) {
   /* Idle priority, as verifyAhead: it must never take a core from a loading thread, which stats
    * what it needs itself when this thread has not got there. */
   __atomic_add_fetch(&job->refs, 1, __ATOMIC_ACQ_REL);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
-  pthread_attr_setschedpolicy(&attr, SCHED_IDLE);
-  struct sched_param param = {0};
-  pthread_attr_setschedparam(&attr, &param);
-  pthread_t thread;
-  int err = pthread_create(&thread, &attr, stat_thread, job);
-  if (err != 0) {
-    pthread_attr_setinheritsched(&attr, PTHREAD_INHERIT_SCHED);
-    err = pthread_create(&thread, &attr, stat_thread, job);
-  }
-  pthread_attr_destroy(&attr);
+  int err = start_idle_thread(stat_thread, job);
   if (err != 0) {
     /* No thread: every path stays pending and the caller stats what it needs itself. */
     __atomic_store_n(&job->status[count + 1], 1, __ATOMIC_RELEASE);
@@ -992,20 +999,7 @@ static napi_value js_verify_ahead(napi_env env, napi_callback_info info) {
 
   /* Idle priority where allowed: on a busy machine the loading threads hash what they need
    * themselves (as without this), and this thread only uses a core nobody else wants. */
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
-  pthread_attr_setschedpolicy(&attr, SCHED_IDLE);
-  struct sched_param param = {0};
-  pthread_attr_setschedparam(&attr, &param);
-  pthread_t thread;
-  int err = pthread_create(&thread, &attr, verify_thread, job);
-  if (err != 0) {
-    pthread_attr_setinheritsched(&attr, PTHREAD_INHERIT_SCHED);
-    err = pthread_create(&thread, &attr, verify_thread, job);
-  }
-  pthread_attr_destroy(&attr);
+  int err = start_idle_thread(verify_thread, job);
   if (err != 0) {
     /* No thread: JS sees every section pending and hashes what it needs, as without this; the
      * job is marked stopped, so a later call starts a new one rather than joining it. */

@@ -442,6 +442,12 @@ describe('verifyAhead', () => {
     return [...status];
   }
   const content = Buffer.from(Array.from({ length: 3 * 8192 }, (_, i) => (i * 31 + 7) & 0xff));
+  /** `count` ranges over the whole of `content`, with their (equal) expected hashes. */
+  function wholeFile(count: number) {
+    const ranges = new Float64Array(count * 2);
+    for (let i = 0; i < count; i++) ranges.set([0, content.length], 2 * i);
+    return { ranges, expected: Buffer.concat(Array.from({ length: count }, () => sha(content))) };
+  }
 
   it('hashes each range on a thread: 1 where the prefix matches, 2 where it does not', async () => {
     const m = map(file('a.bin', content));
@@ -468,9 +474,7 @@ describe('verifyAhead', () => {
     const m = map(file('a.bin', content));
     // Many ranges so the thread is still busy when the last one is marked.
     const count = 2000;
-    const ranges = new Float64Array(count * 2);
-    for (let i = 0; i < count; i++) ranges.set([0, content.length], 2 * i);
-    const expected = Buffer.concat(Array.from({ length: count }, () => sha(content)));
+    const { ranges, expected } = wholeFile(count);
     const status = n.verifyAhead(m.buffer, ranges, expected)!;
     status[count - 1] = 3;
     const after = await ended(status);
@@ -481,9 +485,8 @@ describe('verifyAhead', () => {
   it('stops at the cancel byte', async () => {
     const m = map(file('a.bin', content));
     const count = 20_000;
-    const ranges = new Float64Array(count * 2);
-    for (let i = 0; i < count; i++) ranges.set([0, content.length], 2 * i);
-    const status = n.verifyAhead(m.buffer, ranges, Buffer.concat(Array.from({ length: count }, () => sha(content))))!;
+    const { ranges, expected } = wholeFile(count);
+    const status = n.verifyAhead(m.buffer, ranges, expected)!;
     status[count] = 1;
     const after = await ended(status);
     expect(after[count + 1]).toBe(1);
@@ -494,9 +497,7 @@ describe('verifyAhead', () => {
   it('the same check on the same mapping is one job: its status bytes are shared', async () => {
     const m = map(file('a.bin', content));
     const count = 2000;
-    const ranges = new Float64Array(count * 2);
-    for (let i = 0; i < count; i++) ranges.set([0, content.length], 2 * i);
-    const expected = Buffer.concat(Array.from({ length: count }, () => sha(content)));
+    const { ranges, expected } = wholeFile(count);
     const a = n.verifyAhead(m.buffer, ranges, expected, 'file as opened')!;
     const b = n.verifyAhead(m.buffer, ranges, expected, 'file as opened')!;
     expect(b).not.toBe(a);
@@ -521,9 +522,7 @@ describe('verifyAhead', () => {
   it('the thread stops once no array sharing its job wants more (verifyAheadStop), not before', async () => {
     const m = map(file('a.bin', content));
     const count = 20_000;
-    const ranges = new Float64Array(count * 2);
-    for (let i = 0; i < count; i++) ranges.set([0, content.length], 2 * i);
-    const expected = Buffer.concat(Array.from({ length: count }, () => sha(content)));
+    const { ranges, expected } = wholeFile(count);
     const a = n.verifyAhead(m.buffer, ranges, expected, 'id')!;
     const b = n.verifyAhead(m.buffer, ranges, expected, 'id')!;
     n.verifyAheadStop(a);
