@@ -17,7 +17,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { sep } from 'node:path';
 import { entryHash, type Entry } from '../format/index.js';
-import { native, statAheadStatus } from '../native/binding.js';
+import { KIND_FILE, STAT_DONE, STAT_TAKEN, native, statAheadStatus } from '../native/binding.js';
 import type { BlobStore } from '../store/store.js';
 import type { FreshnessMode } from './status.js';
 
@@ -26,10 +26,6 @@ export function parseFreshnessMode(value: string | undefined): FreshnessMode | u
   if (value === 'hash' || value === 'none') return value;
   return undefined;
 }
-
-const STAT_DONE = 1;
-const STAT_TAKEN = 3;
-const KIND_FILE = 1;
 
 /** The startup modules' files, statted ahead on a thread (see the file comment). */
 export class FreshAhead {
@@ -61,7 +57,11 @@ export class FreshAhead {
       rowOf.set(e, paths.length);
       paths.push(filename);
     }
-    return new FreshAhead(binding.statAhead(paths.join('\0')), rowOf);
+    try {
+      return new FreshAhead(binding.statAhead(paths.join('\0')), rowOf);
+    } catch {
+      return undefined; // no memory for it: every file is statted when it loads, as without this
+    }
   }
 
   /**

@@ -19,7 +19,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, decodeResolutions, type DecodedResolutions } from '../format/index.js';
-import { native, statAheadStatus } from '../native/binding.js';
+import { STAT_DONE, STAT_TAKEN, native, statAheadStatus } from '../native/binding.js';
 import type { BlobStore } from '../store/store.js';
 import { Module } from './cjs-compile.js';
 import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from './resolve-env.js';
@@ -36,9 +36,6 @@ interface ParentLike {
 const UNKNOWN = 0;
 const HOLDS = 1;
 const BROKEN = 2;
-
-const STAT_DONE = 1;
-const STAT_TAKEN = 3;
 
 /**
  * `dirname(filename) === dir`, without making the string, for the normalised directories the
@@ -161,7 +158,11 @@ export class LoadedTable {
       paths.push(p);
     }
     if (paths.length === 0) return;
-    this.#rows = binding.statAhead(paths.join('\0'));
+    try {
+      this.#rows = binding.statAhead(paths.join('\0'));
+    } catch {
+      return; // no memory for it: each guard is checked when first needed, as without this
+    }
     this.#status = statAheadStatus(this.#rows);
     this.#row = row;
     this.#rowPaths = paths;

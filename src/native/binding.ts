@@ -101,6 +101,12 @@ export function nativeUnavailableReason(): string | undefined {
   return loaded.reason;
 }
 
+/** statAhead's status bytes: the row is complete; the caller stats the path itself (the thread skips it). */
+export const STAT_DONE = 1;
+export const STAT_TAKEN = 3;
+/** The kind statMany/statAhead give a regular file. */
+export const KIND_FILE = 1;
+
 /** The status bytes after statAhead's rows: one per path, then the cancel and finished bytes. */
 export function statAheadStatus(rows: Float64Array): Uint8Array {
   const count = rows.length / 3;
