@@ -862,7 +862,7 @@ static napi_value js_verify_ahead_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* verifyAhead(buffer, ranges: Float64Array, expected: Uint8Array) -> Uint8Array | null */
+/* verifyAhead(buffer, ranges: Float64Array, expected: Uint8Array, identity?: string) -> Uint8Array | null (see codeblob.h) */
 static napi_value js_verify_ahead(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
