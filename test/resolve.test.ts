@@ -9,7 +9,21 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { open } from '../src/index.js';
+import { decodeResolutions } from '../src/format/index.js';
+import { FreshAhead } from '../src/loader/freshness.js';
+import { LoadedTable } from '../src/loader/resolve-cache.js';
+import { native } from '../src/native/binding.js';
+
+// The addon's functions are read-only properties: the loader here sees a copy whose statAhead a
+// test can swap (the children the other tests spawn load the real thing).
+vi.mock('../src/native/binding.js', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../src/native/binding.js')>();
+  const real = actual.native();
+  const copy = real ? { ...real } : undefined;
+  return { ...actual, native: () => copy };
+});
 import { cleanEnv, cli, registerPath, repo, run, runtimes, type RunResult } from './helpers/env.js';
 
 interface Status {
@@ -161,5 +175,80 @@ describe.each(runtimes())('resolution table on $name', (rt) => {
     const first = same(main.dir, main.blob, ['--require', alias]);
     expect(first.resolve).toBe('disk');
     expect(first.resolveReason).toMatch(/replaced before codeblob/);
+  });
+});
+
+describe('guard and file stats made on the loading thread when the stat thread has not got there', () => {
+  let dir: string;
+  let blob: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'codeblob-resolve-taken-'));
+    cpSync(join(repo, 'test/fixtures/resolve'), dir, { recursive: true });
+    symlinkSync('../packages/linked', join(dir, 'node_modules/linked'));
+    blob = join(dir, 'app.blob');
+    const r = run(process.execPath, [cli, 'pack', '--json', '-o', blob, 'main.js'], { cwd: dir, env: cleanEnv() });
+    expect(r.status, r.stderr).toBe(0);
+    // Changes that break some answers' guards (a shadowing file, an edited package.json).
+    writeFileSync(join(dir, 'node_modules/pkg-main.js'), "exports.name = 'shadow';");
+    const pj = join(dir, 'node_modules/pkg-exports/package.json');
+    writeFileSync(pj, readFileSync(pj, 'utf8').replace('"./src/cjs.js"', '"./src/default.js"'));
+  }, 120_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** statAhead as if its thread never ran: every row pending, so the caller stats each itself. */
+  function withIdleThread<T>(fn: () => T): T {
+    const binding = native()!;
+    const real = binding.statAhead;
+    binding.statAhead = (paths: string) => {
+      const count = paths.split('\0').length;
+      return new Float64Array(new ArrayBuffer(count * 24 + count + 2), 0, count * 3);
+    };
+    try {
+      return fn();
+    } finally {
+      binding.statAhead = real;
+    }
+  }
+
+  it('the resolution table gives every answer the same verdict either way', () => {
+    const store = open(blob);
+    try {
+      const decode = () => decodeResolutions(store.resolutionTable()!);
+      const answers = decode().requests.length;
+      expect(answers).toBeGreaterThan(20);
+      const taken = withIdleThread(() => new LoadedTable(decode(), store.root, true));
+      const ahead = new LoadedTable(decode(), store.root, true);
+      const lazy = withIdleThread(() => {
+        const binding = native()!;
+        const real = binding.statAhead;
+        binding.statAhead = () => { throw new Error('no memory'); };
+        try {
+          return new LoadedTable(decode(), store.root, true); // falls back to JS stat per guard
+        } finally {
+          binding.statAhead = real;
+        }
+      });
+      const verdicts = (t: LoadedTable) => Array.from({ length: answers }, (_, i) => t.holds(i));
+      const expected = verdicts(lazy);
+      expect(expected.filter((v) => !v).length).toBeGreaterThan(0); // the changes broke some
+      expect(expected.filter((v) => v).length).toBeGreaterThan(0);
+      expect(verdicts(taken)).toEqual(expected);
+      expect(verdicts(ahead)).toEqual(expected);
+    } finally {
+      store.close();
+    }
+  });
+
+  it('the startup file stats: each is left to the loading thread, and marked taken for the thread', () => {
+    const store = open(blob);
+    try {
+      const ahead = withIdleThread(() => FreshAhead.start(store))!;
+      const inNodeModules = store.entries().filter((e) => e.order >= 0 && e.key.startsWith('node_modules/'));
+      expect(inNodeModules.length).toBeGreaterThan(3);
+      for (const e of inNodeModules) expect(ahead.fresh(e), e.key).toBeUndefined();
+      expect(ahead.finished).toBe(false); // no thread ran; it would skip every row now
+    } finally {
+      store.close();
+    }
   });
 });
