@@ -10,6 +10,8 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
 import { FreshAhead, isFresh } from '../src/loader/freshness.js';
+import { checkFresh, endStatsAhead, startStatsAhead } from '../src/loader/serve.js';
+import { loaderState, newCounters } from '../src/loader/status.js';
 import { cleanEnv, cli, registerPath, repo, run, runtimes, type RunResult } from './helpers/env.js';
 
 /**
@@ -369,6 +371,26 @@ describe('file stats made ahead (FreshAhead)', () => {
     } finally {
       store.close();
       restore();
+    }
+  });
+
+  it('serve only the synchronous burst that used them: gone at the next microtask (all a piscina worker runs between tasks)', async () => {
+    const store = open(blob);
+    try {
+      const state = { ...loaderState(), verify: 'stat' as const, counters: newCounters() };
+      const ctx = { store, state, debug: () => {} };
+      startStatsAhead(store, state);
+      await new Promise((r) => setTimeout(r, 300)); // let the thread stat everything
+      const e = store.get('node_modules/pkg/index.js')!; // (lib.js is left changed by the test before)
+      expect(checkFresh(ctx, e, store.filename(e))).toBe(true);
+      expect(checkFresh(ctx, e, store.filename(e))).toBe(true);
+      expect(state.counters.statsAhead).toBe(2); // one burst: both from the thread
+      await Promise.resolve(); // a microtask checkpoint, no macrotask
+      expect(checkFresh(ctx, e, store.filename(e))).toBe(true);
+      expect(state.counters.statsAhead).toBe(2); // statted when loaded
+    } finally {
+      endStatsAhead(store);
+      store.close();
     }
   });
 

@@ -47,9 +47,12 @@ export function checkFresh({ store, state, debug }: ServeContext, entry: Entry, 
     fresh = ahead.fresh(entry);
     if (fresh !== undefined) state.counters.statsAhead++;
     if (!ahead.ending) {
-      // The stats serve this burst of loading only (see freshness.ts).
+      // The stats serve this burst of loading only (see freshness.ts): it ends when the
+      // synchronous loading does. A microtask, not setImmediate: a worker blocked between tasks
+      // in Atomics.wait (piscina's default) runs microtasks only, and a stat made at startup
+      // must never stand for a file loaded in a later task.
       ahead.ending = true;
-      setImmediate(() => endStatsAhead(store)).unref();
+      queueMicrotask(() => endStatsAhead(store));
     }
   }
   fresh ??= isFresh(entry, filename, state.verify);
