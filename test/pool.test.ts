@@ -19,6 +19,7 @@ interface Report {
   reason?: string;
   counters: { hits: number; stale: number; misses: number; cacheRejected: number };
   mappings: number;
+  blobResident?: number;
 }
 
 const piscinaModule = createRequire(join(repo, 'package.json')).resolve('piscina');
@@ -62,6 +63,12 @@ describe.each(runtimes())('pools on $name', (rt) => {
     expect(new Set(reports.map((r) => r.threadId)).size).toBeGreaterThanOrEqual(2);
     expect(new Set(reports.map((r) => r.pid)).size).toBe(1);
     expectFromBlob(reports);
+  });
+
+  it('piscina with synchronous tasks (threads blocked in Atomics.wait between tasks): the blob\'s pages are still released after loading', () => {
+    const { reports } = primary('piscina-sync', 2);
+    expectFromBlob(reports);
+    expect(reports[0]!.blobResident).toBe(0);
   });
 
   it('raw worker threads: --require in execArgv runs in each thread, one mapping per process', () => {

@@ -12,6 +12,7 @@
  *
  * Resolution, `require`, `module`, caching, `require.main` and every hook are Node's own.
  */
+import { isMainThread } from 'node:worker_threads';
 import { codeblobError } from '../errors.js';
 import type { Entry } from '../format/index.js';
 import type { BlobStore } from '../store/store.js';
@@ -44,16 +45,22 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
   function scheduleRelease(): void {
     if (releaseScheduled) return;
     releaseScheduled = true;
-    setImmediate(() => {
-      releaseScheduled = false;
-      if (store.closed) return;
-      // The startup burst is over: whatever the background check has not reached yet is
-      // checked on first use. If its thread is still finishing a section, release once more
-      // when it has ended, so no page it faulted in stays.
-      store.stopVerifyAhead();
-      store.advise('dontneed');
-      if (store.verifyAheadProgress()?.running) releaseAfterCheck(50);
-    }).unref();
+    // In a worker thread the burst ends at the next microtask: a pool that blocks its threads
+    // in Atomics.wait between tasks (piscina's default) runs nothing else there, and the pages
+    // would stay mapped in the process for good. The main thread waits for setImmediate, which
+    // also lets promise-driven loading finish first.
+    if (isMainThread) setImmediate(endOfBurst).unref();
+    else queueMicrotask(endOfBurst);
+  }
+  function endOfBurst(): void {
+    releaseScheduled = false;
+    if (store.closed) return;
+    // The startup burst is over: whatever the background check has not reached yet is
+    // checked on first use. If its thread is still finishing a section, release once more
+    // when it has ended, so no page it faulted in stays.
+    store.stopVerifyAhead();
+    store.advise('dontneed');
+    if (store.verifyAheadProgress()?.running) releaseAfterCheck(50);
   }
   function releaseAfterCheck(tries: number): void {
     setTimeout(() => {
