@@ -95,13 +95,13 @@ export function compileCjs(unit: string, filename: string, cachedData?: Buffer):
 /**
  * Prepares a compiled module to run through Node's original `_compile` (see the file comment):
  * the caller then does `originalCompile.call(module, STUB, STUB_NAME, 'commonjs')` itself (so
- * no frame of ours sits between Node's `_compile` and the hook) and `unstash(module)` after.
+ * no frame of ours sits between Node's `_compile` and the hook) and `unstash()` after.
  */
-export function stash(_module: NodeModuleLike, fn: ModuleFunction, filename: string): void {
+export function stash(fn: ModuleFunction, filename: string): void {
   (globalThis as unknown as Record<symbol, unknown>)[RUN] = { fn, filename, dirname: dirname(filename) };
 }
 
-export function unstash(_module: NodeModuleLike): void {
+export function unstash(): void {
   (globalThis as unknown as Record<symbol, unknown>)[RUN] = undefined;
 }
 

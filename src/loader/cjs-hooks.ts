@@ -139,11 +139,11 @@ export function installCjsHooks(store: BlobStore, state: LoaderStatus, debug: (m
       return DEFER;
     }
     c.hits++;
-    stash(module, fn as never, filename);
+    stash(fn as never, filename);
     try {
       return originalCompile.call(module, STUB, STUB_NAME, 'commonjs');
     } finally {
-      unstash(module);
+      unstash();
     }
   }
 

@@ -61,7 +61,6 @@ export class LoadedTable {
   /** The stat results (3 numbers per row) the background thread fills, and its status bytes. */
   #rows: Float64Array | undefined;
   #status: Uint8Array | undefined;
-  #rowPaths: string[] | undefined;
 
   constructor(table: DecodedResolutions, root: string, checkGuards: boolean) {
     this.#t = table;
@@ -165,7 +164,6 @@ export class LoadedTable {
     }
     this.#status = statAheadStatus(this.#rows);
     this.#row = row;
-    this.#rowPaths = paths;
   }
 
   #check(g: number): boolean {
@@ -178,7 +176,7 @@ export class LoadedTable {
       const status = this.#status!;
       if (status[r] !== STAT_DONE) {
         status[r] = STAT_TAKEN; // the thread has not got here yet: do it now, it skips it
-        rows = native()!.statMany(this.#rowPaths![r]!);
+        rows = native()!.statMany(this.path(guards[g * 4]!)!); // the path the thread was given
         at = 0;
       }
       const found = rows[at]; // 0 absent, 1 file, 2 directory, 3 other

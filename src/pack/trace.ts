@@ -106,11 +106,11 @@ function install(): void {
       return originalCompile.call(this, content, filename, format);
     }
     record(filename, { kind: 'cjs', text: content, script });
-    stash(this, fn as never, filename);
+    stash(fn as never, filename);
     try {
       return originalCompile.call(this, STUB, STUB_NAME, 'commonjs');
     } finally {
-      unstash(this);
+      unstash();
     }
   } satisfies CompileFn;
 
