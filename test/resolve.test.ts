@@ -33,19 +33,29 @@ interface Status {
   counters: Record<string, number>;
 }
 
+interface PackedFixture {
+  blob: string;
+  pack: { resolutions: { answers: number; skipped: Record<string, number> } };
+}
+
+/** Copies the resolve fixture (with its symlink) into `dir` and packs it, traced by `node`. */
+function packFixture(dir: string, node: string, packArgs: string[] = []): PackedFixture {
+  cpSync(join(repo, 'test/fixtures/resolve'), dir, { recursive: true });
+  symlinkSync('../packages/linked', join(dir, 'node_modules/linked'));
+  const blob = join(dir, 'app.blob');
+  const r = run(process.execPath, [cli, 'pack', '--node', node, '--json', ...packArgs, '-o', blob, 'main.js'], { cwd: dir, env: cleanEnv() });
+  expect(r.status, r.stderr).toBe(0);
+  return { blob, pack: JSON.parse(r.stdout) };
+}
+
 describe.each(runtimes())('resolution table on $name', (rt) => {
   let base: string;
   let n = 0;
 
   /** A fresh copy of the fixture with its symlink, packed. */
-  function fixture(packArgs: string[] = []): { dir: string; blob: string; pack: { resolutions: { answers: number; skipped: Record<string, number> } } } {
+  function fixture(packArgs: string[] = []): { dir: string } & PackedFixture {
     const dir = join(base, `app-${n++}`);
-    cpSync(join(repo, 'test/fixtures/resolve'), dir, { recursive: true });
-    symlinkSync('../packages/linked', join(dir, 'node_modules/linked'));
-    const blob = join(dir, 'app.blob');
-    const r = run(process.execPath, [cli, 'pack', '--node', rt.bin, '--json', ...packArgs, '-o', blob, 'main.js'], { cwd: dir, env: cleanEnv() });
-    expect(r.status, r.stderr).toBe(0);
-    return { dir, blob, pack: JSON.parse(r.stdout) };
+    return { dir, ...packFixture(dir, rt.bin, packArgs) };
   }
 
   const plain = (dir: string, args: string[] = []) => run(rt.bin, [...args, 'main.js'], { cwd: dir, env: cleanEnv() });
@@ -183,11 +193,7 @@ describe('guard and file stats made on the loading thread when the stat thread h
   let blob: string;
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'codeblob-resolve-taken-'));
-    cpSync(join(repo, 'test/fixtures/resolve'), dir, { recursive: true });
-    symlinkSync('../packages/linked', join(dir, 'node_modules/linked'));
-    blob = join(dir, 'app.blob');
-    const r = run(process.execPath, [cli, 'pack', '--json', '-o', blob, 'main.js'], { cwd: dir, env: cleanEnv() });
-    expect(r.status, r.stderr).toBe(0);
+    blob = packFixture(dir, process.execPath).blob;
     // Changes that break some answers' guards (a shadowing file, an edited package.json).
     writeFileSync(join(dir, 'node_modules/pkg-main.js'), "exports.name = 'shadow';");
     const pj = join(dir, 'node_modules/pkg-exports/package.json');
