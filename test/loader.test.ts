@@ -4,7 +4,7 @@
  * the child, staleness, flag mismatch, missing and corrupt blobs, ES modules.
  */
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -227,6 +227,34 @@ describe.each(runtimes())('loader on $name', (rt) => {
     const lines = r.stderr.split('\n').filter((l) => l.startsWith('codeblob: '));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^codeblob: on \(mmap/);
+  });
+
+  it('reports its status when SIGTERM stops the process, and dies of SIGTERM as without codeblob; an app that handles SIGTERM keeps doing so', async () => {
+    writeFileSync(join(dir, 'waits.js'), "require('./lib/facts'); console.log('ready'); setInterval(() => {}, 1000);");
+    writeFileSync(join(dir, 'handles.js'), "require('./lib/facts'); process.on('SIGTERM', () => { console.log('the app handled it'); process.exit(7); }); console.log('ready'); setInterval(() => {}, 1000);");
+    const stopped = async (script: string, env: NodeJS.ProcessEnv) => {
+      const child = spawn(rt.bin, [...(env.CODEBLOB_FILE ? ['--require', registerPath] : []), script], { cwd: dir, env: cleanEnv(env) });
+      let stdout = '';
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d));
+      await new Promise<void>((ready) => child.stdout.on('data', (d: Buffer) => {
+        stdout += d;
+        if (stdout.includes('ready\n')) ready();
+      }));
+      child.kill('SIGTERM');
+      const [code, signal] = await new Promise<[number | null, string | null]>((done) => child.on('close', (c, s) => done([c, s])));
+      return { code, signal, stdout, stderr };
+    };
+    const statusFile = join(dir, 'sigterm-status.json');
+    for (const script of ['waits.js', 'handles.js']) {
+      rmSync(statusFile, { force: true });
+      const plainRun = await stopped(script, {});
+      const blobRun = await stopped(script, { CODEBLOB_FILE: blob, CODEBLOB_STATUS: '1', CODEBLOB_STATUS_FILE: statusFile });
+      expect([blobRun.code, blobRun.signal, blobRun.stdout]).toEqual([plainRun.code, plainRun.signal, plainRun.stdout]);
+      expect(blobRun.stderr.split('\n').filter((l) => l.startsWith('codeblob: '))).toEqual([expect.stringMatching(/^codeblob: on \(mmap.*[1-9]\d* cjs/)]);
+      const status = JSON.parse(readFileSync(statusFile, 'utf8')) as Status;
+      expect(status.counters.hits).toBeGreaterThan(0);
+    }
   });
 
   describe('staleness', () => {

@@ -10,11 +10,20 @@ import { bytes, keyValues, table } from './format.js';
 
 export class UsageError extends Error {}
 
-function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>) {
+/** parseArgs, with its errors in our words (its own quote the option unevenly). */
+export function parse(argv: string[], options: NonNullable<ParseArgsConfig['options']>) {
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    const e = error as NodeJS.ErrnoException;
+    const option = /'(-[^']*)'/.exec(e.message)?.[1];
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) {
+      throw new UsageError(`unknown option ${option} (arguments for the app go after "--")`);
+    }
+    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
+      throw new UsageError(`option ${option} ${/argument missing/.test(e.message) ? 'needs a value' : 'takes no value'}`);
+    }
+    throw new UsageError(e.message);
   }
 }
 
@@ -25,16 +34,49 @@ function int(value: unknown, flag: string): number | undefined {
   return n;
 }
 
-function progressBar(): ((e: PackProgress) => void) | undefined {
-  if (!process.stderr.isTTY) return undefined;
+/**
+ * Progress on stderr: a status line on a terminal (not with --json), and always what the
+ * training script and the app print while training runs, each line marked as theirs.
+ */
+function progressReporter(json: boolean): (e: PackProgress | { phase: 'done' }) => void {
+  const bar = process.stderr.isTTY && !json;
+  let status = false;
+  const clear = () => {
+    if (status) process.stderr.write('\r\x1b[K');
+    status = false;
+  };
+  const partial = { stdout: '', stderr: '' };
   return (e) => {
+    if (e.phase === 'output') {
+      clear();
+      const lines = (partial[e.stream] + e.text).split('\n');
+      partial[e.stream] = lines.pop()!;
+      for (const line of lines) process.stderr.write(`train ${e.stream === 'stdout' ? '|' : '!'} ${line}\n`);
+      return;
+    }
+    if (e.phase === 'train') {
+      clear();
+      process.stderr.write(`training: ${e.script}\n`);
+      return;
+    }
+    if (e.phase === 'done') {
+      clear();
+      for (const stream of ['stdout', 'stderr'] as const) {
+        if (partial[stream]) process.stderr.write(`train ${stream === 'stdout' ? '|' : '!'} ${partial[stream]}\n`);
+      }
+      return;
+    }
+    if (!bar) return;
     const text =
       e.phase === 'trace'
         ? `tracing ${e.entry} … ${e.modules} modules`
-        : e.phase === 'layout'
-          ? `laying out ${e.modules} modules …`
-          : `writing ${bytes(e.bytes)} …`;
+        : e.phase === 'listening'
+          ? `tracing ${e.entry} … listening, waiting until it has loaded everything`
+          : e.phase === 'layout'
+            ? `laying out ${e.modules} modules …`
+            : `writing ${bytes(e.bytes)} …`;
     process.stderr.write(`\r\x1b[K${text}`);
+    status = true;
   };
 }
 
@@ -66,6 +108,7 @@ export async function packCommand(argv: string[]): Promise<number> {
     node: { type: 'string' },
     train: { type: 'string' },
     'settle-ms': { type: 'string' },
+    env: { type: 'string', multiple: true },
     include: { type: 'string', multiple: true },
     'page-size': { type: 'string' },
     align: { type: 'string' },
@@ -77,7 +120,14 @@ export async function packCommand(argv: string[]): Promise<number> {
   });
   if (positionals.length === 0) throw new UsageError('pack needs at least one entry script: codeblob pack server.js -o app.blob');
   if (!values.output) throw new UsageError('pack needs an output path: -o app.blob');
-  const onProgress = values.json ? undefined : progressBar();
+  const onProgress = progressReporter(values.json === true);
+  const settle = values['settle-ms'] as string | undefined;
+  const env: Record<string, string> = {};
+  for (const pair of (values.env as string[] | undefined) ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--env takes NAME=value, got ${pair}`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
   const align = values.align as string | undefined;
   if (align !== undefined && align !== 'page' && align !== 'dense') throw new UsageError('--align takes page or dense');
   const result = await pack({
@@ -89,16 +139,17 @@ export async function packCommand(argv: string[]): Promise<number> {
     ...(values.train !== undefined && { train: values.train as string }),
     nodeArgs: (values['node-arg'] as string[] | undefined) ?? [],
     include: (values.include as string[] | undefined) ?? [],
-    ...(values['settle-ms'] !== undefined && { settleMs: int(values['settle-ms'], '--settle-ms')! }),
+    ...(settle !== undefined && { settleMs: settle === 'auto' ? 'auto' : int(settle, '--settle-ms')! }),
+    env,
     ...(values['page-size'] !== undefined && { pageSize: int(values['page-size'], '--page-size')! }),
     ...(values.timeout !== undefined && { timeoutMs: int(values.timeout, '--timeout')! }),
     ...(align !== undefined && { align }),
     deterministic: !values['no-deterministic'],
     allowFailure: values['allow-failure'] === true,
     resolutions: !values['no-resolutions'],
-    ...(onProgress && { onProgress }),
+    onProgress,
   });
-  if (onProgress) process.stderr.write('\r\x1b[K');
+  onProgress({ phase: 'done' });
   if (values.json) {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
   } else {

@@ -6,18 +6,27 @@ import { UsageError, inspectCommand, packCommand, verifyCommand } from './comman
 import { memCommand } from './mem.js';
 import { runCommand } from './run.js';
 
-const HELP = `codeblob ${VERSION} — one shared, memory-mapped file of sources and V8 code caches for worker pools
+interface Command {
+  usage: string;
+  run(argv: string[]): number | Promise<number>;
+}
 
-Usage:
-  codeblob pack <entry...> -o <app.blob> [options] [-- entry args]
-      Run the entries in a child process, record every module they load, and write their
-      sources and (late) code caches to one blob, atomically.
+const COMMANDS: Record<string, Command> = {
+  pack: {
+    usage: `  codeblob pack <entry...> -o <app.blob> [options] [-- entry args]
+      Run the entries in a child process, record every module they load (worker threads
+      included), and write their sources and (late) code caches to one blob, atomically.
+      The trace runs the real app: give it a free port and scratch storage (--env).
         -o, --output <file>     blob to write
         --root <dir>            directory keys are relative to (default: common ancestor)
         --node-arg <arg>        pass a flag to the tracing Node (repeat; use the workers' V8 flags)
         --node <path>           Node binary to trace with (default: this one)
-        --train <script>        run a workload after the entry settles, for warmer caches
-        --settle-ms <ms>        stop an entry that keeps running (a server) after this long
+        --env <NAME=value>      set a variable for the traced run (repeat)
+        --settle-ms auto|<ms>   when to stop an entry that keeps running: auto (default) stops a
+                                server once it listens and has loaded nothing for a second;
+                                <ms> stops it that long after start; 0 waits for it to exit
+        --train <script>        run a workload after the entry settles, for warmer caches (its
+                                output is shown; if it fails, the pack fails; it is never packed)
         --include <glob>        also pack these files, compiled without running (repeat)
         --page-size <n>         4096 (default), 16384 or 65536
         --align dense|page      sections 8-byte aligned (default) or on page boundaries
@@ -25,33 +34,50 @@ Usage:
         --no-deterministic      do not trace with --predictable (caches then differ run to run)
         --allow-failure         accept an entry that exits non-zero (a CLI run that reports errors)
         --no-resolutions        do not record the run's module resolutions (workers resolve from disk)
-        --json                  machine-readable summary
-  codeblob inspect <app.blob> [--entries] [--root <dir>] [--json]
-      Header, compatibility with this Node, entries and sizes. Never writes.
-  codeblob verify <app.blob> [--root <dir>] [--json]
-      Check every hash; exit status 1 if anything is corrupt. Never writes.
-  codeblob run <app.blob> [node flags] -- <script> [args]
+        --json                  machine-readable summary`,
+    run: packCommand,
+  },
+  inspect: {
+    usage: `  codeblob inspect <app.blob> [--entries] [--root <dir>] [--json]
+      Header, compatibility with this Node, entries and sizes. Never writes.`,
+    run: inspectCommand,
+  },
+  verify: {
+    usage: `  codeblob verify <app.blob> [--root <dir>] [--json]
+      Check every hash; exit status 1 if anything is corrupt. Never writes.`,
+    run: verifyCommand,
+  },
+  run: {
+    usage: `  codeblob run <app.blob> [node flags] -- <script> [args]
       Run a script with loading from the blob switched on (same as
-      CODEBLOB_FILE=app.blob node --require codeblob/register script).
-  codeblob mem <pid...> | --tree <pid> [--json] [--watch <seconds>]
+      CODEBLOB_FILE=app.blob node --require codeblob/register script).`,
+    run: runCommand,
+  },
+  mem: {
+    usage: `  codeblob mem <pid...> | --tree <pid> [--json] [--watch <seconds>]
       USS, PSS, anonymous memory per process and how much of each blob is shared, from
-      /proc/<pid>/smaps (Linux). RSS is shown too, but it counts shared pages in every process.
+      /proc/<pid>/smaps (Linux). RSS is shown too, but it counts shared pages in every process.`,
+    run: memCommand,
+  },
+};
+
+const HELP = `codeblob ${VERSION} — one shared, memory-mapped file of sources and V8 code caches for worker pools
+
+Usage:
+${Object.values(COMMANDS).map((c) => c.usage).join('\n')}
+  codeblob <command> --help
   codeblob --version | --help
 `;
 
+/** `--help` or `-h` among a subcommand's own arguments (not after `--`, where the app's begin). */
+function asksForHelp(argv: string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h');
+}
+
 async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'pack':
-      return packCommand(rest);
-    case 'inspect':
-      return inspectCommand(rest);
-    case 'verify':
-      return verifyCommand(rest);
-    case 'run':
-      return runCommand(rest);
-    case 'mem':
-      return memCommand(rest);
+  const [name, ...rest] = argv;
+  switch (name) {
     case '--version':
     case '-v':
     case 'version':
@@ -63,10 +89,22 @@ async function main(argv: string[]): Promise<number> {
     case 'help':
       process.stdout.write(HELP);
       return 0;
-    default:
-      throw new UsageError(`unknown command "${command}"`);
   }
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (!command) throw new UsageError(`unknown command "${name}"`);
+  if (asksForHelp(rest)) {
+    process.stdout.write(`Usage:\n${command.usage}\n`);
+    return 0;
+  }
+  return command.run(rest);
 }
+
+// A reader that stops early (`codeblob inspect app.blob --entries | head`) closes the pipe: that
+// ends the command, quietly, as it would end any Unix tool.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {
@@ -74,7 +112,7 @@ main(process.argv.slice(2)).then(
   },
   (error: unknown) => {
     if (error instanceof UsageError) {
-      process.stderr.write(`codeblob: ${error.message}\nRun \`codeblob --help\` for usage.\n`);
+      process.stderr.write(`codeblob: ${error.message}\nRun \`codeblob ${Object.hasOwn(COMMANDS, process.argv[2] ?? '') ? `${process.argv[2]} ` : ''}--help\` for usage.\n`);
       process.exitCode = 2;
       return;
     }

@@ -1,7 +1,6 @@
 /** `codeblob mem <pid...> | --tree <pid>`: per-process USS/PSS and how the blob is shared. */
-import { parseArgs } from 'node:util';
 import { measure, measureTree, summarize, type TreeMemory } from '../measure/smaps.js';
-import { UsageError } from './commands.js';
+import { UsageError, parse } from './commands.js';
 import { bytes, table } from './format.js';
 
 function render(t: TreeMemory): string {
@@ -26,17 +25,7 @@ function pidOf(text: string): number {
 }
 
 export async function memCommand(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: { tree: { type: 'string' }, json: { type: 'boolean' }, watch: { type: 'string' } },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parse(argv, { tree: { type: 'string' }, json: { type: 'boolean' }, watch: { type: 'string' } });
   if (!values.tree && positionals.length === 0) throw new UsageError('mem needs pids or --tree <pid>: codeblob mem 1234 1235');
   const read = (): TreeMemory =>
     values.tree ? measureTree(pidOf(values.tree as string)) : summarize(positionals.map((p) => measure(pidOf(p))));

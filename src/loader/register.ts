@@ -19,7 +19,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { threadId } from 'node:worker_threads';
+import { isMainThread, threadId } from 'node:worker_threads';
 import { debuglog } from 'node:util';
 import { open, type BlobPin } from '../store/store.js';
 import { assertNoPolicy, installCjsHooks } from './cjs-hooks.js';
@@ -112,22 +112,52 @@ const thread = globalThis as { [reporting]?: boolean };
 const first = !thread[reporting];
 thread[reporting] = true;
 
-if (first && (process.env.CODEBLOB_STATUS === '1' || debug.enabled)) {
-  process.on('exit', () => {
-    const line = statusLine();
-    if (process.env.CODEBLOB_STATUS === '1') process.stderr.write(line + '\n');
-    else debug(line);
-  });
-}
-
 const statusFile = process.env.CODEBLOB_STATUS_FILE;
-if (first && statusFile) {
-  process.on('exit', () => {
+const statusLineWanted = process.env.CODEBLOB_STATUS === '1';
+
+/** Writes what was asked for: the status line (stderr or NODE_DEBUG) and the status file. */
+function report(): void {
+  if (statusLineWanted || debug.enabled) {
+    const line = statusLine();
+    if (statusLineWanted) process.stderr.write(line + '\n');
+    else debug(line);
+  }
+  if (statusFile) {
     try {
       const path = statusFile.replaceAll('%p', String(process.pid)).replaceAll('%t', String(threadId));
       writeFileSync(path, JSON.stringify({ pid: process.pid, threadId, ...status() }) + '\n');
     } catch (error) {
       debug(`could not write CODEBLOB_STATUS_FILE: ${(error as Error).message}`);
     }
-  });
+  }
+}
+
+/**
+ * A process stopped by a signal's default action (SIGTERM from a container runtime or a
+ * cluster primary, Ctrl-C) never emits 'exit'. Report on the signal too, and then, when nobody
+ * else handles it, give it back its default action: the process dies of the same signal, with
+ * the same exit status, as without codeblob.
+ */
+function reportOnSignals(): void {
+  let reported = false;
+  const once = () => {
+    if (!reported) report();
+    reported = true;
+  };
+  process.on('exit', once);
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      once();
+      if (process.listenerCount(signal) === 1) {
+        process.removeListener(signal, onSignal);
+        process.kill(process.pid, signal);
+      }
+    };
+    process.on(signal, onSignal);
+  }
+}
+
+if (first && (statusLineWanted || debug.enabled || statusFile)) {
+  if (isMainThread) reportOnSignals();
+  else process.on('exit', report);
 }

@@ -20,10 +20,26 @@ export interface PackOptions {
   args?: string[];
   /** Node binary to trace with (the workers' Node). @default process.execPath */
   node?: string;
-  /** A script to run after the entry has settled, to warm more functions into the caches. */
+  /**
+   * A script to import once the entry has settled (an exported default function is called and
+   * awaited), to warm more functions into the caches: requests to the server, say. The script
+   * and whatever only it loads are never packed. Its output is reported as `output` progress
+   * events; if it fails, the pack fails.
+   */
   train?: string;
-  /** Stop an entry that keeps running (a server) this many ms after start. 0: wait for exit. @default 0 */
-  settleMs?: number;
+  /**
+   * When to stop tracing an entry that keeps running. `'auto'`: when it exits, or once it
+   * listens on a server and has loaded no module for a second. A number: this many ms after
+   * start (0: only when it exits).
+   * @default 'auto'
+   */
+  settleMs?: number | 'auto';
+  /**
+   * Environment variables added for the traced run. The trace runs the real app: give it a free
+   * port, a scratch data directory, no production credentials.
+   * @default {}
+   */
+  env?: Record<string, string>;
   /** Files or globs (relative to the working directory) compiled without running; a directory means every file under it. @default [] */
   include?: string[];
   /** Page size the layout is planned for: 4096, 16384 or 65536. @default 4096 */
@@ -52,6 +68,10 @@ export interface PackOptions {
 
 export type PackProgress =
   | { phase: 'trace'; entry: string; modules: number }
+  | { phase: 'listening'; entry: string }
+  | { phase: 'train'; entry: string; script: string }
+  /** What the traced process wrote while the training script ran. */
+  | { phase: 'output'; entry: string; stream: 'stdout' | 'stderr'; text: string }
   | { phase: 'layout'; modules: number }
   | { phase: 'write'; bytes: number };
 
@@ -62,7 +82,7 @@ export interface ResolvedPackOptions extends Required<Omit<PackOptions, 'root' |
 }
 
 const KNOWN = [
-  'entries', 'output', 'root', 'nodeArgs', 'args', 'node', 'train', 'settleMs', 'include',
+  'entries', 'output', 'root', 'nodeArgs', 'args', 'node', 'train', 'settleMs', 'env', 'include',
   'pageSize', 'align', 'timeoutMs', 'deterministic', 'allowFailure', 'resolutions', 'onProgress',
 ];
 
@@ -101,6 +121,15 @@ export function resolvePackOptions(options: PackOptions): ResolvedPackOptions {
   }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') throw invalid('options.onProgress must be a function');
   const timeoutMs = nonNegativeInteger(options.timeoutMs, 'timeoutMs', 120_000);
+  let settleMs: number | 'auto' = 'auto';
+  if (options.settleMs !== undefined && options.settleMs !== 'auto') {
+    if (!Number.isInteger(options.settleMs) || options.settleMs < 0) throw invalid('options.settleMs must be "auto" or a non-negative integer (ms)');
+    settleMs = options.settleMs;
+  }
+  const env = options.env ?? {};
+  if (typeof env !== 'object' || env === null || Object.values(env).some((v) => typeof v !== 'string')) {
+    throw invalid('options.env must be an object of strings');
+  }
   if (timeoutMs === 0) throw invalid('options.timeoutMs must be positive');
   return {
     entries,
@@ -110,7 +139,8 @@ export function resolvePackOptions(options: PackOptions): ResolvedPackOptions {
     args: stringArray(options.args, 'args'),
     node: options.node ?? process.execPath,
     train: options.train,
-    settleMs: nonNegativeInteger(options.settleMs, 'settleMs', 0),
+    settleMs,
+    env,
     include: stringArray(options.include, 'include'),
     pageSize,
     align,

@@ -3,9 +3,9 @@
  * blob deterministically and write it atomically.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Unpackr } from 'msgpackr';
 import { codeblobError } from '../errors.js';
@@ -14,7 +14,7 @@ import { VERSION } from '../version.js';
 import { expandIncludes } from './include.js';
 import { buildResolutionTable } from './resolutions.js';
 import { resolvePackOptions, type PackOptions, type ResolvedPackOptions } from './options.js';
-import type { TraceConfig, TracedModule, TraceResult } from './trace.js';
+import { threadFile, type TraceConfig, type TracedModule, type TraceProgress, type TraceResult } from './trace-protocol.js';
 import { cleanStaleTemps, writeAtomically } from './write.js';
 
 export interface PackResult extends BlobLayoutStats {
@@ -42,23 +42,77 @@ function tail(text: string, lines = 15): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
+/** The last lines the traced app wrote, stdout and stderr each, for an error message. */
+function appOutput(stdout: string, stderr: string): string {
+  const parts = [];
+  if (stdout.trim()) parts.push(`--- the app's stdout (last lines) ---\n${tail(stdout)}`);
+  if (stderr.trim()) parts.push(`--- the app's stderr (last lines) ---\n${tail(stderr)}`);
+  return parts.length > 0 ? `\n${parts.join('\n')}` : '\n(the app wrote nothing to stdout or stderr)';
+}
+
+/** How long a listening server must load no module before the trace takes it as settled. */
+const QUIET_MS = 1000;
+
+/** The frames worker threads appended (see trace.ts), in thread order. */
+function threadResults(out: string): TraceResult[] {
+  const dir = dirname(out);
+  const prefix = `${basename(threadFile(out, 0)).slice(0, -1)}`;
+  const unpackr = new Unpackr({ useRecords: false });
+  const files = readdirSync(dir)
+    .filter((n) => n.startsWith(prefix))
+    .map((n) => ({ n, id: Number(n.slice(prefix.length)) }))
+    .filter((f) => Number.isInteger(f.id))
+    .sort((a, b) => a.id - b.id);
+  const frames: TraceResult[] = [];
+  for (const { n } of files) {
+    const bytes = readFileSync(join(dir, n));
+    for (let at = 0; at + 4 <= bytes.length; ) {
+      const length = bytes.readUInt32LE(at);
+      if (at + 4 + length > bytes.length) break; // a frame cut short when the process ended
+      frames.push(unpackr.unpack(bytes.subarray(at + 4, at + 4 + length)) as TraceResult);
+      at += 4 + length;
+    }
+  }
+  return frames;
+}
+
 async function traceEntry(opts: ResolvedPackOptions, entry: string, include: string[], warnings: string[]): Promise<TraceResult> {
   const work = mkdtempSync(join(tmpdir(), 'codeblob-trace-'));
   const out = join(work, 'trace.msgpack');
   try {
-    const config: TraceConfig = { out, settleMs: opts.settleMs, include, progressFd: 3 };
+    const config: TraceConfig = { out, settleMs: opts.settleMs === 'auto' ? -1 : opts.settleMs, quietMs: QUIET_MS, include, progressFd: 3 };
     if (opts.train) config.train = resolve(opts.train);
-    const env: NodeJS.ProcessEnv = { ...process.env, CODEBLOB_TRACE: JSON.stringify(config) };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, CODEBLOB_TRACE: JSON.stringify(config) };
     delete env.CODEBLOB_FILE; // never trace an app that is itself loading from a blob
     const args = [...opts.nodeArgs, ...(opts.deterministic ? ['--predictable'] : []), '--require', tracerPath, entry, ...opts.args];
     const child = spawn(opts.node, args, { env, stdio: ['ignore', 'pipe', 'pipe', 'pipe'], cwd: process.cwd() });
     let stderr = '';
     let stdout = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout = (stdout + d.toString()).slice(-8192)));
-    child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-8192)));
+    let training = false;
+    let trainingFailed = false;
+    const output = (stream: 'stdout' | 'stderr') => (d: Buffer) => {
+      const text = d.toString();
+      if (stream === 'stdout') stdout = (stdout + text).slice(-8192);
+      else stderr = (stderr + text).slice(-8192);
+      // What the app and the training script write while training runs is the training's output.
+      if (training) opts.onProgress?.({ phase: 'output', entry, stream, text });
+    };
+    child.stdout!.on('data', output('stdout'));
+    child.stderr!.on('data', output('stderr'));
+    let lines = '';
     (child.stdio[3] as NodeJS.ReadableStream).on('data', (d: Buffer) => {
-      const last = d.toString().trim().split('\n').pop();
-      if (last) opts.onProgress?.({ phase: 'trace', entry, modules: Number(last) });
+      lines += d.toString();
+      let nl;
+      while ((nl = lines.indexOf('\n')) !== -1) {
+        const line = lines.slice(0, nl) as TraceProgress;
+        lines = lines.slice(nl + 1);
+        if (line.startsWith('modules ')) opts.onProgress?.({ phase: 'trace', entry, modules: Number(line.slice(8)) });
+        else if (line === 'listening') opts.onProgress?.({ phase: 'listening', entry });
+        else if (line === 'train') {
+          training = true;
+          opts.onProgress?.({ phase: 'train', entry, script: resolve(opts.train!) });
+        } else if (line === 'train-failed') trainingFailed = true;
+      }
     });
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -72,8 +126,13 @@ async function traceEntry(opts: ResolvedPackOptions, entry: string, include: str
     if (timedOut) {
       throw codeblobError(
         'ERR_CODEBLOB_PACK_FAILED',
-        `${entry} was still running after ${opts.timeoutMs} ms. For a server, pass --settle-ms <ms> to stop it once it has started.`,
+        `${entry} was still running after ${opts.timeoutMs} ms` +
+          (opts.settleMs === 'auto' ? ' and never listened on a server (a cluster primary? pack the workers\' entry)' : '') +
+          `. To stop it once it has started, pass --settle-ms <ms>.${appOutput(stdout, stderr)}`,
       );
+    }
+    if (trainingFailed) {
+      throw codeblobError('ERR_CODEBLOB_PACK_FAILED', `the training script ${resolve(opts.train!)} failed.${appOutput(stdout, stderr)}`);
     }
     let raw: Buffer;
     try {
@@ -81,7 +140,7 @@ async function traceEntry(opts: ResolvedPackOptions, entry: string, include: str
     } catch {
       throw codeblobError(
         'ERR_CODEBLOB_PACK_FAILED',
-        `tracing ${entry} produced no result (exit code ${code}, signal ${signal}).\n${tail(stderr || stdout)}`,
+        `tracing ${entry} produced no result (exit code ${code}, signal ${signal}).${appOutput(stdout, stderr)}`,
       );
     }
     const result = new Unpackr({ useRecords: false }).unpack(raw) as TraceResult;
@@ -90,14 +149,40 @@ async function traceEntry(opts: ResolvedPackOptions, entry: string, include: str
       if (!opts.allowFailure) {
         throw codeblobError(
           'ERR_CODEBLOB_PACK_FAILED',
-          `${entry} exited with code ${exitCode} while being traced (pass --allow-failure if that is expected).\n${tail(stderr || stdout)}`,
+          `${entry} exited with code ${exitCode} while being traced (pass --allow-failure if that is expected).${appOutput(stdout, stderr)}`,
         );
       }
       warnings.push(`${entry} exited with code ${exitCode} while being traced`);
     }
+    mergeThreads(result, threadResults(out), warnings);
     return result;
   } finally {
     rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Adds what the app's worker threads loaded after what its main thread loaded. */
+function mergeThreads(main: TraceResult, frames: readonly TraceResult[], warnings: string[]): void {
+  let order = main.modules.reduce((max, m) => Math.max(max, m.order + 1), 0);
+  let otherEnv = 0;
+  for (const frame of frames) {
+    for (const m of frame.modules) {
+      if (frame.flagsChanged || frame.v8Tag !== main.v8Tag) delete m.cache;
+      main.modules.push({ ...m, order: order++ });
+    }
+    if (frame.resolveEnv === main.resolveEnv) main.resolutions.push(...frame.resolutions);
+    else otherEnv += frame.resolutions.length;
+  }
+  if (otherEnv > 0) {
+    warnings.push(`${otherEnv} resolutions made by worker threads started with other flags than the main thread were not recorded`);
+  }
+}
+
+/** The directory of the nearest package.json above a file (or the file's own directory). */
+function packageDir(file: string): string {
+  for (let dir = dirname(file); ; dir = dirname(dir)) {
+    if (statSync(join(dir, 'package.json'), { throwIfNoEntry: false })?.isFile()) return dir;
+    if (dirname(dir) === dir) return dirname(file);
   }
 }
 
@@ -153,6 +238,18 @@ export async function pack(options: PackOptions): Promise<PackResult> {
   const files = [...modules.keys()];
   if (files.length === 0) throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the trace loaded no module from disk');
   const root = opts.root ? resolve(opts.root) : commonRoot(files);
+  if (!opts.root) {
+    // Files outside the app's own package (a script of the build, a sibling checkout) widen the
+    // root and go into the blob with the app: say so, so nobody ships them unawares.
+    const pkg = packageDir(resolve(opts.entries[0]!));
+    const outside = files.filter((f) => !f.startsWith(pkg + sep));
+    if (outside.length > 0) {
+      warnings.push(
+        `the blob's root is ${root}, above the entry's package ${pkg}: ${outside.length} packed file(s) lie outside it ` +
+          `(${outside.slice(0, 3).join(', ')}${outside.length > 3 ? ', …' : ''}); pass --root to choose the root yourself`,
+      );
+    }
+  }
   opts.onProgress?.({ phase: 'layout', modules: files.length });
 
   const inputs: SectionInput[] = [];

@@ -232,7 +232,12 @@ export function buildResolutionTable(root: string, env: string, resolutions: rea
   const skipped: Record<string, number> = {};
   // Guards are numbered as the traced run first needed them (the resolutions come in the order
   // it made them), so a loader statting them in index order works ahead of its own requires.
+  const seen = new Set<string>();
   for (const [dir, request, file] of resolutions) {
+    // Several traces (entries, worker threads) and modules of one directory make the same request.
+    const key = `${dir}\0${request}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
     let guards: Set<number> | Why;
     try {
       guards = statSync(file, { throwIfNoEntry: false })?.isFile() ? guardsFor(b, dir, request, file) : 'target is gone';

@@ -1,91 +1,98 @@
 /**
- * The packer's tracer: preloaded (`--require`) into the child process that runs the app's entry.
- * It compiles every CommonJS module the app loads exactly as the loader will (cjs-compile.ts),
- * records JSON and ES modules, and once the app is done (exit, idle, or `settleMs`), optionally
- * after a training script, writes each module's code cache — made late, so it includes the
- * functions the run compiled lazily — to the file the parent named.
+ * The packer's tracer: preloaded (`--require`) into the child process that runs the app's entry,
+ * and, through Node's preload inheritance, into every worker thread the app starts. It compiles
+ * every CommonJS module the app loads exactly as the loader will (cjs-compile.ts), records JSON
+ * and ES modules, and writes what it saw to the files the parent named:
  *
- * Configured by CODEBLOB_TRACE (JSON, see TraceConfig); removed from the environment at once so
- * the app's own children are not traced.
+ * - the main thread, once the app is done (exit, settled, or after the training script), with
+ *   each module's code cache made late, so it includes the functions the run compiled lazily;
+ * - each worker thread, appended after every burst of loading (a worker may be blocked or
+ *   terminated at any time, so nothing waits for its end).
+ *
+ * Modules only the training script brought in (the script itself, and whatever it loaded that
+ * the app had not) are left out: a training script is tooling, and may hold secrets.
+ *
+ * Configured by CODEBLOB_TRACE (JSON, see TraceConfig), removed from the environment at once so
+ * the app's child processes are not traced; worker threads get it as environment data.
  */
-import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, openSync, readFileSync, realpathSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cachedDataVersionTag } from 'node:v8';
 import type vm from 'node:vm';
+import { getEnvironmentData, isMainThread, setEnvironmentData, threadId } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
-import { mayCallImport } from './dynamic-import.js';
+import { mayReachImport } from './dynamic-import.js';
 import { Module, STUB, STUB_NAME, compileCjs, stash, unstash, wrapCjs, type CompileFn, type NodeModuleLike } from '../loader/cjs-compile.js';
 import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from '../loader/resolve-env.js';
 
-export interface TraceConfig {
-  /** Where to write the results (msgpack). */
-  out: string;
-  /** Stop this long after start even if the app is still running (servers). 0: wait for exit. */
-  settleMs: number;
-  /** A script to require once the app has settled; an exported function is called and awaited. */
-  train?: string;
-  /** Files to compile without running (absolute paths). */
-  include: string[];
-  /** A file descriptor to write progress lines to, if any. */
-  progressFd?: number;
+import { threadFile, type TraceConfig, type TracedModule, type TraceProgress, type TraceResult } from './trace-protocol.js';
+
+const ENV_KEY = 'codeblob.trace';
+
+function readConfig(): TraceConfig | null {
+  if (!isMainThread) {
+    const raw = getEnvironmentData(ENV_KEY);
+    return typeof raw === 'string' ? (JSON.parse(raw) as TraceConfig) : null;
+  }
+  const raw = process.env.CODEBLOB_TRACE;
+  delete process.env.CODEBLOB_TRACE;
+  if (!raw) return null;
+  setEnvironmentData(ENV_KEY, raw);
+  return JSON.parse(raw) as TraceConfig;
 }
 
-export interface TracedModule {
-  filename: string;
-  kind: 'cjs' | 'esm' | 'json' | 'asset';
-  /** Text as compiled (cjs) or loaded (esm, json); absent for assets. */
-  text?: string;
-  cache?: Uint8Array;
-  /** First-load order; -1 for included files. */
-  order: number;
-  /** Why an included file has no cache, if it failed to compile. */
-  warning?: string;
-}
-
-export interface TraceResult {
-  v8Tag: number;
-  /** The app changed V8 flags while traced: no caches were kept (they would be rejected). */
-  flagsChanged?: boolean;
-  nodeVersion: string;
-  modules: TracedModule[];
-  /** Every plain resolution the run made: [requesting module's directory, request, filename]. */
-  resolutions: [string, string, string][];
-  /** resolutionEnvironment() of the traced process. */
-  resolveEnv: string;
-  exitCode: number;
-}
-
-const config = JSON.parse(process.env.CODEBLOB_TRACE ?? 'null') as TraceConfig | null;
+const config = readConfig();
 // The tag workers will have: taken now, before the app can change V8 flags at run time.
 const startTag = cachedDataVersionTag();
-delete process.env.CODEBLOB_TRACE;
+const packr = new Packr({ useRecords: false });
 
 interface Record {
   kind: TracedModule['kind'];
   text?: string;
   script?: vm.Script;
   order: number;
+  /** The module whose request first resolved to this file, if known. */
+  parent?: string;
 }
 
 const records = new Map<string, Record>();
+/** The filenames of `records`, in order (worker threads flush the tail). */
+const recorded: string[] = [];
 let order = 0;
-const resolutions = new Map<string, [string, string, string]>();
+interface Resolution {
+  from: string;
+  entry: [string, string, string];
+}
+/** Keys (requesting file, request) of the resolutions made, each kept once, in order. */
+const resolutionKeys = new Set<string>();
+const resolutions: Resolution[] = [];
+/** The first module known to have asked for each file (resolution is what tells). */
+const parentOf = new Map<string, string>();
+/** Records from this order on were made while the training script ran. */
+let trainingFrom = Infinity;
 
-function progress(): void {
-  if (config?.progressFd === undefined || records.size % 50 !== 0) return;
+function progress(line: TraceProgress): void {
+  if (config?.progressFd === undefined || !isMainThread) return;
   try {
-    writeSync(config.progressFd, `${records.size}\n`);
+    writeSync(config.progressFd, `${line}\n`);
   } catch {
     // The parent stopped listening; progress is only cosmetic.
   }
 }
 
-function record(filename: string, r: Omit<Record, 'order'>): void {
+function record(filename: string, r: Omit<Record, 'order' | 'parent'>): void {
   if (records.has(filename)) return;
-  records.set(filename, { ...r, order: order++ });
-  progress();
+  const parent = parentOf.get(filename);
+  records.set(filename, { ...r, order: order++, ...(parent !== undefined && { parent }) });
+  recorded.push(filename);
+  if (records.size % 50 === 0) progress(`modules ${records.size}`);
+  if (!isMainThread) scheduleThreadFlush();
+}
+
+function noteParent(filename: unknown, parent: unknown): void {
+  if (typeof filename === 'string' && typeof parent === 'string' && !parentOf.has(filename)) parentOf.set(filename, parent);
 }
 
 function install(): void {
@@ -127,7 +134,8 @@ function install(): void {
 /**
  * Records what plain `require()` / `require.resolve()` calls resolved to, for the blob's
  * resolution table: only calls the loader can answer the same way (a file module asking, not
- * the main module, no `paths`/`conditions` options, the module's lookup paths untouched).
+ * the main module, no `paths`/`conditions` options, the module's lookup paths untouched). Every
+ * resolution also tells which module first asked for a file.
  */
 function installResolveTrace(): void {
   const M = Module as unknown as { _resolveFilename: (...args: unknown[]) => unknown };
@@ -135,31 +143,64 @@ function installResolveTrace(): void {
   M._resolveFilename = function tracedResolveFilename(this: unknown, request: unknown, parent: unknown, isMain: unknown, options: unknown) {
     const filename = original.call(this, request, parent, isMain, options);
     const p = parent as { filename?: unknown; path?: unknown; paths?: unknown } | undefined;
+    noteParent(filename, p?.filename);
     if (
       !isMain && tableRequest(request) && plainOptions(options) && typeof filename === 'string' && isAbsolute(filename) &&
       typeof p?.filename === 'string' && typeof p.path === 'string' && p.path === dirname(p.filename) &&
       (isRelativeRequest(request) || isAbsolute(request) || defaultLookupPaths(p.path, p.paths))
     ) {
-      const key = `${p.path}\0${request}`;
-      if (!resolutions.has(key)) resolutions.set(key, [p.path, request, filename]);
+      const key = `${p.filename}\0${request}`;
+      if (!resolutionKeys.has(key)) {
+        resolutionKeys.add(key);
+        resolutions.push({ from: p.filename, entry: [p.path, request, filename] });
+      }
     }
     return filename;
   };
 }
 
+type HookContext = { parentURL?: string; format?: string };
+type HookResult = { url?: string; format?: string; source?: unknown };
+
+function fileOf(url: string | undefined): string | undefined {
+  if (!url?.startsWith('file:')) return undefined;
+  try {
+    return fileURLToPath(url);
+  } catch {
+    return undefined;
+  }
+}
+
+type RegisterHooks = (hooks: {
+  resolve?: (specifier: string, context: HookContext, next: (s: string, c: HookContext) => HookResult) => HookResult;
+  load?: (url: string, context: HookContext, next: (url: string, context: HookContext) => HookResult) => HookResult;
+}) => unknown;
+
+const registerHooks = (createRequire(import.meta.url)('node:module') as { registerHooks?: RegisterHooks }).registerHooks;
+
 function installEsmTrace(): void {
-  const mod = createRequire(import.meta.url)('node:module') as {
-    registerHooks?: (hooks: {
-      load: (url: string, context: unknown, next: (url: string, context: unknown) => { format?: string; source?: unknown }) => unknown;
-    }) => unknown;
-  };
-  if (typeof mod.registerHooks !== 'function') return; // Node < 22.15: ES modules are not traced.
-  mod.registerHooks({
+  if (typeof registerHooks !== 'function') return; // Node < 22.15: ES modules are not traced.
+  registerHooks({
     load(url, context, next) {
       const result = next(url, context);
-      if (url.startsWith('file:') && result.format === 'module') {
-        record(fileURLToPath(url), { kind: 'esm' });
-      }
+      const filename = result.format === 'module' ? fileOf(url) : undefined;
+      if (filename !== undefined) record(filename, { kind: 'esm' });
+      return result;
+    },
+  });
+}
+
+/**
+ * While the training script runs, tells which module imported each file, so that what only it
+ * imported is left out. Not before: with a resolve hook in place Node passes require()'s
+ * default conditions to Module._resolveFilename explicitly, and the resolution trace keeps
+ * only plain calls (resolutions made during training are then Node's in workers, as before).
+ */
+function traceImportParents(): void {
+  registerHooks?.({
+    resolve(specifier, context, next) {
+      const result = next(specifier, context);
+      noteParent(fileOf(result.url), fileOf(context.parentURL));
       return result;
     },
   });
@@ -196,23 +237,48 @@ function packageType(filename: string): string | undefined {
   }
 }
 
-// See dynamic-import.ts: on Node 20 a cached script cannot call import().
+// See dynamic-import.ts: on Node 20 a cached script (and code it compiles) cannot call import().
 const cacheBreaksDynamicImport = Number(process.versions.node.split('.')[0]) < 22;
 
 function shouldCache(text: string | undefined): boolean {
-  return !(cacheBreaksDynamicImport && text !== undefined && mayCallImport(text));
+  return !(cacheBreaksDynamicImport && text !== undefined && mayReachImport(text));
+}
+
+function traced(filename: string, r: Record): TracedModule {
+  const m: TracedModule = { filename, kind: r.kind, order: r.order };
+  if (r.text !== undefined) m.text = r.text;
+  if (r.script && shouldCache(r.text)) m.cache = r.script.createCachedData();
+  return m;
+}
+
+/**
+ * The files only the training script brought in: itself, and every module first asked for by
+ * one of them (or by nobody known) after training began.
+ */
+function trainingOnly(): Set<string> {
+  const owned = new Set<string>();
+  if (!config?.train || trainingFrom === Infinity) return owned;
+  let trainFile = config.train;
+  try {
+    trainFile = realpathSync(trainFile);
+  } catch {
+    // Keep the path as given.
+  }
+  for (const [filename, r] of records) {
+    if (r.order < trainingFrom) continue;
+    if (filename === trainFile || r.parent === undefined || owned.has(r.parent)) owned.add(filename);
+  }
+  return owned;
 }
 
 let dumped = false;
 function dump(exitCode: number): void {
-  if (dumped || !config) return;
+  if (dumped || !config || !isMainThread) return;
   dumped = true;
+  const leaveOut = trainingOnly();
   const modules: TracedModule[] = [];
   for (const [filename, r] of records) {
-    const m: TracedModule = { filename, kind: r.kind, order: r.order };
-    if (r.text !== undefined) m.text = r.text;
-    if (r.script && shouldCache(r.text)) m.cache = r.script.createCachedData();
-    modules.push(m);
+    if (!leaveOut.has(filename)) modules.push(traced(filename, r));
   }
   for (const filename of config.include) {
     if (!records.has(filename)) modules.push(compileIncluded(filename));
@@ -221,21 +287,60 @@ function dump(exitCode: number): void {
   // are made with: workers, which start without that change, would reject every one of them.
   const flagsChanged = cachedDataVersionTag() !== startTag;
   if (flagsChanged) for (const m of modules) delete m.cache;
+  const kept = resolutions.filter((r) => !leaveOut.has(r.from) && !leaveOut.has(r.entry[2]));
   const result: TraceResult = {
     v8Tag: startTag, nodeVersion: process.version, modules, exitCode, flagsChanged,
-    resolutions: [...resolutions.values()], resolveEnv: resolutionEnvironment(),
+    resolutions: kept.map((r) => r.entry), resolveEnv: resolutionEnvironment(), trainingOnly: leaveOut.size,
   };
   const fd = openSync(config.out, 'w');
   try {
-    const bytes = new Packr({ useRecords: false }).pack(result);
+    const bytes = packr.pack(result);
     for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done);
   } finally {
     closeSync(fd);
   }
 }
 
+// Worker threads: what was recorded since the last flush, appended as one frame.
+let flushed = 0;
+let flushScheduled = false;
+let flushedResolutions = 0;
+
+function scheduleThreadFlush(): void {
+  if (flushScheduled) return;
+  flushScheduled = true;
+  // A microtask: a worker blocked in Atomics.wait between tasks (piscina) runs nothing else.
+  queueMicrotask(flushThread);
+}
+
+function flushThread(): void {
+  flushScheduled = false;
+  if (!config) return;
+  if (recorded.length === flushed && resolutions.length === flushedResolutions) return;
+  const frame: TraceResult = {
+    v8Tag: startTag, nodeVersion: process.version, exitCode: 0,
+    modules: recorded.slice(flushed).map((filename) => traced(filename, records.get(filename)!)),
+    resolutions: resolutions.slice(flushedResolutions).map((r) => r.entry),
+    resolveEnv: resolutionEnvironment(),
+    flagsChanged: cachedDataVersionTag() !== startTag,
+  };
+  flushed = recorded.length;
+  flushedResolutions = resolutions.length;
+  const bytes = packr.pack(frame);
+  const head = Buffer.alloc(4);
+  head.writeUInt32LE(bytes.length);
+  try {
+    appendFileSync(threadFile(config.out, threadId), Buffer.concat([head, bytes]));
+  } catch {
+    // The trace is over (the parent removed its directory): nothing to add.
+  }
+}
+
 async function train(): Promise<void> {
   if (!config?.train) return;
+  trainingFrom = order;
+  traceImportParents();
+  progress('train');
   const loaded = (await import(pathToFileURL(config.train).href)) as { default?: unknown };
   const fn = typeof loaded.default === 'function' ? loaded.default : undefined;
   if (fn) await (fn as () => unknown)();
@@ -251,18 +356,52 @@ function finish(): void {
       process.exit(0);
     },
     (error: unknown) => {
+      progress('train-failed');
       process.stderr.write(`codeblob pack: the training script failed: ${(error as Error)?.stack ?? String(error)}\n`);
-      process.exitCode = 70;
       dump(70);
       process.exit(70);
     },
   );
 }
 
+/**
+ * settleMs = -1: once the app listens on a server, finish when no module has loaded for
+ * quietMs (servers often load more right after they start listening).
+ */
+function settleWhenListening(quietMs: number): void {
+  const net = createRequire(import.meta.url)('node:net') as typeof import('node:net');
+  const listen = net.Server.prototype.listen;
+  let watching = false;
+  const onListening = () => {
+    if (watching) return;
+    watching = true;
+    progress('listening');
+    let seen = records.size;
+    let quietSince = Date.now();
+    const poll = setInterval(() => {
+      if (records.size !== seen) {
+        seen = records.size;
+        quietSince = Date.now();
+      } else if (Date.now() - quietSince >= quietMs) {
+        clearInterval(poll);
+        finish();
+      }
+    }, Math.max(10, Math.min(100, quietMs / 4)));
+    poll.unref();
+  };
+  net.Server.prototype.listen = function tracedListen(this: import('node:net').Server, ...args: unknown[]) {
+    this.once('listening', onListening);
+    return (listen as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof listen;
+}
+
 if (config) {
   install();
-  // An app that ends by itself is traced to its end; a server is stopped after settleMs.
-  process.on('beforeExit', () => (config.train ? finish() : undefined));
-  process.on('exit', (code) => dump(code));
-  if (config.settleMs > 0) setTimeout(finish, config.settleMs).unref();
+  if (isMainThread) {
+    // An app that ends by itself is traced to its end; a server is stopped once settled.
+    process.on('beforeExit', () => (config.train ? finish() : undefined));
+    process.on('exit', (code) => dump(code));
+    if (config.settleMs > 0) setTimeout(finish, config.settleMs).unref();
+    else if (config.settleMs < 0) settleWhenListening(config.quietMs);
+  }
 }
