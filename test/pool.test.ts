@@ -156,6 +156,52 @@ console.log(JSON.stringify({ first, second, third, digests: [gen1.pin.digest, ge
     }
   });
 
+  it('preloadPrimary costs the primary at most 2 MiB of its own memory and maps nothing, and leaves the whole blob in the page cache', () => {
+    // A blob worth noticing: 16 MiB of source the primary must not keep resident.
+    const big = mkdtempSync(join(tmpdir(), `codeblob-primary-${rt.name}-`));
+    try {
+      writeFileSync(join(big, 'package.json'), '{}');
+      writeFileSync(join(big, 'big.js'), `exports.text = ${JSON.stringify('x'.repeat(16 << 20))};\n`);
+      writeFileSync(join(big, 'main.js'), "require('./big.js');\n");
+      const bigBlob = join(big, 'app.blob');
+      expect(run(process.execPath, [cli, 'pack', '--node', rt.bin, 'main.js', '-o', bigBlob], { cwd: big, env: cleanEnv() }).status).toBe(0);
+      const script = join(big, 'primary.mjs');
+      writeFileSync(script, `
+        import { readFileSync } from 'node:fs';
+        let preload;
+        if (process.argv[2] === 'preload') preload = (await import(${JSON.stringify(join(repo, 'dist/pool/index.js'))})).preloadPrimary(${JSON.stringify(bigBlob)});
+        for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((r) => setImmediate(r)); }
+        const rollup = readFileSync('/proc/self/smaps_rollup', 'utf8');
+        const kib = (k) => Number(rollup.split('\\n').find((l) => l.startsWith(k + ':')).split(/ +/)[1]);
+        console.log(JSON.stringify({ enabled: preload?.enabled, anonymous: kib('Anonymous'), mapsBlob: readFileSync('/proc/self/maps', 'utf8').includes('app.blob') }));
+      `);
+      const sample = (mode: string) => {
+        const r = run(rt.bin, ['--expose-gc', script, mode], { cwd: big, env: cleanEnv() });
+        expect(r.status, r.stderr).toBe(0);
+        return JSON.parse(r.stdout) as { enabled?: boolean; anonymous: number; mapsBlob: boolean };
+      };
+      const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+      const without: number[] = [];
+      const withPreload: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        without.push(sample('none').anonymous);
+        const p = sample('preload');
+        expect(p.enabled).toBe(true);
+        expect(p.mapsBlob).toBe(false);
+        withPreload.push(p.anonymous);
+      }
+      expect(median(withPreload) - median(without)).toBeLessThanOrEqual(2 * 1024);
+      // Warm for the workers: every page of the file is in the page cache.
+      const check = run(process.execPath, ['--input-type=module', '-e', `
+        const { open } = await import(${JSON.stringify(join(repo, 'dist/index.js'))});
+        const s = open(${JSON.stringify(bigBlob)}); const st = s.stats(); console.log(st.bytesResident === st.bytesMapped);
+      `], { env: cleanEnv() });
+      expect(check.stdout.trim()).toBe('true');
+    } finally {
+      rmSync(big, { recursive: true, force: true });
+    }
+  });
+
   it('preloadPrimary reports and steps aside for a corrupt blob', () => {
     const bad = join(dir, 'bad.blob');
     const bytes = readFileSync(blob);

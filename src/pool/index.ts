@@ -6,12 +6,13 @@
  * file and the kernel keeps one copy of its pages; worker threads of one process share one
  * mapping.
  */
-import { closeSync, openSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { codeblobError } from '../errors.js';
 import { unsafeReason } from '../loader/safety.js';
-import { open, type BlobPin } from '../store/store.js';
+import type { BlobPin } from '../store/store.js';
 
 /** The preload module workers load with `--require`. */
 export const registerPath = fileURLToPath(new URL('../loader/register.cjs', import.meta.url));
@@ -112,13 +113,19 @@ export interface PrimaryPreload extends WorkerOptions {
   close(): void;
 }
 
+const verifierPath = fileURLToPath(new URL('./verify-child.js', import.meta.url));
+
 /**
- * For a cluster / pm2-style primary, once before forking: opens the blob and checks every hash,
- * asks the kernel to read it into the page cache (MADV_WILLNEED), and pins this exact file: the
- * returned options point workers at this generation through an open descriptor of the primary,
- * so a new pack renamed over the path meanwhile does not mix generations; workers trust the
- * pinned generation without hashing it again. Call it again after a new pack to move new
- * workers to it. Never throws for a bad blob: it reports and steps aside.
+ * For a cluster / pm2-style primary, once before forking: checks every hash of the blob and
+ * its digest, which also reads it into the page cache, and pins this exact file: the returned
+ * options point workers at this generation through an open descriptor of the primary, so a new
+ * pack renamed over the path meanwhile does not mix generations; workers trust the pinned
+ * generation without hashing it again. Call it again after a new pack to move new workers to
+ * it. Never throws for a bad blob: it reports and steps aside.
+ *
+ * The checking runs in a short-lived child process: the primary keeps only the descriptor. It
+ * maps nothing and loads none of the format code, so it costs the primary next to nothing for
+ * as long as it runs (the blob's pages are shared page cache, used by the workers).
  */
 export function preloadPrimary(blobPath: string, options?: PreloadOptions): PrimaryPreload {
   const o = check(options);
@@ -127,17 +134,16 @@ export function preloadPrimary(blobPath: string, options?: PreloadOptions): Prim
   try {
     fd = openSync(path, 'r');
     const pinnedPath = `/proc/${process.pid}/fd/${fd}`;
-    const store = open(pinnedPath, { verify: 'full' });
-    const unsafe = unsafeReason(path, store.file);
-    if (unsafe) {
-      store.close();
-      throw new Error(`refused: ${unsafe} (set CODEBLOB_ALLOW_UNSAFE=1 to accept it)`);
+    const st = fstatSync(fd, { bigint: true });
+    const unsafe = unsafeReason(path, { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), mtimeMs: Number(st.mtimeMs), ctimeNs: st.ctimeNs, mode: Number(st.mode), uid: Number(st.uid) });
+    if (unsafe) throw new Error(`refused: ${unsafe} (set CODEBLOB_ALLOW_UNSAFE=1 to accept it)`);
+    const { pin, recordedRoot } = verifyInChild(pinnedPath);
+    // The child opened the very inode this descriptor holds, unchanged since.
+    if (pin.ino !== Number(st.ino) || pin.dev !== Number(st.dev) || pin.size !== Number(st.size) || pin.ctimeNs !== st.ctimeNs.toString()) {
+      throw new Error('the file changed while it was being checked');
     }
     // Keys are relative to the root recorded next to the real path, not to /proc/<pid>/fd.
-    const root = resolve(dirname(path), store.recordedRoot);
-    // Keep the mapping: the descriptor pins the inode, the mapping keeps its pages warm.
-    store.advise('willneed');
-    const pin = store.pin();
+    const root = resolve(dirname(path), recordedRoot);
     const base = preloadOptions(pinnedPath, o);
     const heldFd = fd;
     return {
@@ -150,9 +156,8 @@ export function preloadPrimary(blobPath: string, options?: PreloadOptions): Prim
         CODEBLOB_PIN: `${pin.dev}:${pin.ino}:${pin.size}:${pin.ctimeNs}:${pin.digest}`,
       },
       pin,
-      warmedBytes: store.header.fileSize,
+      warmedBytes: pin.size,
       close() {
-        store.close();
         try {
           closeSync(heldFd);
         } catch {
@@ -174,4 +179,16 @@ export function preloadPrimary(blobPath: string, options?: PreloadOptions): Prim
       close() {},
     };
   }
+}
+
+/** Runs verify-child.ts on the held descriptor, with a plain environment (no preloads of the app). */
+function verifyInChild(pinnedPath: string): { pin: BlobPin; recordedRoot: string } {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith('CODEBLOB_') && k !== 'NODE_OPTIONS' || k === 'CODEBLOB_BACKEND' || k === 'CODEBLOB_ALLOW_UNSAFE') env[k] = v;
+  }
+  const r = spawnSync(process.execPath, [verifierPath, pinnedPath], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(r.stderr.trim() || `the check exited with ${r.status ?? r.signal}`);
+  return JSON.parse(r.stdout) as { pin: BlobPin; recordedRoot: string };
 }
