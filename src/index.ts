@@ -20,5 +20,5 @@ export {
 export { errors, isCodeblobError, type CodeblobError, type CodeblobErrorCode } from './errors.js';
 export { VERSION } from './version.js';
 export { measure, measureTree, descendants, type ProcessMemory, type TreeMemory, type MappingFigures } from './measure/smaps.js';
-export { heapStatistics, workerHeapStatistics, type IsolateHeap } from './measure/heap.js';
+export { heapStatistics, settleHeap, workerHeapStatistics, type IsolateHeap } from './measure/heap.js';
 export { status, statusLine, type LoaderStatus, type LoaderCounters } from './loader/status.js';
