@@ -661,8 +661,9 @@ describe('decodeIndex / readMeta: index rules', () => {
     bad(withIndex(good, (raw) => ['codeblob-index/2', raw[1], raw[2]]), /index tag/);
   });
 
-  it('rejects an index that is not a 3- or 4-element array, or whose 4th is not binary', () => {
-    bad(withIndex(good, (raw) => [...raw, Buffer.alloc(1), 0]), /index tag/);
+  it('rejects an index that is not a 3- to 5-element array, or whose 4th is not binary', () => {
+    bad(withIndex(good, (raw) => [...raw, Buffer.alloc(1), '/srv/app', 0]), /index tag/);
+    bad(withIndex(good, (raw) => [...raw, Buffer.alloc(1), 0]), /traced root/);
     bad(withIndex(good, (raw) => [...raw, 0]), /resolution table is not binary/);
     bad(withIndex(good, () => 'codeblob-index/1'), /index tag/);
   });
@@ -840,6 +841,19 @@ describe('decodeIndex / readMeta: index rules', () => {
     const { index } = readMeta(good);
     const again = decodeIndex(encodeIndex(index), index.entries.length);
     expect(again).toEqual(index);
+  });
+
+  it('round-trips the traced root (Node 20 blobs), with or without a resolution table, and refuses one that is not absolute', () => {
+    const { index } = readMeta(good);
+    for (const resolutions of [undefined, Buffer.from([1, 2, 3])]) {
+      const withRoot = { ...index, ...(resolutions && { resolutions }), tracedRoot: '/srv/app' };
+      expect(decodeIndex(encodeIndex(withRoot), index.entries.length)).toEqual(withRoot);
+    }
+    const tuples = (packr.unpack(encodeIndex(index)) as unknown[])[2];
+    for (const root of ['srv/app', 7, '/srv/\0app']) {
+      expectCode(() => decodeIndex(packr.pack(['codeblob-index/1', 'app', tuples, null, root]), index.entries.length), 'ERR_CODEBLOB_BAD_FORMAT', /traced root/);
+    }
+    expectCode(() => decodeIndex(packr.pack(['codeblob-index/1', 'app', tuples, 'not binary', '/srv/app']), index.entries.length), 'ERR_CODEBLOB_BAD_FORMAT', /not binary/);
   });
 });
 

@@ -96,6 +96,24 @@ describe.each(runtimes())('loader on $name', (rt) => {
     expect(status.counters.misses).toBe(1);
   });
 
+  it('moved with its blob to another path (cp -a), the app runs identically there: stack traces name the new path', () => {
+    const moved = `${dir}-moved`;
+    execFileSync('cp', ['-a', dir, moved]);
+    try {
+      const a = run(rt.bin, ['main.js'], { cwd: moved, env: cleanEnv() });
+      const statusFile = join(moved, 'moved-status.json');
+      const r = run(rt.bin, ['--require', registerPath, 'main.js'], { cwd: moved, env: cleanEnv({ CODEBLOB_FILE: join(moved, 'app.blob'), CODEBLOB_STATUS_FILE: statusFile }) });
+      same(a, r);
+      const status = JSON.parse(readFileSync(statusFile, 'utf8')) as Status;
+      expect(status.counters.hits).toBeGreaterThanOrEqual(12);
+      // Node 20's caches name the file they were made from: there the sources serve, the caches do not.
+      expect(status.cachesUsable).toBe(rt.major >= 22);
+      if (rt.major < 22) expect(status.counters.noCache).toBe(status.counters.hits);
+    } finally {
+      rmSync(moved, { recursive: true, force: true });
+    }
+  });
+
   it('keeps --enable-source-maps working (the mapped module is handed to Node)', () => {
     const a = plain(['--enable-source-maps', 'sourcemaps.js']);
     expect(a.stdout).toContain('sourcemapped.ts:2:3');

@@ -1,6 +1,7 @@
 /**
- * The index: a msgpack array `[INDEX_TAG, root, entries]` or `[INDEX_TAG, root, entries,
- * resolutions]`, each entry a fixed-order tuple, the resolution table an opaque `bin`.
+ * The index: a msgpack array `[INDEX_TAG, root, entries]`, `[INDEX_TAG, root, entries,
+ * resolutions]` or `[INDEX_TAG, root, entries, resolutions | nil, tracedRoot]`, each entry a
+ * fixed-order tuple, the resolution table an opaque `bin`.
  * Tuples (not maps) keep the index small and fast to decode, and leave no object keys for a
  * hostile file to play with (`__proto__`); maps decode as `Map` and are rejected.
  */
@@ -57,6 +58,12 @@ export interface Index {
   readonly entries: readonly Entry[];
   /** The encoded resolution table (resolution-codec.ts), when the packer recorded one. */
   readonly resolutions?: Uint8Array;
+  /**
+   * The root's absolute path when the app was traced, recorded only for blobs whose code
+   * caches carry it: V8 before 12 (Node 20) keeps the file name a cache was made with, and
+   * stack traces of a script compiled from it name that file wherever the app now lives.
+   */
+  readonly tracedRoot?: string;
 }
 
 type Tuple = [
@@ -74,6 +81,7 @@ export function encodeIndex(index: Index): Buffer {
     e.suffixChars, e.shebang ? FLAG_SHEBANG : 0, e.sourceOffset, e.sourceLength, e.sourceHash,
     e.cacheOffset, e.cacheLength, e.cacheHash, e.fileSize, e.mtimeMs, e.contentHash, e.order,
   ]);
+  if (index.tracedRoot !== undefined) return packr.pack([INDEX_TAG, index.root, tuples, index.resolutions ?? null, index.tracedRoot]);
   return packr.pack(index.resolutions ? [INDEX_TAG, index.root, tuples, index.resolutions] : [INDEX_TAG, index.root, tuples]);
 }
 
@@ -149,9 +157,10 @@ export function decodeIndex(bytes: Uint8Array, expectedEntries: number): Index {
   } catch (cause) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `index is not valid msgpack (${(cause as Error).message})`, cause);
   }
-  if (!Array.isArray(raw) || (raw.length !== 3 && raw.length !== 4) || raw[0] !== INDEX_TAG) throw bad('index does not start with the codeblob index tag');
-  const [, root, tuples, resolutions] = raw as [unknown, unknown, unknown, unknown];
-  if (raw.length === 4 && !(resolutions instanceof Uint8Array)) throw bad('index resolution table is not binary');
+  if (!Array.isArray(raw) || raw.length < 3 || raw.length > 5 || raw[0] !== INDEX_TAG) throw bad('index does not start with the codeblob index tag');
+  const [, root, tuples, resolutions, tracedRoot] = raw as [unknown, unknown, unknown, unknown, unknown];
+  if (raw.length >= 4 && !(resolutions instanceof Uint8Array) && !(raw.length === 5 && resolutions === null)) throw bad('index resolution table is not binary');
+  if (raw.length === 5 && (typeof tracedRoot !== 'string' || !tracedRoot.startsWith('/') || tracedRoot.includes('\0'))) throw bad('index traced root is not an absolute path');
   if (typeof root !== 'string' || root.includes('\0')) throw bad('index root is not a string');
   if (!Array.isArray(tuples)) throw bad('index entries are not an array');
   if (tuples.length !== expectedEntries) throw bad(`index has ${tuples.length} entries, header says ${expectedEntries}`);
@@ -161,5 +170,10 @@ export function decodeIndex(bytes: Uint8Array, expectedEntries: number): Index {
     if (seen.has(e.key)) throw bad(`duplicate key "${e.key}"`);
     seen.add(e.key);
   }
-  return raw.length === 4 ? { root, entries, resolutions: resolutions as Uint8Array } : { root, entries };
+  return {
+    root,
+    entries,
+    ...(resolutions instanceof Uint8Array && { resolutions }),
+    ...(typeof tracedRoot === 'string' && { tracedRoot }),
+  };
 }

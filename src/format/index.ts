@@ -29,6 +29,14 @@ export interface Compatibility {
 }
 
 /** Can this process use the blob's code caches? (Sources are usable everywhere.) */
+/**
+ * V8 before 12 (Node 20) keeps, in a code cache, the name of the file it was made from: a script
+ * compiled from the cache names that file in its stack traces, wherever the module now lives.
+ */
+export function cachesNameTheirFile(v8Version: string = process.versions.v8): boolean {
+  return Number(v8Version.split('.')[0]) < 12;
+}
+
 export function compatibility(header: Header): Compatibility {
   const problems: string[] = [];
   if (header.platform !== platform) problems.push(`platform ${header.platform} ≠ ${platform}`);

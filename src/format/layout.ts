@@ -45,6 +45,8 @@ export interface BlobPlan {
   toolVersion: string;
   /** The encoded resolution table, if any (resolution-codec.ts). */
   resolutions?: Uint8Array;
+  /** The root's absolute path at pack time, for caches that carry it (see Index.tracedRoot). */
+  tracedRoot?: string;
 }
 
 export interface BlobLayoutStats {
@@ -149,7 +151,12 @@ export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; 
         order: input.order,
       };
     }
-    const index = encodeIndex(plan.resolutions ? { root: plan.root, entries, resolutions: plan.resolutions } : { root: plan.root, entries });
+    const index = encodeIndex({
+      root: plan.root,
+      entries,
+      ...(plan.resolutions && { resolutions: plan.resolutions }),
+      ...(plan.tracedRoot !== undefined && { tracedRoot: plan.tracedRoot }),
+    });
     if (HEADER_SIZE + index.length > dataStart) {
       dataStart = alignUp(HEADER_SIZE + index.length, plan.alignment);
       continue;

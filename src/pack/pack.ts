@@ -299,6 +299,8 @@ export async function pack(options: PackOptions): Promise<PackResult> {
     arch: process.arch,
     platform: process.platform,
     toolVersion: VERSION,
+    // Node 20's caches carry the path they were made at: say where that was (Index.tracedRoot).
+    ...(Number(nodeVersion.slice(1).split('.')[0]) < 22 && { tracedRoot: root }),
   });
   cleanStaleTemps(output);
   opts.onProgress?.({ phase: 'write', bytes: stats.fileSize });

@@ -2,10 +2,11 @@
  * A validated blob, open: look entries up, hand out external strings and zero-copy views.
  * This is the API custom loaders are written on.
  */
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, realpathSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { codeblobError } from '../errors.js';
 import {
+  cachesNameTheirFile,
   compatibility,
   ENTRY_HASH_BYTES,
   entryHash,
@@ -130,10 +131,14 @@ export class BlobStore {
       if (!compat.cachesUsable && opts.requireCompatible) {
         throw codeblobError('ERR_CODEBLOB_INCOMPATIBLE', `${this.path}: ${compat.reason}`);
       }
-      this.cachesUsable = compat.cachesUsable;
-      this.incompatibility = compat.reason;
       this.recordedRoot = index.root;
       this.root = opts.root !== undefined ? resolve(opts.root) : resolve(dirname(this.path), index.root);
+      // A cache that names the file it was made from is right only where that file was.
+      const moved = compat.cachesUsable && cachesNameTheirFile() && index.tracedRoot !== this.root && index.tracedRoot !== realRoot(this.root);
+      this.cachesUsable = compat.cachesUsable && !moved;
+      this.incompatibility = moved
+        ? `the caches were made at ${index.tracedRoot ?? 'a path this blob does not record'}, the app is at ${this.root}, and Node ${process.versions.node} would name the old path in stack traces`
+        : compat.reason;
     } catch (error) {
       backend.release();
       throw error;
@@ -551,6 +556,15 @@ export class BlobStore {
       this.#checked[i]! |= bad;
     }
     throw codeblobError('ERR_CODEBLOB_CORRUPT_ENTRY', `${section} of "${entry.key}" in ${this.path}`);
+  }
+}
+
+/** The root as Node names the modules under it (their real paths), or undefined. */
+function realRoot(root: string): string | undefined {
+  try {
+    return realpathSync(root);
+  } catch {
+    return undefined;
   }
 }
 
