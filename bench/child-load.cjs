@@ -14,7 +14,7 @@ const loadMs = performance.now() - t0;
 function report() {
   const state = globalThis[Symbol.for('codeblob.loader.status')];
   const store = state && state[Symbol.for('codeblob.loader.store')];
-  const stats = store && !store.closed ? store.stats() : undefined;
+  const stats = store && !store.closed ? store.counters() : undefined;
   const counters = state && state.enabled ? { ...state.counters, stringsCopied: stats?.stringsCopied ?? 0, verifiedAhead: stats?.verifiedAhead ?? 0 } : null;
   return JSON.stringify({ loadMs, counters, backend: state?.backend ?? null }) + '\n';
 }

@@ -47,6 +47,6 @@ setImmediate(() => {
   const counters = state && state.enabled ? state.counters : null;
   // The store's own counter (status() would refresh it, but is not reachable without a require).
   const store = state && state[Symbol.for('codeblob.loader.store')];
-  if (counters && store && !store.closed) counters.verifiedAhead = store.stats().verifiedAhead;
+  if (counters && store && !store.closed) counters.verifiedAhead = store.counters().verifiedAhead;
   process.stdout.write(JSON.stringify({ loadMs, resolveMs, calls, counters, resolve: state?.resolve ?? null, blobResident }) + '\n');
 });

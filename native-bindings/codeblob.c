@@ -337,30 +337,32 @@ static void finalize_string(node_api_basic_env env, void* data, void* hint) {
   mapping_release((mapping*)hint);
 }
 
-static napi_value make_external(napi_env env, napi_callback_info info, bool two_byte) {
-  size_t argc = 4;
-  napi_value argv[4];
+/* externalString(buffer, byteOffset, charCount, twoByte, out) (see codeblob.h). */
+static napi_value js_external_string(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) {
-    throw_argument(env, false, "expected (buffer, byteOffset, length, out)");
+  bool two_byte = false;
+  if (argc < 5 || napi_get_value_bool(env, argv[3], &two_byte) != napi_ok) {
+    throw_argument(env, false, "expected (buffer, byteOffset, charCount, twoByte, out)");
     return NULL;
   }
   double offset = 0, count = 0;
   if (napi_get_value_double(env, argv[1], &offset) != napi_ok ||
       napi_get_value_double(env, argv[2], &count) != napi_ok) {
-    throw_argument(env, false, "byteOffset and length must be numbers");
+    throw_argument(env, false, "byteOffset and charCount must be numbers");
     return NULL;
   }
   uint8_t* out = NULL;
   size_t out_len = 0;
   napi_typedarray_type out_type;
   bool is_typed = false;
-  NAPI_CALL(env, napi_is_typedarray(env, argv[3], &is_typed));
+  NAPI_CALL(env, napi_is_typedarray(env, argv[4], &is_typed));
   if (!is_typed) {
     throw_argument(env, false, "out must be a Uint8Array");
     return NULL;
   }
-  NAPI_CALL(env, napi_get_typedarray_info(env, argv[3], &out_type, &out_len, (void**)&out, NULL, NULL));
+  NAPI_CALL(env, napi_get_typedarray_info(env, argv[4], &out_type, &out_len, (void**)&out, NULL, NULL));
   if (out_type != napi_uint8_array || out_len < 1) {
     throw_argument(env, false, "out must be a Uint8Array of length >= 1");
     return NULL;
@@ -390,14 +392,6 @@ static napi_value make_external(napi_env env, napi_callback_info info, bool two_
   }
   out[0] = copied ? 1 : 0;
   return result;
-}
-
-static napi_value js_external_latin1(napi_env env, napi_callback_info info) {
-  return make_external(env, info, false);
-}
-
-static napi_value js_external_utf16(napi_env env, napi_callback_info info) {
-  return make_external(env, info, true);
 }
 
 /* ---- paging ------------------------------------------------------------------------ */
@@ -473,12 +467,6 @@ static napi_value js_resident_pages(napi_env env, napi_callback_info info) {
   }
   napi_value result;
   NAPI_CALL(env, napi_create_double(env, resident, &result));
-  return result;
-}
-
-static napi_value js_page_size(napi_env env, napi_callback_info info) {
-  napi_value result;
-  NAPI_CALL(env, napi_create_double(env, (double)sysconf(_SC_PAGESIZE), &result));
   return result;
 }
 
@@ -862,103 +850,105 @@ static napi_value js_verify_ahead_stop(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* verifyAhead(buffer, ranges: Float64Array, expected: Uint8Array, identity?: string) -> Uint8Array | null (see codeblob.h) */
-static napi_value js_verify_ahead(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+/* The arguments of verifyAhead, checked: the ranges as 64-bit integers (malloc'd), the expected
+ * hashes (JS memory, valid during the call), their width, and the check's key. */
+typedef struct verify_args {
+  mapping* m;
+  size_t count;
+  size_t width;
+  uint64_t* ranges;
+  const uint8_t* expected;
+  unsigned char key[32];
+} verify_args;
+
+/* Reads and checks verifyAhead's arguments into `a`; false (exception pending) when invalid. */
+static bool read_verify_args(napi_env env, size_t argc, napi_value* argv, verify_args* a) {
   if (argc < 3) {
     throw_argument(env, false, "expected (buffer, ranges, expected)");
-    return NULL;
-  }
-  napi_value result;
-  pthread_once(&sha256_once, sha256_lookup);
-  if (sha256_impl == NULL) {
-    NAPI_CALL(env, napi_get_null(env, &result));
-    return result;
+    return false;
   }
   bool is_typed = false;
   napi_typedarray_type type;
   size_t range_items = 0, expected_len = 0;
   double* ranges = NULL;
   uint8_t* expected = NULL;
-  NAPI_CALL(env, napi_is_typedarray(env, argv[1], &is_typed));
-  if (is_typed) NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &type, &range_items, (void**)&ranges, NULL, NULL));
+  if (napi_is_typedarray(env, argv[1], &is_typed) == napi_ok && is_typed) {
+    napi_get_typedarray_info(env, argv[1], &type, &range_items, (void**)&ranges, NULL, NULL);
+  }
   if (!is_typed || type != napi_float64_array || range_items % 2 != 0) {
     throw_argument(env, false, "ranges must be a Float64Array of (offset, length) pairs");
-    return NULL;
+    return false;
   }
   size_t count = range_items / 2;
-  NAPI_CALL(env, napi_is_typedarray(env, argv[2], &is_typed));
-  if (is_typed) NAPI_CALL(env, napi_get_typedarray_info(env, argv[2], &type, &expected_len, (void**)&expected, NULL, NULL));
+  is_typed = false;
+  if (napi_is_typedarray(env, argv[2], &is_typed) == napi_ok && is_typed) {
+    napi_get_typedarray_info(env, argv[2], &type, &expected_len, (void**)&expected, NULL, NULL);
+  }
   if (!is_typed || type != napi_uint8_array || count == 0 || expected_len % count != 0 ||
       expected_len / count == 0 || expected_len / count > 32) {
     throw_argument(env, false, "expected must be a Uint8Array of 1 to 32 bytes per range");
-    return NULL;
+    return false;
   }
   char* base = NULL;
   mapping* m = mapping_of(env, argv[0], 0, 0, &base);
-  if (m == NULL) return NULL;
+  if (m == NULL) return false;
   for (size_t i = 0; i < count; i++) {
     if (!range_inside(ranges[2 * i], ranges[2 * i + 1], m->size)) {
       throw_argument(env, true, "range is outside the mapping");
-      return NULL;
+      return false;
     }
   }
-
-  /* Worker threads of one process share one mapping: a thread that asks for the check another
-   * thread's store already started (same sections, same hashes) shares its job, so the startup
-   * range is hashed once per process, and a section any loading thread hashed itself (and
-   * marked sound) counts for all. A stopped job is not joined: a new one starts, knowing what
-   * the old one found sound. */
-  size_t width = expected_len / count;
-  uint64_t* ranges64 = malloc(count * 2 * sizeof(uint64_t));
-  if (ranges64 == NULL) {
-    throw_errno(env, ENOMEM, "verifyAhead", NULL);
-    return NULL;
-  }
-  for (size_t i = 0; i < count * 2; i++) ranges64[i] = (uint64_t)ranges[i];
   /* The caller's identity of the file it opened (device, inode, size, mtime, ctime): a store
    * that opened the file after it was written in place must not take verdicts on older bytes. */
   char* identity = NULL;
   napi_valuetype id_type = napi_undefined;
-  if (argc >= 4) NAPI_CALL(env, napi_typeof(env, argv[3], &id_type));
+  if (argc >= 4 && napi_typeof(env, argv[3], &id_type) != napi_ok) id_type = napi_undefined;
   if (id_type == napi_string) {
     size_t id_len = 0;
     identity = string_arg(env, argv[3], "identity must be a string", &id_len);
-    if (identity == NULL) {
-      free(ranges64);
-      return NULL;
-    }
+    if (identity == NULL) return false;
   } else if (id_type != napi_undefined) {
-    free(ranges64);
     throw_argument(env, false, "identity must be a string");
-    return NULL;
+    return false;
   }
-  unsigned char key[32];
-  job_key(ranges64, count, expected, width, identity, key);
+  a->ranges = malloc(count * 2 * sizeof(uint64_t));
+  if (a->ranges == NULL) {
+    free(identity);
+    throw_errno(env, ENOMEM, "verifyAhead", NULL);
+    return false;
+  }
+  for (size_t i = 0; i < count * 2; i++) a->ranges[i] = (uint64_t)ranges[i];
+  a->m = m;
+  a->count = count;
+  a->width = expected_len / count;
+  a->expected = expected;
+  job_key(a->ranges, count, expected, a->width, identity, a->key);
   free(identity);
+  return true;
+}
+
+/* The running job of the mapping that makes this very check, with a reference for the caller;
+ * NULL when there is none (a stopped job is not joined). */
+static verify_job* running_job(const verify_args* a) {
   verify_job* shared = NULL;
   pthread_mutex_lock(&registry_lock);
-  verify_job* old = m->job;
-  bool same = old != NULL && job_matches(old, count, width, key);
-  if (same && __atomic_load_n(&old->status[count], __ATOMIC_RELAXED) == 0) {
+  verify_job* old = a->m->job;
+  if (old != NULL && job_matches(old, a->count, a->width, a->key) &&
+      __atomic_load_n(&old->status[a->count], __ATOMIC_RELAXED) == 0) {
     shared = old;
     __atomic_add_fetch(&shared->refs, 1, __ATOMIC_ACQ_REL); /* held across the unlock */
   }
   pthread_mutex_unlock(&registry_lock);
-  if (shared != NULL) {
-    free(ranges64);
-    napi_value view = job_view(env, shared);
-    job_release(shared);
-    return view;
-  }
+  return shared;
+}
 
+/* A new job for the check in `a` (taking its ranges), one reference for the caller; NULL (and
+ * an exception pending) when memory runs out. */
+static verify_job* new_job(napi_env env, verify_args* a) {
   verify_job* job = calloc(1, sizeof *job);
   if (job != NULL) {
-    job->ranges = ranges64;
-    job->expected = malloc(expected_len);
-    job->status = calloc(count + 2, 1);
+    job->expected = malloc(a->count * a->width);
+    job->status = calloc(a->count + 2, 1);
   }
   if (job == NULL || job->expected == NULL || job->status == NULL) {
     if (job != NULL) {
@@ -966,28 +956,29 @@ static napi_value js_verify_ahead(napi_env env, napi_callback_info info) {
       free(job->status);
       free(job);
     }
-    free(ranges64);
+    free(a->ranges);
     throw_errno(env, ENOMEM, "verifyAhead", NULL);
     return NULL;
   }
-  memcpy(job->expected, expected, expected_len);
-  memcpy(job->key, key, sizeof key);
-  job->count = count;
-  job->width = width;
-  job->m = m;
-  job->refs = 1; /* ours until the end of this function */
+  job->ranges = a->ranges;
+  a->ranges = NULL;
+  memcpy(job->expected, a->expected, a->count * a->width);
+  memcpy(job->key, a->key, sizeof a->key);
+  job->count = a->count;
+  job->width = a->width;
+  job->m = a->m;
+  job->refs = 1;
+  return job;
+}
 
-  napi_value view = job_view(env, job);
-  if (view == NULL) {
-    job_release(job);
-    return NULL;
-  }
-
-  /* The mapping's reference, and what a stopped job with the same checks found sound. */
+/* Makes `job` the mapping's job (taking over what a stopped job with the same check found
+ * sound) and starts its thread. */
+static void start_job(verify_job* job) {
+  mapping* m = job->m;
   pthread_mutex_lock(&registry_lock);
-  old = m->job;
-  if (old != NULL && job_matches(old, count, width, key)) {
-    for (size_t i = 0; i < count; i++) {
+  verify_job* old = m->job;
+  if (old != NULL && job_matches(old, job->count, job->width, job->key)) {
+    for (size_t i = 0; i < job->count; i++) {
       if (__atomic_load_n(&old->status[i], __ATOMIC_ACQUIRE) == AHEAD_OK) job->status[i] = AHEAD_OK;
     }
   }
@@ -999,15 +990,45 @@ static napi_value js_verify_ahead(napi_env env, napi_callback_info info) {
 
   /* Idle priority where allowed: on a busy machine the loading threads hash what they need
    * themselves (as without this), and this thread only uses a core nobody else wants. */
-  int err = start_idle_thread(verify_thread, job);
-  if (err != 0) {
+  if (start_idle_thread(verify_thread, job) != 0) {
     /* No thread: JS sees every section pending and hashes what it needs, as without this; the
      * job is marked stopped, so a later call starts a new one rather than joining it. */
     mapping_release(m);
-    __atomic_store_n(&job->status[count], 1, __ATOMIC_RELEASE);
-    __atomic_store_n(&job->status[count + 1], 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&job->status[job->count], 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&job->status[job->count + 1], 1, __ATOMIC_RELEASE);
     job_release(job); /* the thread's */
   }
+}
+
+/* verifyAhead(buffer, ranges: Float64Array, expected: Uint8Array, identity?: string) -> Uint8Array | null (see codeblob.h)
+ *
+ * Worker threads of one process share one mapping: a thread that asks for the check another
+ * thread's store already started (same sections, same hashes, same file identity) shares its
+ * job, so the startup range is hashed once per process, and a section any loading thread
+ * hashed itself (and marked sound) counts for all. */
+static napi_value js_verify_ahead(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  pthread_once(&sha256_once, sha256_lookup);
+  if (sha256_impl == NULL) {
+    napi_value none;
+    NAPI_CALL(env, napi_get_null(env, &none));
+    return none;
+  }
+  verify_args a;
+  if (!read_verify_args(env, argc, argv, &a)) return NULL;
+  verify_job* shared = running_job(&a);
+  if (shared != NULL) {
+    free(a.ranges);
+    napi_value view = job_view(env, shared);
+    job_release(shared);
+    return view;
+  }
+  verify_job* job = new_job(env, &a);
+  if (job == NULL) return NULL;
+  napi_value view = job_view(env, job);
+  if (view != NULL) start_job(job);
   job_release(job); /* ours */
   return view;
 }
@@ -1028,11 +1049,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
       {"map", NULL, js_map, NULL, NULL, NULL, napi_enumerable, NULL},
       {"release", NULL, js_release, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"externalLatin1", NULL, js_external_latin1, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"externalUtf16", NULL, js_external_utf16, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"externalString", NULL, js_external_string, NULL, NULL, NULL, napi_enumerable, NULL},
       {"madvise", NULL, js_madvise, NULL, NULL, NULL, napi_enumerable, NULL},
       {"residentPages", NULL, js_resident_pages, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"pageSize", NULL, js_page_size, NULL, NULL, NULL, napi_enumerable, NULL},
       {"liveMappings", NULL, js_live_mappings, NULL, NULL, NULL, napi_enumerable, NULL},
       {"statMany", NULL, js_stat_many, NULL, NULL, NULL, napi_enumerable, NULL},
       {"statAhead", NULL, js_stat_ahead, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1040,9 +1059,11 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"verifyAhead", NULL, js_verify_ahead, NULL, NULL, NULL, napi_enumerable, NULL},
       {"verifyAheadStop", NULL, js_verify_ahead_stop, NULL, NULL, NULL, napi_enumerable, NULL},
   };
-  napi_value abi;
+  napi_value abi, page_size;
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   if (napi_create_int32(env, CODEBLOB_NATIVE_ABI, &abi) != napi_ok) return NULL;
   if (napi_set_named_property(env, exports, "abi", abi) != napi_ok) return NULL;
+  if (napi_create_double(env, (double)sysconf(_SC_PAGESIZE), &page_size) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "pageSize", page_size) != napi_ok) return NULL;
   return exports;
 }

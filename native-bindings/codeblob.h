@@ -1,9 +1,18 @@
 /*
  * codeblob native surface — the whole contract, in one place.
  *
- * Why native at all: Node cannot map a file, and only Node-API can hand V8 a string whose
- * characters live outside the heap (node_api_create_external_string_*). Everything else
- * (format, validation, lookup) is TypeScript. Node-API only: one build serves Node 20..26.
+ * Why native at all, and no more than this:
+ *   - Node cannot map a file, and only Node-API can hand V8 a string whose characters live
+ *     outside the heap (node_api_create_external_string_*): the reason codeblob exists.
+ *   - Node has no madvise(2) or mincore(2): dropping the blob's pages after loading and
+ *     measuring what is resident need them.
+ *   - Work off the loading thread without a worker thread's cost (an isolate, ~10 MiB, tens
+ *     of ms to start): the startup range's hashes and files' stats, on detached threads of
+ *     idle priority that share memory with the loading thread through a few status bytes.
+ *   - stat(2)/fstat(2) without a Stats object, for the checks made before every module.
+ * Everything else (format, validation, lookup, the loader) is TypeScript; src/native/binding.ts
+ * is the one file that loads this addon and translates its errors. Node-API only: one build
+ * serves Node 20..26.
  *
  * Lifetime model. One mapping per (device, inode, size) per process, shared by every worker
  * thread of the process. Each mapping is reference-counted: every ArrayBuffer handed to an
@@ -14,9 +23,14 @@
  *
  * Errors: every failed system call throws an Error with `code` (e.g. "ENOENT"), `errno`
  * (negative, as Node's fs does), `syscall` and, where there is one, `path`. Argument errors
- * throw a TypeError/RangeError with code "ERR_CODEBLOB_NATIVE_ARGUMENT".
+ * throw a TypeError/RangeError with code "ERR_CODEBLOB_NATIVE_ARGUMENT"; a Node-API call that
+ * fails throws "ERR_CODEBLOB_NAPI"; map() on a runtime that forbids external ArrayBuffers (V8
+ * sandbox builds, e.g. Electron) throws "ERR_CODEBLOB_NO_EXTERNAL_BUFFERS". All three are in
+ * src/errors.ts.
  *
- * Functions (all synchronous):
+ * Exports: `abi` (CODEBLOB_NATIVE_ABI below; binding.ts refuses another), `pageSize`
+ * (sysconf(_SC_PAGESIZE)), and these functions:
+ *
  *
  *   map(path: string) -> { buffer: ArrayBuffer, dev, ino, size, mtimeMs, ctimeSec, ctimeNsec, mode, uid, reused }
  *       open(O_RDONLY|O_CLOEXEC) + fstat + mmap(PROT_READ, MAP_SHARED) + close. The whole file
@@ -28,12 +42,11 @@
  *       Detaches `buffer` (every view over it becomes zero-length) and drops its reference.
  *       Idempotent. Strings created from the mapping keep it mapped until they are collected.
  *
- *   externalLatin1(buffer, byteOffset, length, out: Uint8Array) -> string
- *   externalUtf16(buffer, byteOffset, charCount, out: Uint8Array) -> string
- *       A string whose characters are the mapped bytes [byteOffset, byteOffset + length) (or
- *       charCount UTF-16LE units, byteOffset 2-aligned). out[0] is set to 1 when Node copied
- *       the characters instead (V8 sandbox builds, tiny strings), else 0. RangeError when the
- *       range is outside the mapping.
+ *   externalString(buffer, byteOffset, charCount, twoByte: boolean, out: Uint8Array) -> string
+ *       A string whose characters are the mapped bytes: charCount Latin-1 bytes, or charCount
+ *       UTF-16LE units (twoByte; byteOffset 2-aligned), from byteOffset. out[0] is set to 1 when
+ *       Node copied the characters instead (V8 sandbox builds, tiny strings), else 0.
+ *       RangeError when the range is outside the mapping.
  *
  *   madvise(buffer, byteOffset, length, advice: "normal"|"random"|"sequential"|"willneed"|"dontneed")
  *       The range is widened to whole pages. Throws on failure (syscall "madvise").
@@ -42,7 +55,6 @@
  *       How many pages of the (page-widened) range are resident in this process' page tables
  *       or the page cache, as mincore(2) reports them.
  *
- *   pageSize() -> number        sysconf(_SC_PAGESIZE)
  *   liveMappings() -> number    mappings this process holds now (for leak tests)
  *
  *   statMany(paths) -> Float64Array
@@ -88,6 +100,6 @@
 #ifndef CODEBLOB_H
 #define CODEBLOB_H
 
-#define CODEBLOB_NATIVE_ABI 4
+#define CODEBLOB_NATIVE_ABI 5
 
 #endif

@@ -16,6 +16,11 @@ const table = {
   ERR_CODEBLOB_CLOSED: [Error, 'The store is closed: %s'],
   ERR_CODEBLOB_INVALID_OPTION: [TypeError, '%s'],
   ERR_CODEBLOB_NATIVE_UNAVAILABLE: [Error, 'The codeblob native addon is not available: %s'],
+  // Thrown by the addon itself (native-bindings/codeblob.h) and branded by native/binding.ts:
+  // an argument error stays the TypeError or RangeError the addon threw.
+  ERR_CODEBLOB_NATIVE_ARGUMENT: [TypeError, 'Bad argument to the codeblob addon: %s'],
+  ERR_CODEBLOB_NAPI: [Error, 'A Node-API call failed in the codeblob addon: %s'],
+  ERR_CODEBLOB_NO_EXTERNAL_BUFFERS: [Error, 'This Node build does not allow external ArrayBuffers: %s'],
   ERR_CODEBLOB_PACK_FAILED: [Error, 'Packing failed: %s'],
 } as const satisfies Record<string, readonly [Base, string]>;
 
@@ -55,6 +60,16 @@ export const errors = Object.fromEntries(
     makeClass(code as CodeblobErrorCode, base, template),
   ]),
 ) as unknown as Record<CodeblobErrorCode, ErrorClass>;
+
+/**
+ * Brands an error that the native addon threw with one of the table's codes, keeping its class
+ * (TypeError or RangeError), message and fields: `isCodeblobError` and `instanceof
+ * errors.ERR_…` then hold for it as for any codeblob error.
+ */
+export function brandNativeError<T extends Error>(error: T & { code: CodeblobErrorCode }): T {
+  Object.defineProperty(error, BRAND, { value: true });
+  return error;
+}
 
 /** True for any error codeblob threw on purpose (any copy of the package). */
 export function isCodeblobError(value: unknown): value is CodeblobError {

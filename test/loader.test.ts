@@ -9,9 +9,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
+import { Burst } from '../src/loader/burst.js';
+import { readLoaderConfig } from '../src/loader/config.js';
 import { FreshAhead, isFresh } from '../src/loader/freshness.js';
-import { checkFresh, endStatsAhead, startStatsAhead } from '../src/loader/serve.js';
+import { checkFresh, endStatsAhead, startStatsAhead, type ServeContext } from '../src/loader/serve.js';
 import { loaderState, newCounters } from '../src/loader/status.js';
+import { native } from '../src/native/binding.js';
 import { cleanEnv, cli, registerPath, repo, run, runtimes, type RunResult } from './helpers/env.js';
 
 /**
@@ -402,7 +405,7 @@ describe('file stats made ahead (FreshAhead)', () => {
     writeFileSync(pkg('lib.js'), "exports.name = 'lib-b';\n"); // changed before the thread stats it
     const store = open(blob);
     try {
-      const ahead = FreshAhead.start(store)!;
+      const ahead = FreshAhead.start(store, native()!)!;
       expect(ahead).toBeDefined();
       await finished(ahead);
       const keys = store.entries().filter((e) => e.order >= 0).map((e) => e.key).sort();
@@ -411,7 +414,9 @@ describe('file stats made ahead (FreshAhead)', () => {
       expect(verdict('node_modules/pkg/index.js')).toBe(true);
       expect(verdict('node_modules/pkg/lib.js')).toBe(false);
       for (const key of ['main.js', 'local.js', 'generated.js']) expect(verdict(key), key).toBeUndefined();
-      expect(isFresh(store.get('node_modules/pkg/lib.js')!, pkg('lib.js'), 'stat')).toBe(false);
+      expect(isFresh(store.get('node_modules/pkg/lib.js')!, pkg('lib.js'), 'stat', native())).toBe(false);
+      expect(isFresh(store.get('node_modules/pkg/lib.js')!, pkg('lib.js'), 'stat', undefined)).toBe(false);
+      expect(ahead.madeAhead).toBe(2); // index.js and lib.js, both from the thread
       ahead.stop();
       expect(verdict('node_modules/pkg/index.js')).toBeUndefined(); // after the burst: stat when loading
     } finally {
@@ -422,20 +427,23 @@ describe('file stats made ahead (FreshAhead)', () => {
 
   it('serve only the synchronous burst that used them: gone at the next microtask (all a piscina worker runs between tasks)', async () => {
     const store = open(blob);
+    const state = { ...loaderState(), verify: 'stat' as const, counters: newCounters() };
+    const ctx: ServeContext = { store, state, config: readLoaderConfig({}).config, debug: () => {}, burst: new Burst(), native: native() };
     try {
-      const state = { ...loaderState(), verify: 'stat' as const, counters: newCounters() };
-      const ctx = { store, state, debug: () => {} };
-      startStatsAhead(store, state);
-      await new Promise((r) => setTimeout(r, 300)); // let the thread stat everything
-      const e = store.get('node_modules/pkg/index.js')!; // (lib.js is left changed by the test before)
+      startStatsAhead(ctx);
+      await finished(ctx.statsAhead!); // let the thread stat everything
+      const e = store.get('node_modules/pkg/index.js')!;
+      ctx.burst.noteLoad(); // a chain of loads starts
       expect(checkFresh(ctx, e, store.filename(e))).toBe(true);
       expect(checkFresh(ctx, e, store.filename(e))).toBe(true);
-      expect(state.counters.statsAhead).toBe(2); // one burst: both from the thread
+      expect(state.counters.statsAhead).toBe(2); // one chain: both from the thread
       await Promise.resolve(); // a microtask checkpoint, no macrotask
+      expect(ctx.statsAhead).toBeUndefined();
+      ctx.burst.noteLoad();
       expect(checkFresh(ctx, e, store.filename(e))).toBe(true);
       expect(state.counters.statsAhead).toBe(2); // statted when loaded
     } finally {
-      endStatsAhead(store);
+      endStatsAhead(ctx);
       store.close();
     }
   });

@@ -6,20 +6,27 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, mkdtempSync, mkdirSync, openSync, realpathSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { native, statAheadStatus, type NativeBinding } from '../src/native/binding.js';
+import { EXPECTED_ABI, native, type NativeBinding } from '../src/native/binding.js';
+
+/** The status bytes after statAhead's rows: one per path, then the cancel and finished bytes. */
+function statAheadStatus(rows: Float64Array): Uint8Array {
+  return new Uint8Array(rows.buffer, rows.byteOffset + rows.byteLength, rows.length / 3 + 2);
+}
 
 const ADDON = fileURLToPath(new URL('../build/Release/codeblob.node', import.meta.url));
 
 const maybe = native();
 
-it('the addon loads', () => {
+it('the addon loads, with the ABI the header defines and binding.ts expects', () => {
   expect(maybe).toBeDefined();
-  expect(maybe!.abi).toBe(4);
+  const header = readFileSync(fileURLToPath(new URL('../native-bindings/codeblob.h', import.meta.url)), 'utf8');
+  expect(Number(/#define CODEBLOB_NATIVE_ABI (\d+)/.exec(header)![1])).toBe(EXPECTED_ABI);
+  expect(maybe!.abi).toBe(EXPECTED_ABI);
 });
 
 const n = maybe as NativeBinding;
@@ -180,39 +187,39 @@ describe('map errors', () => {
 });
 
 describe('external strings', () => {
-  it('externalLatin1 gives the bytes as a one-byte string without copying', () => {
+  it('externalString (Latin-1) gives the bytes as a one-byte string without copying', () => {
     const bytes = Buffer.from(LATIN1, 'latin1');
     const m = map(file('a.bin', bytes));
     const out = new Uint8Array([9]);
-    const s = n.externalLatin1(m.buffer, 4, 15, out);
+    const s = n.externalString(m.buffer, 4, 15, false, out);
     expect(s).toBe(LATIN1.slice(4, 19));
     expect(out[0]).toBe(0);
   });
 
-  it('externalLatin1 reads bytes 0x80-0xff as Latin-1 characters', () => {
+  it('externalString (Latin-1) reads bytes 0x80-0xff as Latin-1 characters', () => {
     const m = map(file('a.bin', Buffer.from([0x63, 0x61, 0x66, 0xe9, 0xff])));
-    expect(n.externalLatin1(m.buffer, 0, 5, new Uint8Array(1))).toBe('café\u00ff');
+    expect(n.externalString(m.buffer, 0, 5, false, new Uint8Array(1))).toBe('café\u00ff');
   });
 
-  it('externalUtf16 gives UTF-16LE units as a two-byte string without copying', () => {
+  it('externalString (UTF-16) gives UTF-16LE units as a two-byte string without copying', () => {
     const text = 'a — b 😀 ü';
     const m = map(file('a.bin', Buffer.concat([Buffer.from('prefix!!'), Buffer.from(text, 'utf16le')])));
     const out = new Uint8Array([9]);
-    const s = n.externalUtf16(m.buffer, 8, text.length, out);
+    const s = n.externalString(m.buffer, 8, text.length, true, out);
     expect(s).toBe(text);
     expect(out[0]).toBe(0);
   });
 
   it('the whole mapping can be one string', () => {
     const m = map(file('a.bin', LATIN1));
-    expect(n.externalLatin1(m.buffer, 0, m.buffer.byteLength, new Uint8Array(1))).toBe(LATIN1);
+    expect(n.externalString(m.buffer, 0, m.buffer.byteLength, false, new Uint8Array(1))).toBe(LATIN1);
   });
 
   it('a range past the end is a RangeError', () => {
     const m = map(file('a.bin', LATIN1));
     const size = m.buffer.byteLength;
     for (const [offset, length] of [[0, size + 1], [size, 1], [size + 1, 0], [-1, 2], [0, -1], [0.5, 2], [Number.NaN, 1]]) {
-      const e = thrown(() => n.externalLatin1(m.buffer, offset!, length!, new Uint8Array(1)));
+      const e = thrown(() => n.externalString(m.buffer, offset!, length!, false, new Uint8Array(1)));
       expect(e, `${offset}, ${length}`).toBeInstanceOf(RangeError);
       expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
     }
@@ -220,22 +227,22 @@ describe('external strings', () => {
 
   it('a UTF-16 range past the end is a RangeError (chars count two bytes)', () => {
     const m = map(file('a.bin', Buffer.alloc(64)));
-    expect(n.externalUtf16(m.buffer, 0, 32, new Uint8Array(1))).toHaveLength(32);
-    const e = thrown(() => n.externalUtf16(m.buffer, 2, 32, new Uint8Array(1)));
+    expect(n.externalString(m.buffer, 0, 32, true, new Uint8Array(1))).toHaveLength(32);
+    const e = thrown(() => n.externalString(m.buffer, 2, 32, true, new Uint8Array(1)));
     expect(e).toBeInstanceOf(RangeError);
     expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
   });
 
   it('an odd offset for UTF-16 is rejected', () => {
     const m = map(file('a.bin', Buffer.alloc(64)));
-    const e = thrown(() => n.externalUtf16(m.buffer, 3, 2, new Uint8Array(1)));
+    const e = thrown(() => n.externalString(m.buffer, 3, 2, true, new Uint8Array(1)));
     expect(e).toBeInstanceOf(RangeError);
     expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
     expect(e.message).toMatch(/even/);
   });
 
   it('an ArrayBuffer that map() did not return is rejected', () => {
-    const e = thrown(() => n.externalLatin1(new ArrayBuffer(16), 0, 4, new Uint8Array(1)));
+    const e = thrown(() => n.externalString(new ArrayBuffer(16), 0, 4, false, new Uint8Array(1)));
     expect(e).toBeInstanceOf(TypeError);
     expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
   });
@@ -243,7 +250,7 @@ describe('external strings', () => {
   it('a released ArrayBuffer is rejected', () => {
     const m = n.map(file('a.bin', LATIN1));
     n.release(m.buffer);
-    const e = thrown(() => n.externalLatin1(m.buffer, 0, 4, new Uint8Array(1)));
+    const e = thrown(() => n.externalString(m.buffer, 0, 4, false, new Uint8Array(1)));
     expect(e).toBeInstanceOf(TypeError);
     expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
   });
@@ -251,7 +258,7 @@ describe('external strings', () => {
   it('out must be a Uint8Array of at least one byte', () => {
     const m = map(file('a.bin', LATIN1));
     for (const out of [new Uint8Array(0), new Uint16Array(1), [0]]) {
-      const e = thrown(() => n.externalLatin1(m.buffer, 0, 4, out as Uint8Array));
+      const e = thrown(() => n.externalString(m.buffer, 0, 4, false, out as Uint8Array));
       expect(e).toBeInstanceOf(TypeError);
       expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
     }
@@ -259,7 +266,7 @@ describe('external strings', () => {
 
   it('non-number offsets are rejected', () => {
     const m = map(file('a.bin', LATIN1));
-    const e = thrown(() => n.externalLatin1(m.buffer, '0' as unknown as number, 4, new Uint8Array(1)));
+    const e = thrown(() => n.externalString(m.buffer, '0' as unknown as number, 4, false, new Uint8Array(1)));
     expect(e.code).toBe('ERR_CODEBLOB_NATIVE_ARGUMENT');
   });
 });
@@ -357,7 +364,7 @@ describe('statAhead', () => {
 });
 
 describe('madvise and residentPages', () => {
-  const pageSize = () => n.pageSize();
+  const pageSize = () => n.pageSize;
 
   it('pageSize is the system page size', () => {
     expect([4096, 16384, 65536]).toContain(pageSize());
@@ -603,7 +610,7 @@ describe('lifetime under GC', () => {
       (async () => {
         const m = n.map(process.env.FILE);
         let strings = [];
-        for (let i = 0; i < 50; i++) strings.push(n.externalLatin1(m.buffer, i, 10, new Uint8Array(1)));
+        for (let i = 0; i < 50; i++) strings.push(n.externalString(m.buffer, i, 10, false, new Uint8Array(1)));
         n.release(m.buffer);
         const detached = m.buffer.byteLength;
         await settle();
@@ -627,8 +634,8 @@ describe('lifetime under GC', () => {
     const r = runChild(`${PRELUDE}
       (async () => {
         const m = n.map(process.env.FILE);
-        const one = n.externalLatin1(m.buffer, 0, ${LATIN1.length}, new Uint8Array(1));
-        const two = n.externalUtf16(m.buffer, ${utf16At}, 6, new Uint8Array(1));
+        const one = n.externalString(m.buffer, 0, ${LATIN1.length}, false, new Uint8Array(1));
+        const two = n.externalString(m.buffer, ${utf16At}, 6, true, new Uint8Array(1));
         n.release(m.buffer);
         await settle();
         // Read every char after the pages could have been unmapped: a dangling string would crash here.
@@ -807,7 +814,7 @@ if (!isMainThread) {
   const strings = [];
   let copied = 0;
   for (let i = 0; i < 1000; i++) {
-    strings.push(i % 2 ? w.externalUtf16(m.buffer, (i * 2) % 4000, 16, out) : w.externalLatin1(m.buffer, i * 4, 64, out));
+    strings.push(i % 2 ? w.externalString(m.buffer, (i * 2) % 4000, 16, true, out) : w.externalString(m.buffer, i * 4, 64, false, out));
     copied += out[0];
   }
   const ok = strings[10] === Buffer.from(m.buffer).toString('latin1', 40, 104);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { open } from '../src/index.js';
 import { decodeResolutions } from '../src/format/index.js';
-import { FreshAhead } from '../src/loader/freshness.js';
+import { FreshAhead, isFresh } from '../src/loader/freshness.js';
 import { LoadedTable } from '../src/loader/resolve-cache.js';
 import { native } from '../src/native/binding.js';
 
@@ -222,14 +222,14 @@ describe('guard and file stats made on the loading thread when the stat thread h
       const decode = () => decodeResolutions(store.resolutionTable()!);
       const answers = decode().requests.length;
       expect(answers).toBeGreaterThan(20);
-      const taken = withIdleThread(() => new LoadedTable(decode(), store.root, true));
-      const ahead = new LoadedTable(decode(), store.root, true);
+      const taken = withIdleThread(() => new LoadedTable(decode(), store.root, true, native()));
+      const ahead = new LoadedTable(decode(), store.root, true, native());
       const lazy = withIdleThread(() => {
         const binding = native()!;
         const real = binding.statAhead;
         binding.statAhead = () => { throw new Error('no memory'); };
         try {
-          return new LoadedTable(decode(), store.root, true); // falls back to JS stat per guard
+          return new LoadedTable(decode(), store.root, true, native()); // falls back to JS stat per guard
         } finally {
           binding.statAhead = real;
         }
@@ -245,13 +245,14 @@ describe('guard and file stats made on the loading thread when the stat thread h
     }
   });
 
-  it('the startup file stats: each is left to the loading thread, and marked taken for the thread', () => {
+  it('the startup file stats: each is made by the loading thread, the same verdict as a stat of its own, and marked taken for the thread', () => {
     const store = open(blob);
     try {
-      const ahead = withIdleThread(() => FreshAhead.start(store))!;
+      const ahead = withIdleThread(() => FreshAhead.start(store, native()!))!;
       const inNodeModules = store.entries().filter((e) => e.order >= 0 && e.key.startsWith('node_modules/'));
       expect(inNodeModules.length).toBeGreaterThan(3);
-      for (const e of inNodeModules) expect(ahead.fresh(e), e.key).toBeUndefined();
+      for (const e of inNodeModules) expect(ahead.fresh(e), e.key).toBe(isFresh(e, store.filename(e), 'stat', undefined));
+      expect(ahead.madeAhead).toBe(0);
       expect(ahead.finished).toBe(false); // no thread ran; it would skip every row now
     } finally {
       store.close();

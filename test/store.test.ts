@@ -740,7 +740,7 @@ describe.each(['mmap', 'read'] as const)('%s backend', (backend) => {
       if (backend === 'read') {
         expect(bytesResident).toBeUndefined();
       } else {
-        const page = native()!.pageSize();
+        const page = native()!.pageSize;
         expect(typeof bytesResident).toBe('number');
         expect(bytesResident! % page === 0 || bytesResident === bytesMapped).toBe(true);
         expect(bytesResident).toBeGreaterThan(0);

@@ -13,25 +13,9 @@
  * function compiled here with the arguments Node made. The cost is one extra stack frame,
  * `codeblob:1`, between the module and `Module._compile`.
  */
-import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import vm from 'node:vm';
 import { CJS_PREFIX, CJS_SUFFIX } from '../format/index.js';
-
-const require = createRequire(import.meta.url);
-// The CommonJS loader's Module, as modules see it (not a copy).
-export const Module = require('node:module') as {
-  prototype: { _compile: CompileFn };
-  _extensions: Record<string, (module: unknown, filename: string) => void>;
-};
-
-export type CompileFn = (this: NodeModuleLike, content: string, filename: string, format?: string) => unknown;
-
-export interface NodeModuleLike {
-  id: string;
-  filename: string | null;
-  exports: unknown;
-}
 
 type ModuleFunction = (
   this: unknown,

@@ -13,19 +13,17 @@
  * once per process, as Node itself caches what it found for the life of the process. Anything
  * else (builtins, errors, unrecorded requests) is Node's own resolution, untouched.
  *
- * The decoded table lives only while the app is loading: it is dropped a few seconds after the
- * last answer and decoded again if loading starts again.
+ * The decoded table lives only while the app is loading: it is dropped when loading has been
+ * quiet for a while (burst.ts) and decoded again if loading starts again.
  */
 import { realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, decodeResolutions, type DecodedResolutions } from '../format/index.js';
-import { STAT_DONE, STAT_TAKEN, native, statAheadStatus } from '../native/binding.js';
-import type { BlobStore } from '../store/store.js';
-import { Module } from './cjs-compile.js';
+import type { NativeBinding } from '../native/binding.js';
+import { KIND_ABSENT, KIND_DIRECTORY, KIND_FILE, StatJob } from '../native/jobs.js';
+import { Module } from './node-internals.js';
 import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from './resolve-env.js';
-import type { LoaderStatus } from './status.js';
-
-type ResolveFilename = (this: unknown, request: unknown, parent: unknown, isMain: unknown, options: unknown) => unknown;
+import type { ServeContext } from './serve.js';
 
 interface ParentLike {
   filename?: unknown;
@@ -56,19 +54,18 @@ export class LoadedTable {
   readonly #byDir = new Map<string, Map<string, number>>();
   readonly #abs: (string | undefined)[];
   readonly #guardState: Uint8Array;
-  /** Per guard, its row in the stat results (-1: checked on its own, in JS). */
+  /** Per guard, its row in the stats made ahead (-1: checked on its own, in JS). */
   #row: Int32Array | undefined;
-  /** The stat results (3 numbers per row) the background thread fills, and its status bytes. */
-  #rows: Float64Array | undefined;
-  #status: Uint8Array | undefined;
+  #stats: StatJob | undefined;
 
-  constructor(table: DecodedResolutions, root: string, checkGuards: boolean) {
+  /** `binding`: the addon to stat guards ahead with; undefined checks each in JS when needed. */
+  constructor(table: DecodedResolutions, root: string, checkGuards: boolean, binding: NativeBinding | undefined) {
     this.#t = table;
     this.#root = root;
     this.#rootPrefix = root.endsWith(sep) ? root : root + sep;
     this.#abs = new Array(table.paths.length);
     this.#guardState = new Uint8Array(table.guards.length / 4);
-    if (checkGuards) this.#statAhead();
+    if (checkGuards && binding) this.#statAhead(binding);
     const { answers, requests } = table;
     let dirIndex = -1;
     let byRequest: Map<string, number> | undefined;
@@ -129,8 +126,7 @@ export class LoadedTable {
 
   /** Stops the background stat thread, if it still runs (the table is being dropped). */
   dispose(): void {
-    const status = this.#status;
-    if (status) status[status.length - 2] = 1;
+    this.#stats?.stop();
   }
 
   /**
@@ -139,9 +135,7 @@ export class LoadedTable {
    * loading: a guard is then judged from the thread's result, or, when the thread has not
    * reached it yet, statted here (the thread skips it). Realpath guards stay lazy, in JS.
    */
-  #statAhead(): void {
-    const binding = native();
-    if (!binding) return;
+  #statAhead(binding: NativeBinding): void {
     const guards = this.#t.guards;
     const count = this.#guardState.length;
     const row = new Int32Array(count).fill(-1);
@@ -156,14 +150,9 @@ export class LoadedTable {
       row[g] = paths.length;
       paths.push(p);
     }
-    if (paths.length === 0) return;
-    try {
-      this.#rows = binding.statAhead(paths.join('\0'));
-    } catch {
-      return; // no memory for it: each guard is checked when first needed, as without this
-    }
-    this.#status = statAheadStatus(this.#rows);
-    this.#row = row;
+    // No thread (no memory for it): each guard is checked when first needed, as without this.
+    this.#stats = StatJob.start(binding, paths);
+    if (this.#stats) this.#row = row;
   }
 
   #check(g: number): boolean {
@@ -171,20 +160,15 @@ export class LoadedTable {
     const kind = guards[g * 4 + 1];
     const r = this.#row?.[g] ?? -1;
     if (r >= 0) {
-      let rows = this.#rows!;
-      let at = r * 3;
-      const status = this.#status!;
-      if (status[r] !== STAT_DONE) {
-        status[r] = STAT_TAKEN; // the thread has not got here yet: do it now, it skips it
-        rows = native()!.statMany(this.path(guards[g * 4]!)!); // the path the thread was given
-        at = 0;
-      }
-      const found = rows[at]; // 0 absent, 1 file, 2 directory, 3 other
-      if (kind === GUARD_ABSENT) return found === 0;
-      if (kind === GUARD_IS_FILE) return found === 1;
-      if (kind === GUARD_IS_DIR) return found === 2;
-      if (kind === GUARD_DIR) return found === 2 && rows[at + 1] === guards[g * 4 + 2];
-      if (kind === GUARD_FILE) return found === 1 && rows[at + 1] === guards[g * 4 + 2] && rows[at + 2] === guards[g * 4 + 3];
+      // The thread's stat, or one made now when it has not got there (it then skips it).
+      const rows = this.#stats!.row(r);
+      const at = r * 3;
+      const found = rows[at];
+      if (kind === GUARD_ABSENT) return found === KIND_ABSENT;
+      if (kind === GUARD_IS_FILE) return found === KIND_FILE;
+      if (kind === GUARD_IS_DIR) return found === KIND_DIRECTORY;
+      if (kind === GUARD_DIR) return found === KIND_DIRECTORY && rows[at + 1] === guards[g * 4 + 2];
+      if (kind === GUARD_FILE) return found === KIND_FILE && rows[at + 1] === guards[g * 4 + 2] && rows[at + 2] === guards[g * 4 + 3];
       return false;
     }
     const p = this.path(guards[g * 4]!);
@@ -210,36 +194,28 @@ export class LoadedTable {
 }
 
 /** Installs the table in front of Node's resolver; returns why it cannot be used, if so. */
-export function installResolveCache(store: BlobStore, state: LoaderStatus, debug: (msg: string) => void): string | undefined {
-  const setting = process.env.CODEBLOB_RESOLVE;
-  if (setting === '0' || setting === 'off') return 'switched off by CODEBLOB_RESOLVE';
+export function installResolveCache(ctx: ServeContext): string | undefined {
+  const { store, state, debug } = ctx;
+  if (!ctx.config.resolve) return 'switched off by CODEBLOB_RESOLVE';
   if (!store.hasResolutionTable()) return 'the blob has no resolution table (packed with --no-resolutions or by an older codeblob)';
-  const M = Module as unknown as { _resolveFilename: ResolveFilename };
-  const original = M._resolveFilename;
+  const original = Module._resolveFilename;
   // Another tool's resolver installed before codeblob (path aliases, Yarn PnP) must see every
   // request; one installed after wraps this one and still does.
   if (!String(original).includes('_resolveLookupPaths')) {
     return 'Module._resolveFilename was replaced before codeblob/register ran (by a tool that maps requests)';
   }
   const c = state.counters;
-  const trust = state.verify === 'none';
+  const trust = ctx.config.freshness === 'none';
   const root = store.root;
   let table: LoadedTable | undefined;
   let broken: string | undefined;
   let decoding = false;
-  let dropTimer: NodeJS.Timeout | undefined;
-  let hitsAtSchedule = -1;
 
-  function drop(): void {
-    if (c.resolveHits !== hitsAtSchedule) {
-      hitsAtSchedule = c.resolveHits;
-      dropTimer = setTimeout(drop, 2000).unref();
-      return;
-    }
+  // Loading has been quiet for a while: drop the decoded table (decoded again if loading resumes).
+  ctx.burst.on('quiet', () => {
     table?.dispose();
     table = undefined;
-    dropTimer = undefined;
-  }
+  });
 
   function loaded(): LoadedTable | undefined {
     // Decoding may load the addon (a require of its own): Node answers that one.
@@ -251,7 +227,7 @@ export function installResolveCache(store: BlobStore, state: LoaderStatus, debug
       if (decoded.env !== here) {
         broken = `the blob's resolutions were recorded under ${decoded.env}, this process runs under ${here}`;
       } else {
-        table = new LoadedTable(decoded, root, !trust);
+        table = new LoadedTable(decoded, root, !trust, ctx.native);
       }
     } catch (error) {
       broken = (error as Error).message;
@@ -264,13 +240,9 @@ export function installResolveCache(store: BlobStore, state: LoaderStatus, debug
       debug(`resolution table not used: ${broken}`);
       return undefined;
     }
-    if (!dropTimer) {
-      hitsAtSchedule = -1;
-      dropTimer = setTimeout(drop, 2000).unref();
-    }
+    ctx.burst.noteLoad(); // so that the table is dropped once quiet, even if nothing else loads
     return table;
   }
-
   function answer(request: string, parent: ParentLike): string | undefined {
     const dir = parent.path;
     const filename = parent.filename;
@@ -299,7 +271,7 @@ export function installResolveCache(store: BlobStore, state: LoaderStatus, debug
     return file;
   }
 
-  M._resolveFilename = function codeblobResolveFilename(request, parent, isMain, options) {
+  Module._resolveFilename = function codeblobResolveFilename(request, parent, isMain, options) {
     if (!isMain && typeof request === 'string' && parent && typeof parent === 'object' && (options === undefined || plainOptions(options)) && !store.closed) {
       const file = answer(request, parent as ParentLike);
       if (file !== undefined) return file;

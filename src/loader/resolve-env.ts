@@ -4,9 +4,8 @@
  * table only in the same environment (same Node major.minor, export conditions, symlink
  * handling, addons, require(esm), NODE_PATH), and otherwise lets Node resolve everything.
  */
-import { createRequire, isBuiltin } from 'node:module';
-
-const Module = createRequire(import.meta.url)('node:module') as object;
+import { isBuiltin } from 'node:module';
+import { Module } from './node-internals.js';
 
 /** Flags that change resolution: conditions, symlink handling, addons, require(esm), experiments. */
 const RELEVANT = /^--(?:no-)?(?:conditions|preserve-symlinks|preserve-symlinks-main|addons|require-module|experimental-[a-z-]+)(?:=|$)/;
@@ -51,7 +50,6 @@ export function tableRequest(request: unknown): request is string {
   return typeof request === 'string' && request.length > 0 && !request.includes('\0') && !isBuiltin(request);
 }
 
-const M = Module as unknown as { _nodeModulePaths: (dir: string) => string[] };
 const expectedPaths = new Map<string, string[]>();
 
 /** Are a module's lookup paths still the ones Node gave it (nobody pushed onto `module.paths`)? */
@@ -59,7 +57,7 @@ export function defaultLookupPaths(dir: string, paths: unknown): boolean {
   if (!Array.isArray(paths)) return false;
   let expected = expectedPaths.get(dir);
   if (expected === undefined) {
-    expected = M._nodeModulePaths(dir);
+    expected = Module._nodeModulePaths(dir);
     expectedPaths.set(dir, expected);
   }
   if (paths.length !== expected.length) return false;

@@ -2,7 +2,7 @@
  * A blob is code that every worker runs. Whoever can write it, or replace it in its directory,
  * can run code in the server: so the loader refuses a blob (and loads from disk) when someone
  * other than the process's user or root could do either, unless the operator opts in with
- * CODEBLOB_ALLOW_UNSAFE=1.
+ * CODEBLOB_ALLOW_UNSAFE=1 (config.ts reads it; `allowUnsafe` here).
  */
 import { statSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -21,8 +21,8 @@ function whoCanWrite(mode: number, uid: number, what: string, me: number): strin
  * and the directory of `path` (a directory others can write to may hold a swapped file, unless
  * it is sticky like /tmp).
  */
-export function unsafeReason(path: string, file: FileFacts): string | undefined {
-  if (process.env.CODEBLOB_ALLOW_UNSAFE === '1' || typeof process.getuid !== 'function') return undefined;
+export function unsafeReason(path: string, file: FileFacts, allowUnsafe: boolean): string | undefined {
+  if (allowUnsafe || typeof process.getuid !== 'function') return undefined;
   const me = process.getuid();
   const fileProblem = whoCanWrite(file.mode, file.uid, 'the blob', me);
   if (fileProblem) return fileProblem;

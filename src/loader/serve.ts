@@ -1,17 +1,26 @@
 /**
- * The checks both hooks (CommonJS and ESM) make before serving an entry from the blob, with
- * their counters: was the blob written in place, is the file still the packed one, does the
- * entry's section pass its hash.
+ * What both hooks (CommonJS and ESM) share: the loader's context, and the checks made before
+ * an entry is served from the blob, with their counters: was the blob written in place, is the
+ * file still the packed one, does the entry's section pass its hash.
  */
 import type { Entry } from '../format/index.js';
+import type { NativeBinding } from '../native/binding.js';
 import type { BlobStore } from '../store/store.js';
+import type { Burst } from './burst.js';
+import type { LoaderConfig } from './config.js';
 import { FreshAhead, isFresh } from './freshness.js';
 import type { LoaderStatus } from './status.js';
 
 export interface ServeContext {
   store: BlobStore;
   state: LoaderStatus;
+  config: LoaderConfig;
   debug: (msg: string) => void;
+  /** The addon, when the store maps the blob; undefined with the read backend. */
+  native: NativeBinding | undefined;
+  burst: Burst;
+  /** The startup modules' file stats made ahead, until the first chain of loads ends. */
+  statsAhead?: FreshAhead | undefined;
 }
 
 /** The blob was written in place since it was opened: stop touching its pages (counted once). */
@@ -23,39 +32,30 @@ export function blobModified({ store, state, debug }: ServeContext): boolean {
   return true;
 }
 
-// The startup modules' file stats made ahead (verify=stat), per store, until the burst ends.
-const statsAhead = new WeakMap<BlobStore, FreshAhead>();
-
-/** Starts statting the startup modules' files ahead (verify=stat, with the addon). */
-export function startStatsAhead(store: BlobStore, state: LoaderStatus): void {
-  if (state.verify !== 'stat' || statsAhead.has(store)) return;
-  const ahead = FreshAhead.start(store);
-  if (ahead) statsAhead.set(store, ahead);
+/** Starts statting the startup modules' files ahead (freshness `stat`, with the addon); they serve the first chain of loads. */
+export function startStatsAhead(ctx: ServeContext): void {
+  if (ctx.config.freshness !== 'stat' || !ctx.native || ctx.statsAhead) return;
+  ctx.statsAhead = FreshAhead.start(ctx.store, ctx.native);
+  if (ctx.statsAhead) ctx.burst.on('chain', () => endStatsAhead(ctx));
 }
 
-/** The startup burst is over: later loads stat their files when they load. */
-export function endStatsAhead(store: BlobStore): void {
-  statsAhead.get(store)?.stop();
-  statsAhead.delete(store);
+/** The chain of loads the stats were made for is over: later loads stat their files when they load. */
+export function endStatsAhead(ctx: ServeContext): void {
+  ctx.statsAhead?.stop();
+  ctx.statsAhead = undefined;
 }
 
-/** Is the entry's file unchanged since packing (per CODEBLOB_VERIFY)? Stale ones are counted. */
-export function checkFresh({ store, state, debug }: ServeContext, entry: Entry, filename: string): boolean {
-  const ahead = state.verify === 'stat' ? statsAhead.get(store) : undefined;
+/** Is the entry's file unchanged since packing (per the freshness mode)? Stale ones are counted. */
+export function checkFresh(ctx: ServeContext, entry: Entry, filename: string): boolean {
+  const { state, debug } = ctx;
+  const ahead = ctx.statsAhead;
   let fresh: boolean | undefined;
   if (ahead) {
+    const before = ahead.madeAhead;
     fresh = ahead.fresh(entry);
-    if (fresh !== undefined) state.counters.statsAhead++;
-    if (!ahead.ending) {
-      // The stats serve this burst of loading only (see freshness.ts): it ends when the
-      // synchronous loading does. A microtask, not setImmediate: a worker blocked between tasks
-      // in Atomics.wait (piscina's default) runs microtasks only, and a stat made at startup
-      // must never stand for a file loaded in a later task.
-      ahead.ending = true;
-      queueMicrotask(() => endStatsAhead(store));
-    }
+    if (ahead.madeAhead > before) state.counters.statsAhead++;
   }
-  fresh ??= isFresh(entry, filename, state.verify);
+  fresh ??= isFresh(entry, filename, ctx.config.freshness, ctx.native);
   if (fresh) return true;
   state.counters.stale++;
   debug(`stale, loading from disk: ${filename}`);

@@ -3,8 +3,9 @@
  * codeblob in the process (an app and a library each bundling one) sees and reuses the same.
  */
 import type { BackendName } from '../store/backend.js';
+import type { FreshnessMode, LoaderConfig } from './config.js';
 
-export type FreshnessMode = 'stat' | 'hash' | 'none';
+export type { FreshnessMode } from './config.js';
 
 export interface LoaderCounters {
   /** CommonJS modules compiled from the blob. */
@@ -50,7 +51,10 @@ export interface LoaderStatus {
   backend: BackendName | undefined;
   /** The code caches are usable by this Node (same V8 tag, arch, platform). */
   cachesUsable: boolean;
+  /** How each module's file is checked for changes since packing (config.freshness, CODEBLOB_VERIFY). */
   verify: FreshnessMode;
+  /** Every CODEBLOB_* setting as this thread read it (undefined before register ran). */
+  config: LoaderConfig | undefined;
   /** How ES modules are loaded in this process. */
   esm: 'blob' | 'disk';
   esmReason: string | undefined;
@@ -81,6 +85,7 @@ export function loaderState(): LoaderStatus {
     backend: undefined,
     cachesUsable: false,
     verify: 'stat',
+    config: undefined,
     esm: 'disk',
     esmReason: undefined,
     resolve: 'disk',
@@ -93,7 +98,7 @@ export function loaderState(): LoaderStatus {
 const STORE = Symbol.for('codeblob.loader.store');
 
 /** Remembers the loader's store (non-enumerable) so status() can read its string counters. */
-type StoreCounters = { stats(): { stringsCopied: number; verifiedAhead: number }; closed?: boolean };
+type StoreCounters = { counters(): { stringsCopied: number; verifiedAhead: number }; closed?: boolean };
 
 export function attachStore(state: LoaderStatus, store: StoreCounters): void {
   Object.defineProperty(state, STORE, { value: store, enumerable: false, configurable: true });
@@ -102,7 +107,7 @@ export function attachStore(state: LoaderStatus, store: StoreCounters): void {
 function refresh(s: LoaderStatus): void {
   const store = (s as unknown as Record<symbol, StoreCounters | undefined>)[STORE];
   if (store && !store.closed) {
-    const stats = store.stats();
+    const stats = store.counters();
     s.counters.stringsCopied = stats.stringsCopied;
     s.counters.verifiedAhead = stats.verifiedAhead;
   }
@@ -113,7 +118,7 @@ export function status(): LoaderStatus {
   const s = loaderState();
   refresh(s);
   const { attempted: _attempted, ...rest } = s;
-  return { ...rest, counters: { ...s.counters } };
+  return { ...rest, counters: { ...s.counters }, config: s.config && { ...s.config } };
 }
 
 /** One human line, for NODE_DEBUG and CODEBLOB_STATUS. */

@@ -1,9 +1,12 @@
 /**
- * The one place that loads the native addon and translates its absence into a reason.
- * Everything else asks `native()`; `undefined` means "use the read backend".
+ * The one place that loads the native addon (native-bindings/, its contract in codeblob.h),
+ * translates its absence into a reason and its errors into codeblob's (errors.ts). Everything
+ * else asks `native()`; `undefined` means "use the read backend". The background jobs' status
+ * bytes are read through jobs.ts.
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { brandNativeError, type CodeblobErrorCode } from '../errors.js';
 
 export interface MapResult {
   buffer: ArrayBuffer;
@@ -21,15 +24,17 @@ export interface MapResult {
 
 export type Advice = 'normal' | 'random' | 'sequential' | 'willneed' | 'dontneed';
 
+/** The addon's exports; each is documented in native-bindings/codeblob.h. */
 export interface NativeBinding {
   abi: number;
+  /** sysconf(_SC_PAGESIZE). */
+  pageSize: number;
   map(path: string): MapResult;
   release(buffer: ArrayBuffer): void;
-  externalLatin1(buffer: ArrayBuffer, byteOffset: number, length: number, out: Uint8Array): string;
-  externalUtf16(buffer: ArrayBuffer, byteOffset: number, charCount: number, out: Uint8Array): string;
+  /** out[0] becomes 1 when Node copied the characters instead of keeping them external. */
+  externalString(buffer: ArrayBuffer, byteOffset: number, charCount: number, twoByte: boolean, out: Uint8Array): string;
   madvise(buffer: ArrayBuffer, byteOffset: number, length: number, advice: Advice): void;
   residentPages(buffer: ArrayBuffer, byteOffset: number, length: number): number;
-  pageSize(): number;
   liveMappings(): number;
   /**
    * stat() of each NUL-separated path: 3 numbers per path, kind (0 absent, 1 file, 2 directory,
@@ -40,7 +45,7 @@ export interface NativeBinding {
    * statMany on a background thread: the same 3 numbers per path, filled in path order. The
    * returned array's buffer goes on with one status byte per path (0 pending, 1 done, 3 taken:
    * written by the caller when it stats the path itself, and the thread then skips it), a
-   * cancel byte and a byte that becomes 1 once the thread has ended (`statAheadStatus`).
+   * cancel byte and a byte that becomes 1 once the thread has ended (jobs.ts reads them).
    */
   statAhead(paths: string): Float64Array;
   /** fstat of an open fd into out[0] (size) and out[1] (mtimeMs); false when fstat fails. */
@@ -63,7 +68,8 @@ export interface NativeBinding {
   verifyAheadStop(status: Uint8Array): void;
 }
 
-const EXPECTED_ABI = 4;
+/** The addon's ABI this code is written against (CODEBLOB_NATIVE_ABI in codeblob.h). */
+export const EXPECTED_ABI = 5;
 const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 let loaded: { binding?: NativeBinding; reason?: string } | undefined;
@@ -90,25 +96,38 @@ function load(): { binding?: NativeBinding; reason?: string } {
   }
 }
 
+/** The codes the addon throws itself (codeblob.h), each in errors.ts. */
+const NATIVE_CODES: ReadonlySet<string> = new Set(['ERR_CODEBLOB_NATIVE_ARGUMENT', 'ERR_CODEBLOB_NAPI', 'ERR_CODEBLOB_NO_EXTERNAL_BUFFERS']);
+
+/** The addon with its own errors branded as codeblob's (in the error table); system errors stay as they are, shaped like Node's fs errors. */
+function translated(raw: NativeBinding): NativeBinding {
+  const out: Record<string, unknown> = { ...raw };
+  for (const [name, value] of Object.entries(raw)) {
+    if (typeof value !== 'function') continue;
+    out[name] = function nativeCall(...args: unknown[]) {
+      try {
+        return (value as (...a: unknown[]) => unknown).apply(raw, args);
+      } catch (error) {
+        const code = (error as { code?: unknown }).code;
+        if (typeof code === 'string' && NATIVE_CODES.has(code)) throw brandNativeError(error as Error & { code: CodeblobErrorCode });
+        throw error;
+      }
+    };
+  }
+  return out as unknown as NativeBinding;
+}
+
 /** The addon, or undefined with `nativeUnavailableReason()` saying why. Loaded once. */
 export function native(): NativeBinding | undefined {
-  loaded ??= load();
+  loaded ??= withTranslation(load());
   return loaded.binding;
 }
 
-export function nativeUnavailableReason(): string | undefined {
-  loaded ??= load();
-  return loaded.reason;
+function withTranslation(result: { binding?: NativeBinding; reason?: string }): { binding?: NativeBinding; reason?: string } {
+  return result.binding ? { binding: translated(result.binding) } : result;
 }
 
-/** statAhead's status bytes: the row is complete; the caller stats the path itself (the thread skips it). */
-export const STAT_DONE = 1;
-export const STAT_TAKEN = 3;
-/** The kind statMany/statAhead give a regular file. */
-export const KIND_FILE = 1;
-
-/** The status bytes after statAhead's rows: one per path, then the cancel and finished bytes. */
-export function statAheadStatus(rows: Float64Array): Uint8Array {
-  const count = rows.length / 3;
-  return new Uint8Array(rows.buffer, rows.byteOffset + rows.byteLength, count + 2);
+export function nativeUnavailableReason(): string | undefined {
+  loaded ??= withTranslation(load());
+  return loaded.reason;
 }

@@ -195,36 +195,30 @@ function commonRoot(files: readonly string[]): string {
   return root;
 }
 
-/** Packs an app's module graph into one blob. See PackOptions for every knob. */
-export async function pack(options: PackOptions): Promise<PackResult> {
-  const started = performance.now();
-  const opts = resolvePackOptions(options);
-  const output = resolve(opts.output);
-  if (!statSync(dirname(output), { throwIfNoEntry: false })?.isDirectory()) {
-    throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', `the output directory ${dirname(output)} does not exist`);
-  }
-  const include = expandIncludes(opts.include, process.cwd());
-  const warnings: string[] = [];
+/** What the traces of every entry found together: modules in first-load order, resolutions. */
+interface Traced {
+  modules: Map<string, TracedModule>;
+  v8Tag: number;
+  nodeVersion: string;
+  resolveEnv: string;
+  resolutions: [string, string, string][];
+}
 
+/** Traces each entry in turn (the first with the included files) and merges what they loaded. */
+async function traceAll(opts: ResolvedPackOptions, include: string[], warnings: string[]): Promise<Traced> {
   const modules = new Map<string, TracedModule>();
-  let v8Tag: number | undefined;
-  let nodeVersion = '';
-  let order = 0;
-  let resolveEnv: string | undefined;
   const resolutions: [string, string, string][] = [];
+  let first: TraceResult | undefined;
+  let order = 0;
   for (const [i, entry] of opts.entries.entries()) {
     const abs = resolve(entry);
     if (!statSync(abs, { throwIfNoEntry: false })?.isFile()) {
       throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', `entry ${entry} is not a file`);
     }
     const trace = await traceEntry(opts, abs, i === 0 ? include : [], warnings);
-    if (v8Tag !== undefined && trace.v8Tag !== v8Tag) {
-      throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the traces disagree on the V8 cache tag');
-    }
-    v8Tag = trace.v8Tag;
-    nodeVersion = trace.nodeVersion;
-    if (resolveEnv !== undefined && resolveEnv !== trace.resolveEnv) throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the traces disagree on the resolution environment');
-    resolveEnv = trace.resolveEnv;
+    if (first && trace.v8Tag !== first.v8Tag) throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the traces disagree on the V8 cache tag');
+    if (first && trace.resolveEnv !== first.resolveEnv) throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the traces disagree on the resolution environment');
+    first ??= trace;
     resolutions.push(...trace.resolutions);
     if (trace.flagsChanged) {
       warnings.push(`${abs} changed V8 flags while running (v8.setFlagsFromString): caches made after that would be rejected, so none were kept from this trace`);
@@ -234,67 +228,77 @@ export async function pack(options: PackOptions): Promise<PackResult> {
       if (!modules.has(m.filename)) modules.set(m.filename, { ...m, order: m.order === -1 ? -1 : order++ });
     }
   }
+  if (modules.size === 0) throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the trace loaded no module from disk');
+  return { modules, v8Tag: first!.v8Tag, nodeVersion: first!.nodeVersion, resolveEnv: first!.resolveEnv, resolutions };
+}
 
-  const files = [...modules.keys()];
-  if (files.length === 0) throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the trace loaded no module from disk');
-  const root = opts.root ? resolve(opts.root) : commonRoot(files);
-  if (!opts.root) {
-    // Files outside the app's own package (a script of the build, a sibling checkout) widen the
-    // root and go into the blob with the app: say so, so nobody ships them unawares.
-    const pkg = packageDir(resolve(opts.entries[0]!));
-    const outside = files.filter((f) => !f.startsWith(pkg + sep));
-    if (outside.length > 0) {
-      warnings.push(
-        `the blob's root is ${root}, above the entry's package ${pkg}: ${outside.length} packed file(s) lie outside it ` +
-          `(${outside.slice(0, 3).join(', ')}${outside.length > 3 ? ', …' : ''}); pass --root to choose the root yourself`,
-      );
-    }
+/** The root keys are relative to: as given, or the deepest directory holding every file (warned about when it leaves the entry's package). */
+function chooseRoot(opts: ResolvedPackOptions, files: readonly string[], warnings: string[]): string {
+  if (opts.root) return resolve(opts.root);
+  const root = commonRoot(files);
+  // Files outside the app's own package (a script of the build, a sibling checkout) widen the
+  // root and go into the blob with the app: say so, so nobody ships them unawares.
+  const pkg = packageDir(resolve(opts.entries[0]!));
+  const outside = files.filter((f) => !f.startsWith(pkg + sep));
+  if (outside.length > 0) {
+    warnings.push(
+      `the blob's root is ${root}, above the entry's package ${pkg}: ${outside.length} packed file(s) lie outside it ` +
+        `(${outside.slice(0, 3).join(', ')}${outside.length > 3 ? ', …' : ''}); pass --root to choose the root yourself`,
+    );
   }
-  opts.onProgress?.({ phase: 'layout', modules: files.length });
+  return root;
+}
 
-  const inputs: SectionInput[] = [];
-  for (const m of modules.values()) {
-    const key = relative(root, m.filename).split(sep).join('/');
-    if (!isValidKey(key)) {
-      warnings.push(`${m.filename}: outside the root ${root}, not packed`);
-      continue;
-    }
-    const bytes = readFileSync(m.filename);
-    const st = statSync(m.filename);
-    const input: SectionInput = {
-      key,
-      kind: m.kind,
-      fileSize: st.size,
-      mtimeMs: st.mtimeMs,
-      contentHash: entryHash(bytes),
-      order: m.order,
-    };
-    if (m.kind === 'asset') {
-      input.bytes = bytes;
-    } else {
-      const text = bytes.toString('utf8');
-      if (m.text !== undefined && m.text !== text) {
-        // A loader hook transformed it (a .ts loader, instrumentation) or it changed during the
-        // trace: what ran is not the file, so the file is not packed and loads from disk.
-        warnings.push(`${m.filename}: the code that ran differs from the file (a transforming hook, or an edit during packing); not packed`);
-        continue;
-      }
-      input.text = text;
-      if (m.cache && m.cache.byteLength > 0) input.cache = m.cache;
-    }
-    inputs.push(input);
+/** A traced module as the layout takes it, read from its file now; undefined (warned) when it cannot be packed. */
+function sectionInput(m: TracedModule, root: string, warnings: string[]): SectionInput | undefined {
+  const key = relative(root, m.filename).split(sep).join('/');
+  if (!isValidKey(key)) {
+    warnings.push(`${m.filename}: outside the root ${root}, not packed`);
+    return undefined;
   }
+  const bytes = readFileSync(m.filename);
+  const st = statSync(m.filename);
+  const input: SectionInput = { key, kind: m.kind, fileSize: st.size, mtimeMs: st.mtimeMs, contentHash: entryHash(bytes), order: m.order };
+  if (m.kind === 'asset') {
+    input.bytes = bytes;
+    return input;
+  }
+  const text = bytes.toString('utf8');
+  if (m.text !== undefined && m.text !== text) {
+    // A loader hook transformed it (a .ts loader, instrumentation) or it changed during the
+    // trace: what ran is not the file, so the file is not packed and loads from disk.
+    warnings.push(`${m.filename}: the code that ran differs from the file (a transforming hook, or an edit during packing); not packed`);
+    return undefined;
+  }
+  input.text = text;
+  if (m.cache && m.cache.byteLength > 0) input.cache = m.cache;
+  return input;
+}
 
+/** Packs an app's module graph into one blob. See PackOptions for every knob. */
+export async function pack(options: PackOptions): Promise<PackResult> {
+  const started = performance.now();
+  const opts = resolvePackOptions(options);
+  const output = resolve(opts.output);
+  if (!statSync(dirname(output), { throwIfNoEntry: false })?.isDirectory()) {
+    throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', `the output directory ${dirname(output)} does not exist`);
+  }
+  const warnings: string[] = [];
+  const traced = await traceAll(opts, expandIncludes(opts.include, process.cwd()), warnings);
+  const root = chooseRoot(opts, [...traced.modules.keys()], warnings);
+  opts.onProgress?.({ phase: 'layout', modules: traced.modules.size });
+  const inputs = [...traced.modules.values()].map((m) => sectionInput(m, root, warnings)).filter((x) => x !== undefined);
   const table = opts.resolutions
-    ? buildResolutionTable(root, resolveEnv!, resolutions)
+    ? buildResolutionTable(root, traced.resolveEnv, traced.resolutions)
     : { bytes: undefined, answers: 0, guards: 0, skipped: {} };
+  const { nodeVersion } = traced;
   const { chunks, header, stats } = layoutBlob({
     resolutions: table.bytes,
     root: relative(dirname(output), root).split(sep).join('/') || '.',
     entries: inputs,
     pageSize: opts.pageSize,
     alignment: opts.align === 'page' ? opts.pageSize : 8,
-    v8Tag: v8Tag!,
+    v8Tag: traced.v8Tag,
     nodeVersion,
     arch: process.arch,
     platform: process.platform,

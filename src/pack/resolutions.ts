@@ -16,15 +16,13 @@
  * a fall-back to Node's own resolution.
  */
 import { readFileSync, realpathSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import {
   GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, encodeResolutions,
   type Answer, type Guard, type GuardKind,
 } from '../format/index.js';
+import { Module } from '../loader/node-internals.js';
 import { isRelativeRequest } from '../loader/resolve-env.js';
-
-const Module = createRequire(import.meta.url)('node:module') as { _nodeModulePaths: (dir: string) => string[] };
 
 export interface ResolutionBuild {
   bytes: Buffer;

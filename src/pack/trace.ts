@@ -24,7 +24,8 @@ import type vm from 'node:vm';
 import { getEnvironmentData, isMainThread, setEnvironmentData, threadId } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import { mayReachImport } from './dynamic-import.js';
-import { Module, STUB, STUB_NAME, compileCjs, stash, unstash, wrapCjs, type CompileFn, type NodeModuleLike } from '../loader/cjs-compile.js';
+import { STUB, STUB_NAME, compileCjs, stash, unstash, wrapCjs } from '../loader/cjs-compile.js';
+import { Module, registerHooks, type CompileFn, type NodeModuleLike } from '../loader/node-internals.js';
 import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from '../loader/resolve-env.js';
 
 import { threadFile, type TraceConfig, type TracedModule, type TraceProgress, type TraceResult } from './trace-protocol.js';
@@ -138,9 +139,8 @@ function install(): void {
  * resolution also tells which module first asked for a file.
  */
 function installResolveTrace(): void {
-  const M = Module as unknown as { _resolveFilename: (...args: unknown[]) => unknown };
-  const original = M._resolveFilename;
-  M._resolveFilename = function tracedResolveFilename(this: unknown, request: unknown, parent: unknown, isMain: unknown, options: unknown) {
+  const original = Module._resolveFilename;
+  Module._resolveFilename = function tracedResolveFilename(this: unknown, request: unknown, parent: unknown, isMain: unknown, options: unknown) {
     const filename = original.call(this, request, parent, isMain, options);
     const p = parent as { filename?: unknown; path?: unknown; paths?: unknown } | undefined;
     noteParent(filename, p?.filename);
@@ -159,9 +159,6 @@ function installResolveTrace(): void {
   };
 }
 
-type HookContext = { parentURL?: string; format?: string };
-type HookResult = { url?: string; format?: string; source?: unknown };
-
 function fileOf(url: string | undefined): string | undefined {
   if (!url?.startsWith('file:')) return undefined;
   try {
@@ -171,15 +168,8 @@ function fileOf(url: string | undefined): string | undefined {
   }
 }
 
-type RegisterHooks = (hooks: {
-  resolve?: (specifier: string, context: HookContext, next: (s: string, c: HookContext) => HookResult) => HookResult;
-  load?: (url: string, context: HookContext, next: (url: string, context: HookContext) => HookResult) => HookResult;
-}) => unknown;
-
-const registerHooks = (createRequire(import.meta.url)('node:module') as { registerHooks?: RegisterHooks }).registerHooks;
-
 function installEsmTrace(): void {
-  if (typeof registerHooks !== 'function') return; // Node < 22.15: ES modules are not traced.
+  if (!registerHooks) return; // Node < 22.15: ES modules are not traced.
   registerHooks({
     load(url, context, next) {
       const result = next(url, context);

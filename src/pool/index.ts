@@ -11,6 +11,7 @@ import { closeSync, fstatSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { codeblobError } from '../errors.js';
+import { readLoaderConfig } from '../loader/config.js';
 import { unsafeReason } from '../loader/safety.js';
 import type { BlobPin } from '../store/store.js';
 
@@ -135,7 +136,8 @@ export function preloadPrimary(blobPath: string, options?: PreloadOptions): Prim
     fd = openSync(path, 'r');
     const pinnedPath = `/proc/${process.pid}/fd/${fd}`;
     const st = fstatSync(fd, { bigint: true });
-    const unsafe = unsafeReason(path, { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), mtimeMs: Number(st.mtimeMs), ctimeNs: st.ctimeNs, mode: Number(st.mode), uid: Number(st.uid) });
+    const facts = { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), mtimeMs: Number(st.mtimeMs), ctimeNs: st.ctimeNs, mode: Number(st.mode), uid: Number(st.uid) };
+    const unsafe = unsafeReason(path, facts, readLoaderConfig(o.env).config.allowUnsafe);
     if (unsafe) throw new Error(`refused: ${unsafe} (set CODEBLOB_ALLOW_UNSAFE=1 to accept it)`);
     const { pin, recordedRoot } = verifyInChild(pinnedPath);
     // The child opened the very inode this descriptor holds, unchanged since.

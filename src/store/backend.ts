@@ -6,6 +6,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { codeblobError } from '../errors.js';
 import { native, nativeUnavailableReason, type Advice, type NativeBinding } from '../native/binding.js';
+import type { JobStatus } from '../native/jobs.js';
 
 export type BackendName = 'mmap' | 'read';
 
@@ -27,6 +28,8 @@ export interface Backend {
   readonly file: FileFacts;
   /** This process already had the file mapped (another store or worker thread). */
   readonly reused: boolean;
+  /** The addon behind an mmap backend (undefined for read). */
+  readonly binding: NativeBinding | undefined;
   /** A string over [offset, offset+length) bytes; `copied` says whether its chars were copied. */
   string(offset: number, charCount: number, twoByte: boolean): { value: string; copied: boolean };
   advise(offset: number, length: number, advice: Advice): void;
@@ -37,7 +40,7 @@ export interface Backend {
    */
   verifyAhead(ranges: Float64Array, expected: Uint8Array, identity: string): Uint8Array | undefined;
   /** This store wants no more from that thread (it stops once no store sharing it does). */
-  stopVerifyAhead(status: Uint8Array): void;
+  stopVerifyAhead(job: JobStatus): void;
   /** Resident bytes of the range, or undefined when the backend cannot tell. */
   residentBytes(offset: number, length: number): number | undefined;
   release(): void;
@@ -48,6 +51,7 @@ class MmapBackend implements Backend {
   readonly bytes: Uint8Array;
   readonly file: FileFacts;
   readonly reused: boolean;
+  readonly binding: NativeBinding;
   readonly #n: NativeBinding;
   readonly #buffer: ArrayBuffer;
   readonly #out = new Uint8Array(1);
@@ -55,6 +59,7 @@ class MmapBackend implements Backend {
 
   constructor(n: NativeBinding, path: string) {
     this.#n = n;
+    this.binding = n;
     const m = n.map(path);
     this.#buffer = m.buffer;
     this.bytes = new Uint8Array(m.buffer);
@@ -68,14 +73,12 @@ class MmapBackend implements Backend {
       mode: m.mode,
       uid: m.uid,
     };
-    this.#pageSize = n.pageSize();
+    this.#pageSize = n.pageSize;
   }
 
   string(offset: number, charCount: number, twoByte: boolean) {
     if (charCount === 0) return { value: '', copied: false };
-    const value = twoByte
-      ? this.#n.externalUtf16(this.#buffer, offset, charCount, this.#out)
-      : this.#n.externalLatin1(this.#buffer, offset, charCount, this.#out);
+    const value = this.#n.externalString(this.#buffer, offset, charCount, twoByte, this.#out);
     return { value, copied: this.#out[0] === 1 };
   }
 
@@ -92,13 +95,18 @@ class MmapBackend implements Backend {
     }
   }
 
-  stopVerifyAhead(status: Uint8Array) {
-    this.#n.verifyAheadStop(status);
+  stopVerifyAhead(job: JobStatus) {
+    this.#n.verifyAheadStop(job.bytes);
   }
 
   residentBytes(offset: number, length: number) {
-    // Whole pages are resident; never report more than the range itself.
-    return Math.min(length, this.#n.residentPages(this.#buffer, offset, length) * this.#pageSize);
+    // Whole pages are resident; never report more than the range itself. A kernel (or emulator)
+    // whose mincore refuses the range leaves it unknown: a figure is never worth a throw.
+    try {
+      return Math.min(length, this.#n.residentPages(this.#buffer, offset, length) * this.#pageSize);
+    } catch {
+      return undefined;
+    }
   }
 
   release() {
@@ -111,6 +119,7 @@ class ReadBackend implements Backend {
   bytes: Uint8Array;
   readonly file: FileFacts;
   readonly reused = false;
+  readonly binding = undefined;
 
   constructor(path: string) {
     const fd = openSync(path, 'r');

@@ -1,24 +1,21 @@
 /**
  * A validated blob, open: look entries up, hand out external strings and zero-copy views.
- * This is the API custom loaders are written on.
+ * This is the API custom loaders are written on: a small facade over the backend (the bytes),
+ * the section checks (integrity.ts), the in-place-write watch (watch.ts) and paging hints
+ * (paging.ts).
  */
-import { closeSync, fstatSync, openSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { codeblobError } from '../errors.js';
-import {
-  cachesNameTheirFile,
-  compatibility,
-  ENTRY_HASH_BYTES,
-  entryHash,
-  readIndex,
-  readMeta,
-  sha256,
-  type Entry,
-  type Header,
-} from '../format/index.js';
+import { cachesNameTheirFile, compatibility, readIndex, readMeta, sha256, type Entry, type Header } from '../format/index.js';
+import type { Advice } from '../native/binding.js';
 import { openBackend, type Backend, type BackendName, type FileFacts } from './backend.js';
+import { SectionChecks, type Section, type VerifyProblem } from './integrity.js';
 import { resolveOpenOptions, type OpenOptions, type VerifyMode } from './options.js';
-import { native, type Advice } from '../native/binding.js';
+import { prefetchStartup, startupRange } from './paging.js';
+import { InPlaceWriteWatch } from './watch.js';
+
+export type { VerifyProblem } from './integrity.js';
 
 export interface StoreStats {
   backend: BackendName;
@@ -50,32 +47,6 @@ export interface BlobPin {
   digest: string;
 }
 
-export interface VerifyProblem {
-  key: string;
-  section: 'source' | 'cache';
-  message: string;
-}
-
-const SOURCE_OK = 1;
-const CACHE_OK = 2;
-// A failed check is remembered: the entry is refused from then on, and counted once.
-const SOURCE_BAD = 4;
-const CACHE_BAD = 8;
-
-// The status bytes verifyAhead() shares with its thread (see the addon's header).
-const AHEAD_OK = 1;
-const AHEAD_PENDING = 0;
-const AHEAD_BAD = 2;
-const AHEAD_TAKEN = 3;
-
-interface Ahead {
-  /** One byte per section, then the cancel byte, then the finished byte. */
-  status: Uint8Array;
-  /** Per entry, the status index of its source and of its cache (-1: not checked ahead). */
-  slots: Int32Array;
-  count: number;
-}
-
 export class BlobStore {
   /** Absolute path the store was opened from. */
   readonly path: string;
@@ -93,9 +64,8 @@ export class BlobStore {
   readonly verifyMode: VerifyMode;
 
   #backend: Backend | undefined;
-  /** A descriptor of the mapped inode, to notice an in-place write before touching its pages. */
-  #watch: number | undefined;
-  #facts: Float64Array | undefined;
+  /** Notices an in-place write before its pages are touched (mmap only). */
+  #watch: InPlaceWriteWatch | undefined;
   readonly #fallbackReason: string | undefined;
   readonly #entries: readonly Entry[];
   /** Where the resolution table is in the file; it is read (and checked) again when asked for. */
@@ -104,15 +74,12 @@ export class BlobStore {
   readonly #resolutions: Uint8Array | undefined;
   readonly #byKey: Map<string, number>;
   readonly #position: Map<Entry, number>;
-  readonly #checked: Uint8Array;
+  readonly #checks: SectionChecks;
   readonly #rootPrefix: string;
   #strings = 0;
   #stringsCopied = 0;
   #lookups = 0;
   #misses = 0;
-  #corrupt = 0;
-  #ahead: Ahead | undefined;
-  #verifiedAhead = 0;
 
   /** Use `open()`. */
   constructor(path: string, options?: OpenOptions) {
@@ -134,10 +101,12 @@ export class BlobStore {
       this.recordedRoot = index.root;
       this.root = opts.root !== undefined ? resolve(opts.root) : resolve(dirname(this.path), index.root);
       // A cache that names the file it was made from is right only where that file was.
-      const moved = compat.cachesUsable && cachesNameTheirFile() && index.tracedRoot !== this.root && index.tracedRoot !== realRoot(this.root);
+      // (A blob that does not say where it was traced, written by hand with layoutBlob, is taken at its word.)
+      const traced = index.tracedRoot;
+      const moved = compat.cachesUsable && cachesNameTheirFile() && traced !== undefined && traced !== this.root && traced !== realRoot(this.root);
       this.cachesUsable = compat.cachesUsable && !moved;
       this.incompatibility = moved
-        ? `the caches were made at ${index.tracedRoot ?? 'a path this blob does not record'}, the app is at ${this.root}, and Node ${process.versions.node} would name the old path in stack traces`
+        ? `the caches were made at ${traced}, the app is at ${this.root}, and Node ${process.versions.node} would name the old path in stack traces`
         : compat.reason;
     } catch (error) {
       backend.release();
@@ -146,13 +115,12 @@ export class BlobStore {
     this.#backend = backend;
     this.#fallbackReason = fallbackReason;
     this.file = backend.file;
-    if (backend.name === 'mmap') this.#watch = watchSameInode(this.path, backend.file);
+    if (backend.name === 'mmap') this.#watch = InPlaceWriteWatch.open(this.path, backend.file, backend.binding);
     this.verifyMode = opts.verify;
     this.#rootPrefix = this.root.endsWith(sep) ? this.root : this.root + sep;
     this.#byKey = new Map(this.#entries.map((e, i) => [e.key, i]));
     this.#position = new Map(this.#entries.map((e, i) => [e, i]));
-    this.#checked = new Uint8Array(this.#entries.length);
-    if (opts.verify === 'none') this.#checked.fill(SOURCE_OK | CACHE_OK);
+    this.#checks = new SectionChecks(this.#entries, opts.verify === 'none');
     if (opts.verify === 'full') {
       const problems = this.verify();
       if (problems.length > 0) {
@@ -160,6 +128,11 @@ export class BlobStore {
         throw codeblobError('ERR_CODEBLOB_CORRUPT_ENTRY', `${this.path}: ${problems.length} problem(s), first: ${problems[0]!.key} ${problems[0]!.section}: ${problems[0]!.message}`);
       }
     }
+  }
+
+  /** Why `read` is used although `mmap` was allowed; undefined otherwise. */
+  get fallbackReason(): string | undefined {
+    return this.#fallbackReason;
   }
 
   /** `mmap` or `read`. */
@@ -213,7 +186,7 @@ export class BlobStore {
    */
   source(entry: Entry): string {
     const b = this.#textEntry(entry);
-    this.#verify(entry, SOURCE_OK);
+    this.#verify(entry, 'source');
     const bpc = entry.encoding === 'utf16le' ? 2 : 1;
     const start = entry.sourceOffset + entry.prefixChars * bpc;
     if (!entry.shebang) return this.#string(b, start, entry.chars, bpc === 2);
@@ -230,7 +203,7 @@ export class BlobStore {
    */
   compileSource(entry: Entry): string {
     const b = this.#textEntry(entry);
-    this.#verify(entry, SOURCE_OK);
+    this.#verify(entry, 'source');
     const bpc = entry.encoding === 'utf16le' ? 2 : 1;
     return this.#string(b, entry.sourceOffset, entry.sourceLength / bpc, bpc === 2);
   }
@@ -242,7 +215,7 @@ export class BlobStore {
    */
   sourceView(entry: Entry): Uint8Array {
     const b = this.#live();
-    this.#verify(entry, SOURCE_OK);
+    this.#verify(entry, 'source');
     const bpc = entry.encoding === 'utf16le' ? 2 : 1;
     const start = entry.sourceOffset + entry.prefixChars * bpc;
     return new Uint8Array(b.bytes.buffer, b.bytes.byteOffset + start, entry.chars * bpc);
@@ -255,7 +228,7 @@ export class BlobStore {
   cacheView(entry: Entry): Buffer | undefined {
     const b = this.#live();
     if (entry.cacheLength === 0 || !this.cachesUsable) return undefined;
-    this.#verify(entry, CACHE_OK);
+    this.#verify(entry, 'cache');
     return Buffer.from(b.bytes.buffer, b.bytes.byteOffset + entry.cacheOffset, entry.cacheLength);
   }
 
@@ -290,13 +263,7 @@ export class BlobStore {
    */
   startupRange(): { start: number; end: number } {
     this.#live();
-    const start = this.header.indexOffset + this.header.indexLength;
-    let end = start;
-    for (const e of this.#entries) {
-      if (e.order < 0) continue;
-      end = Math.max(end, e.sourceOffset + e.sourceLength, e.cacheOffset + e.cacheLength);
-    }
-    return { start, end };
+    return startupRange(this.header, this.#entries);
   }
 
   /**
@@ -305,11 +272,7 @@ export class BlobStore {
    * which is touched one module at a time if ever.
    */
   prefetchStartup(): void {
-    const b = this.#live();
-    if (b.name !== 'mmap') return;
-    const { start, end } = this.startupRange();
-    if (end > start) b.advise(start, end - start, 'willneed');
-    if (b.bytes.byteLength > end) b.advise(end, b.bytes.byteLength - end, 'random');
+    prefetchStartup(this.#live(), this.startupRange());
   }
 
   /**
@@ -328,34 +291,8 @@ export class BlobStore {
    */
   verifyAhead(): boolean {
     const b = this.#live();
-    if (this.#ahead) return true;
-    const sections: { offset: number; length: number; hash: Uint8Array; slot: number }[] = [];
-    this.#entries.forEach((e, i) => {
-      if (e.order < 0) return;
-      const flags = this.#checked[i]!;
-      if ((flags & (SOURCE_OK | SOURCE_BAD)) === 0) {
-        sections.push({ offset: e.sourceOffset, length: e.sourceLength, hash: e.sourceHash, slot: 2 * i });
-      }
-      if (e.cacheLength > 0 && this.cachesUsable && (flags & (CACHE_OK | CACHE_BAD)) === 0) {
-        sections.push({ offset: e.cacheOffset, length: e.cacheLength, hash: e.cacheHash!, slot: 2 * i + 1 });
-      }
-    });
-    if (sections.length === 0) return false;
-    sections.sort((x, y) => x.offset - y.offset);
-    const ranges = new Float64Array(sections.length * 2);
-    const expected = new Uint8Array(sections.length * ENTRY_HASH_BYTES);
-    const slots = new Int32Array(this.#entries.length * 2).fill(-1);
-    sections.forEach((s, k) => {
-      ranges[2 * k] = s.offset;
-      ranges[2 * k + 1] = s.length;
-      expected.set(s.hash, k * ENTRY_HASH_BYTES);
-      slots[s.slot] = k;
-    });
     const f = this.file;
-    const status = b.verifyAhead(ranges, expected, `${f.dev}:${f.ino}:${f.size}:${f.mtimeMs}:${f.ctimeNs}`);
-    if (!status) return false;
-    this.#ahead = { status, slots, count: sections.length };
-    return true;
+    return this.#checks.startAhead(b, this.cachesUsable, `${f.dev}:${f.ino}:${f.size}:${f.mtimeMs}:${f.ctimeNs}`);
   }
 
   /**
@@ -363,7 +300,7 @@ export class BlobStore {
    * so far still counts.
    */
   stopVerifyAhead(): void {
-    if (this.#ahead) this.#backend?.stopVerifyAhead(this.#ahead.status);
+    this.#checks.stopAhead(this.#backend);
   }
 
   /**
@@ -372,15 +309,7 @@ export class BlobStore {
    */
   verifyAheadProgress(): { sections: number; sound: number; corrupt: number; running: boolean } | undefined {
     this.#live();
-    const a = this.#ahead;
-    if (!a) return undefined;
-    let sound = 0;
-    let corrupt = 0;
-    for (let k = 0; k < a.count; k++) {
-      if (a.status[k] === AHEAD_OK) sound++;
-      else if (a.status[k] === AHEAD_BAD) corrupt++;
-    }
-    return { sections: a.count, sound, corrupt, running: a.status[a.count + 1] === 0 };
+    return this.#checks.aheadProgress();
   }
 
   /** Hint the kernel about an entry's pages (or the whole file without an entry). */
@@ -396,27 +325,7 @@ export class BlobStore {
    * sound entries as checked, so a later lazy check costs nothing.
    */
   verify(): VerifyProblem[] {
-    const b = this.#live();
-    const problems: VerifyProblem[] = [];
-    this.#entries.forEach((e, i) => {
-      const before = this.#checked[i]! & (SOURCE_BAD | CACHE_BAD);
-      if (!entryHash(b.bytes.subarray(e.sourceOffset, e.sourceOffset + e.sourceLength)).equals(e.sourceHash)) {
-        problems.push({ key: e.key, section: 'source', message: 'source hash mismatch' });
-        this.#checked[i]! |= SOURCE_BAD;
-      } else {
-        this.#checked[i]! |= SOURCE_OK;
-      }
-      if (e.cacheLength > 0) {
-        if (!entryHash(b.bytes.subarray(e.cacheOffset, e.cacheOffset + e.cacheLength)).equals(e.cacheHash!)) {
-          problems.push({ key: e.key, section: 'cache', message: 'cache hash mismatch' });
-          this.#checked[i]! |= CACHE_BAD;
-        } else {
-          this.#checked[i]! |= CACHE_OK;
-        }
-      }
-      if (before === 0 && (this.#checked[i]! & (SOURCE_BAD | CACHE_BAD)) !== 0) this.#corrupt++;
-    });
-    return problems;
+    return this.#checks.checkAll(this.#live().bytes);
   }
 
   /**
@@ -440,7 +349,7 @@ export class BlobStore {
     const same = f.dev === pin.dev && f.ino === pin.ino && f.size === pin.size && f.ctimeNs.toString() === pin.ctimeNs;
     if (!same && this.digest() !== pin.digest) return false;
     if (!same && this.verify().length > 0) return false;
-    this.#checked.fill(SOURCE_OK | CACHE_OK);
+    this.#checks.trustAll();
     this.stopVerifyAhead(); // nothing left for it to check
     return true;
   }
@@ -448,6 +357,19 @@ export class BlobStore {
   /** SHA-256 of the whole file (hex), e.g. to pin one generation of a blob across workers. */
   digest(): string {
     return sha256(this.#live().bytes).toString('hex');
+  }
+
+  /** The counters of `stats()` without the residency figure (which asks the kernel about every page). */
+  counters(): Pick<StoreStats, 'strings' | 'stringsCopied' | 'lookups' | 'misses' | 'corrupt' | 'verifiedAhead'> {
+    this.#live();
+    return {
+      strings: this.#strings,
+      stringsCopied: this.#stringsCopied,
+      lookups: this.#lookups,
+      misses: this.#misses,
+      corrupt: this.#checks.corrupt,
+      verifiedAhead: this.#checks.verifiedAhead,
+    };
   }
 
   stats(): StoreStats {
@@ -461,8 +383,8 @@ export class BlobStore {
       stringsCopied: this.#stringsCopied,
       lookups: this.#lookups,
       misses: this.#misses,
-      corrupt: this.#corrupt,
-      verifiedAhead: this.#verifiedAhead,
+      corrupt: this.#checks.corrupt,
+      verifiedAhead: this.#checks.verifiedAhead,
     };
   }
 
@@ -472,11 +394,10 @@ export class BlobStore {
    * valid (each keeps the mapping alive until it is collected). Idempotent.
    */
   close(): void {
-    this.stopVerifyAhead();
-    this.#ahead = undefined;
+    this.#checks.dropAhead(this.#backend);
     this.#backend?.release();
     this.#backend = undefined;
-    if (this.#watch !== undefined) closeSync(this.#watch);
+    this.#watch?.close();
     this.#watch = undefined;
   }
 
@@ -487,16 +408,7 @@ export class BlobStore {
    * One fstat; false for the read backend (its private copy cannot change).
    */
   changedSinceOpen(): boolean {
-    if (this.#watch === undefined) return false;
-    const binding = native();
-    if (binding) {
-      // Before every module served: no Stats object for it.
-      const facts = (this.#facts ??= new Float64Array(2));
-      if (!binding.fstatInto(this.#watch, facts)) return true;
-      return facts[0] !== this.file.size || facts[1] !== this.file.mtimeMs;
-    }
-    const st = fstatSync(this.#watch);
-    return st.size !== this.file.size || st.mtimeMs !== this.file.mtimeMs;
+    return this.#watch?.changed() ?? false;
   }
 
   #live(): Backend {
@@ -519,43 +431,10 @@ export class BlobStore {
     return value;
   }
 
-  #verify(entry: Entry, what: typeof SOURCE_OK | typeof CACHE_OK): void {
+  #verify(entry: Entry, section: Section): void {
     const i = this.#position.get(entry);
     if (i === undefined) throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', 'entry does not belong to this store');
-    const bad = what === SOURCE_OK ? SOURCE_BAD : CACHE_BAD;
-    const flags = this.#checked[i]!;
-    if ((flags & what) !== 0) return;
-    const section = what === SOURCE_OK ? 'source' : 'cache';
-    if ((flags & bad) === 0) {
-      const ahead = this.#ahead;
-      const slot = ahead ? ahead.slots[2 * i + (what === SOURCE_OK ? 0 : 1)]! : -1;
-      if (slot >= 0) {
-        const verdict = ahead!.status[slot];
-        if (verdict === AHEAD_OK) {
-          this.#checked[i]! |= what;
-          this.#verifiedAhead++;
-          return;
-        }
-        // Not there yet: hash it here, and tell the thread to skip it. (A mismatch found
-        // ahead is hashed again here, and refused below.)
-        if (verdict === AHEAD_PENDING) ahead!.status[slot] = AHEAD_TAKEN;
-      }
-      const bytes = this.#live().bytes;
-      const [offset, length, expected] =
-        what === SOURCE_OK
-          ? [entry.sourceOffset, entry.sourceLength, entry.sourceHash]
-          : [entry.cacheOffset, entry.cacheLength, entry.cacheHash!];
-      if (entryHash(bytes.subarray(offset, offset + length)).equals(expected)) {
-        this.#checked[i]! |= what;
-        // Worker threads of this process share the check (see verifyAhead): say it is sound.
-        if (slot >= 0) ahead!.status[slot] = AHEAD_OK;
-        return;
-      }
-      if (slot >= 0) ahead!.status[slot] = AHEAD_BAD;
-      if ((flags & (SOURCE_BAD | CACHE_BAD)) === 0) this.#corrupt++;
-      this.#checked[i]! |= bad;
-    }
-    throw codeblobError('ERR_CODEBLOB_CORRUPT_ENTRY', `${section} of "${entry.key}" in ${this.path}`);
+    this.#checks.check(i, section, this.#live().bytes, this.path);
   }
 }
 
@@ -566,20 +445,6 @@ function realRoot(root: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** A descriptor of `path` if it is still the mapped inode (else undefined: it was just replaced). */
-function watchSameInode(path: string, file: FileFacts): number | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    const st = fstatSync(fd);
-    if (st.dev === file.dev && st.ino === file.ino) return fd;
-  } catch {
-    // Gone already: nothing to watch.
-  }
-  if (fd !== undefined) closeSync(fd);
-  return undefined;
 }
 
 /**

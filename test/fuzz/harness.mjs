@@ -13,6 +13,7 @@ const { open, isCodeblobError } = await import(join(dist, 'index.js'));
 const { encodeHeader, decodeHeader, encodeIndex, decodeIndex, sha256, entryHash, HEADER_SIZE } = await import(join(dist, 'format/index.js'));
 const { compileCjs } = await import(join(dist, 'loader/cjs-compile.js'));
 const { LoadedTable } = await import(join(dist, 'loader/resolve-cache.js'));
+const { native } = await import(join(dist, 'native/binding.js'));
 const { decodeResolutions } = await import(join(dist, 'format/index.js'));
 
 const [blobPath, seedText, countText, scratch, foreignPath] = process.argv.slice(2);
@@ -146,7 +147,7 @@ function exerciseTable(store, i, kind) {
     return;
   }
   try {
-    const t = new LoadedTable(decoded, store.root, true);
+    const t = new LoadedTable(decoded, store.root, true, native());
     for (let a = 0; a < Math.min(decoded.requests.length, 200); a++) {
       const dir = t.path(decoded.answers[a * 4]);
       if (dir !== undefined) t.find(dir, decoded.requests[a]);
