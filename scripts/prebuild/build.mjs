@@ -25,6 +25,14 @@ export class PrebuildError extends Error {
   }
 }
 
+/** A compiler or package this machine lacks and cannot install (not root, no way to Debian's packages). */
+export class ToolchainUnavailable extends PrebuildError {
+  constructor(message) {
+    super(message);
+    this.name = 'ToolchainUnavailable';
+  }
+}
+
 /** The one target of binding.gyp. It is plain JSON (gyp also reads Python literals; keep it JSON). */
 export function gypTarget() {
   const text = readFileSync(join(repo, 'binding.gyp'), 'utf8');
@@ -80,21 +88,31 @@ export function installHint(missing) {
   return [...foreign.map((a) => `dpkg --add-architecture ${a}`), 'apt-get update', `apt-get install -y --no-install-recommends ${packages.join(' ')}`].join(' && ');
 }
 
-/** Installs the missing compilers with apt-get (root only). Returns what it installed. */
-export function installToolchains(targets = TARGETS, log = console.log) {
-  const missing = missingToolchains(targets);
-  if (missing.length === 0) return [];
-  if (!hostArch()) throw new PrebuildError(`cannot cross-compile from ${process.arch}: the build knows Debian's cross compilers for x64 and arm64 hosts`);
-  if (process.getuid?.() !== 0) throw new PrebuildError(`installing compilers needs root: ${installHint(missing)}`);
+/**
+ * apt-get install `packages` (after `dpkg --add-architecture` for each of `foreignArchs` and
+ * one `apt-get update`). Root only; throws PrebuildError with the command to run otherwise.
+ */
+export function aptInstall(packages, foreignArchs = [], log = console.log) {
+  const hint = [...foreignArchs.map((a) => `dpkg --add-architecture ${a}`), 'apt-get update', `apt-get install -y --no-install-recommends ${packages.join(' ')}`].join(' && ');
+  if (process.getuid?.() !== 0) throw new ToolchainUnavailable(`installing Debian packages needs root: ${hint}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const sh = (cmd, args) => {
     log(`$ ${cmd} ${args.join(' ')}`);
     const r = spawnSync(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
-    if (r.error || r.status !== 0) throw new PrebuildError(`${cmd} ${args.join(' ')} failed: ${r.error?.message ?? r.stderr.trim().split('\n').slice(-3).join(' / ')}`);
+    if (r.error || r.status !== 0) throw new ToolchainUnavailable(`${cmd} ${args.join(' ')} failed: ${r.error?.message ?? r.stderr.trim().split('\n').slice(-3).join(' / ')}`);
   };
-  for (const arch of new Set(missing.map((m) => m.foreignArch).filter(Boolean))) sh('dpkg', ['--add-architecture', arch]);
+  const present = new Set(spawnSync('dpkg', ['--print-foreign-architectures'], { encoding: 'utf8' }).stdout?.split('\n') ?? []);
+  for (const arch of new Set(foreignArchs)) if (!present.has(arch)) sh('dpkg', ['--add-architecture', arch]);
   sh('apt-get', ['update']);
-  sh('apt-get', ['install', '-y', '--no-install-recommends', ...new Set(missing.flatMap((m) => m.packages))]);
+  sh('apt-get', ['install', '-y', '--no-install-recommends', ...new Set(packages)]);
+}
+
+/** Installs the missing compilers with apt-get (root only). Returns what was missing. */
+export function installToolchains(targets = TARGETS, log = console.log) {
+  const missing = missingToolchains(targets);
+  if (missing.length === 0) return [];
+  if (!hostArch()) throw new ToolchainUnavailable(`cannot cross-compile from ${process.arch}: the build knows Debian's cross compilers for x64 and arm64 hosts`);
+  aptInstall(missing.flatMap((m) => m.packages), missing.map((m) => m.foreignArch).filter(Boolean), log);
   return missing;
 }
 
@@ -177,7 +195,7 @@ export function buildPrebuilds({ targets = TARGETS, out = join(repo, 'prebuilds'
   const missing = missingToolchains(targets);
   if (missing.length > 0) {
     const names = missing.map((m) => m.target?.name ?? 'readelf').join(', ');
-    throw new PrebuildError(
+    throw new ToolchainUnavailable(
       `no compiler for ${names}. Install them (Debian, as root): ${installHint(missing)}  — or run \`npm run prebuilds -- --install-toolchains\`; ` +
         'CODEBLOB_PREBUILD_TARGETS=<name,...> builds a subset',
     );
