@@ -93,6 +93,8 @@ export function installHint(missing) {
  * one `apt-get update`). Root only; throws PrebuildError with the command to run otherwise.
  */
 export function aptInstall(packages, foreignArchs = [], log = console.log) {
+  packages = [...new Set(packages)];
+  foreignArchs = [...new Set(foreignArchs)];
   const hint = [...foreignArchs.map((a) => `dpkg --add-architecture ${a}`), 'apt-get update', `apt-get install -y --no-install-recommends ${packages.join(' ')}`].join(' && ');
   if (process.getuid?.() !== 0) throw new ToolchainUnavailable(`installing Debian packages needs root: ${hint}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
@@ -102,9 +104,9 @@ export function aptInstall(packages, foreignArchs = [], log = console.log) {
     if (r.error || r.status !== 0) throw new ToolchainUnavailable(`${cmd} ${args.join(' ')} failed: ${r.error?.message ?? r.stderr.trim().split('\n').slice(-3).join(' / ')}`);
   };
   const present = new Set(spawnSync('dpkg', ['--print-foreign-architectures'], { encoding: 'utf8' }).stdout?.split('\n') ?? []);
-  for (const arch of new Set(foreignArchs)) if (!present.has(arch)) sh('dpkg', ['--add-architecture', arch]);
+  for (const arch of foreignArchs) if (!present.has(arch)) sh('dpkg', ['--add-architecture', arch]);
   sh('apt-get', ['update']);
-  sh('apt-get', ['install', '-y', '--no-install-recommends', ...new Set(packages)]);
+  sh('apt-get', ['install', '-y', '--no-install-recommends', ...packages]);
 }
 
 /** Installs the missing compilers with apt-get (root only). Returns what was missing. */
