@@ -9,7 +9,8 @@
  * It does not map the part of a file's last page past the file's end, as a real kernel does, so
  * the blob used at 16/64 KiB is padded (a JSON module sized to make the file a whole number of
  * 64 KiB pages); the 4 KiB run uses the blob as packed. qemu-user's mincore also writes one byte
- * per host page, so resident-page counts there are only checked where they cannot differ.
+ * per host page, so resident-page counts there are only checked where they cannot differ, and
+ * Node's process.report crashes in the guest at those page sizes (not used here).
  *
  * Skipped, saying why, where the Debian packages or the npm package cannot be had (no root, no
  * registry).
@@ -49,7 +50,7 @@ describe.skipIf(skip)(`the arm64 glibc prebuild under qemu-user${skip ? ` (skipp
     const scratch = mkdtempSync(join(work, `addon-${pageSize}-`));
     const addon = join(arm.prebuilds, 'linux-arm64/codeblob.glibc.node');
     const out = run([...qemuNode(arm, pageSize), join(repo, 'test/fixtures/prebuild/addon-check.cjs'), addon, scratch], work).stdout;
-    expect(JSON.parse(out)).toEqual(addonCheckResult('arm64', pageSize, expect.stringMatching(/^2\.\d+$/)));
+    expect(JSON.parse(out)).toEqual(addonCheckResult('arm64', pageSize));
   });
 
   describe('an app packed and loaded from a blob by the arm64 Node', () => {

@@ -108,7 +108,7 @@ describe.skipIf(skip)(`the four prebuilds${skip ? ` (skipped: ${skip})` : ''}`, 
   it.each(runtimes().map((r) => [r.name, r.bin] as const))('the linux-x64 glibc prebuild loads with every symbol bound and works in %s: map, external strings, madvise, mincore, stat, threads, SHA-256 from Node', (_name, bin) => {
     const scratch = mkdtempSync(join(work, 'addon-'));
     const out = run([bin, join(repo, 'test/fixtures/prebuild/addon-check.cjs'), file(named('linux-x64-glibc')), scratch]).stdout;
-    expect(JSON.parse(out)).toEqual(addonCheckResult('x64', 4096, expect.stringMatching(/^2\.\d+$/)));
+    expect(JSON.parse(out)).toEqual(addonCheckResult('x64', 4096));
   });
 });
 
@@ -134,6 +134,7 @@ describe.skipIf(skip)(`the glibc builds on Debian 11's glibc 2.31 (older than th
   // Node 20 run through Debian 11's own ld.so and libraries (libc6, libstdc++6, libgcc-s1 from
   // Debian's bullseye packages); an addon built on Debian 12 without glibc-compat.h fails to
   // load there ("version `GLIBC_2.33' not found").
+  const glibcVersion = 'process.report.getReport().header.glibcVersionRuntime';
   function prepared(ctx: { skip: (note?: string) => void }): Debian11 | undefined {
     const env = debian11Environment();
     if (env.skip) {
@@ -149,17 +150,21 @@ describe.skipIf(skip)(`the glibc builds on Debian 11's glibc 2.31 (older than th
     const root = env.debian11.roots.x64;
     const scratch = mkdtempSync(join(work, 'deb11-x64-'));
     const libs = [join(root, 'lib/x86_64-linux-gnu'), join(root, 'usr/lib/x86_64-linux-gnu')].join(':');
-    const out = run([join(root, 'lib/x86_64-linux-gnu/ld-linux-x86-64.so.2'), '--library-path', libs, process.execPath, join(repo, 'test/fixtures/prebuild/addon-check.cjs'), file(named('linux-x64-glibc')), scratch]).stdout;
-    expect(JSON.parse(out)).toEqual(addonCheckResult('x64', 4096, env.debian11.glibc));
+    const node = [join(root, 'lib/x86_64-linux-gnu/ld-linux-x86-64.so.2'), '--library-path', libs, process.execPath];
+    expect(run([...node, '-p', glibcVersion]).stdout.trim()).toBe(env.debian11.glibc);
+    const out = run([...node, join(repo, 'test/fixtures/prebuild/addon-check.cjs'), file(named('linux-x64-glibc')), scratch]).stdout;
+    expect(JSON.parse(out)).toEqual(addonCheckResult('x64', 4096));
   });
 
   it('linux-arm64 glibc, in the arm64 Node 20 under qemu-user, with 64 KiB pages', (ctx) => {
     const env = prepared(ctx);
     if (!env) return;
     const scratch = mkdtempSync(join(work, 'deb11-arm64-'));
-    const argv = [env.qemu, '-L', env.debian11.roots.arm64, '-p', '65536', '-E', 'LD_LIBRARY_PATH=/lib/aarch64-linux-gnu:/usr/lib/aarch64-linux-gnu', env.node];
-    const out = run([...argv, join(repo, 'test/fixtures/prebuild/addon-check.cjs'), file(named('linux-arm64-glibc')), scratch]).stdout;
-    expect(JSON.parse(out)).toEqual(addonCheckResult('arm64', 65536, env.debian11.glibc));
+    const node = (pageSize: number) => [env.qemu, '-L', env.debian11.roots.arm64, '-p', String(pageSize), '-E', 'LD_LIBRARY_PATH=/lib/aarch64-linux-gnu:/usr/lib/aarch64-linux-gnu', env.node];
+    // (process.report crashes under qemu-user with a page size larger than the host's: asked at 4 KiB.)
+    expect(run([...node(4096), '-p', glibcVersion]).stdout.trim()).toBe(env.debian11.glibc);
+    const out = run([...node(65536), join(repo, 'test/fixtures/prebuild/addon-check.cjs'), file(named('linux-arm64-glibc')), scratch]).stdout;
+    expect(JSON.parse(out)).toEqual(addonCheckResult('arm64', 65536));
   });
 });
 
