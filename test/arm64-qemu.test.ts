@@ -45,7 +45,9 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-describe.skipIf(skip)(`the arm64 glibc prebuild under qemu-user${skip ? ` (skipped: ${skip})` : ''}`, () => {
+// Everything under qemu is slow (about 4 s per Node start, 15-30 s per pack): generous limits
+// for a loaded machine; the runs wait for their processes, never for a timer.
+describe.skipIf(skip)(`the arm64 glibc prebuild under qemu-user${skip ? ` (skipped: ${skip})` : ''}`, { timeout: 300_000 }, () => {
   it.each([4096, 16384, 65536])('works in the arm64 Node with %i-byte pages: map, external strings, madvise, mincore, stat, threads, SHA-256 from Node', (pageSize) => {
     const scratch = mkdtempSync(join(work, `addon-${pageSize}-`));
     const addon = join(arm.prebuilds, 'linux-arm64/codeblob.glibc.node');
@@ -88,7 +90,7 @@ describe.skipIf(skip)(`the arm64 glibc prebuild under qemu-user${skip ? ` (skipp
       installCopy(app, arm.prebuilds, ['linux-arm64']);
       const r = run([...qemuNode(arm), 'src/main.cjs'], app);
       plain = { stdout: r.stdout, externalGrowth: JSON.parse(r.stderr.trim().split('\n').pop()!).externalGrowth };
-    });
+    }, 300_000);
 
     it('a plain run answers, and loading big.cjs from disk adds no external source', () => {
       expect(plain.stdout).toBe(answers(70_000));

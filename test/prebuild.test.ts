@@ -130,7 +130,7 @@ describe.skipIf(skip)(`the arm64 builds, checked by the arm64 dynamic linkers un
   });
 });
 
-describe.skipIf(skip)(`the glibc builds on Debian 11's glibc 2.31 (older than the 2.36 they were built with)${skip ? ` (skipped: ${skip})` : ''}`, () => {
+describe.skipIf(skip)(`the glibc builds on Debian 11's glibc 2.31 (older than the 2.36 they were built with)${skip ? ` (skipped: ${skip})` : ''}`, { timeout: 300_000 }, () => {
   // Node 20 run through Debian 11's own ld.so and libraries (libc6, libstdc++6, libgcc-s1 from
   // Debian's bullseye packages); an addon built on Debian 12 without glibc-compat.h fails to
   // load there ("version `GLIBC_2.33' not found").
