@@ -118,12 +118,12 @@ function load(): { binding?: NativeBinding; reason?: string } {
     return { reason: `the mmap backend supports Linux only (this is ${process.platform}); reading blobs into memory instead (backend 'read')` };
   }
   const require = createRequire(import.meta.url);
-  const nodeGypBuild = require('node-gyp-build') as { (dir: string): unknown; resolve(dir: string): string };
   // node-gyp-build takes build/Release first (a local node-gyp build), then the prebuild whose
   // tags fit this platform, arch and libc.
   let file: string | undefined;
   let failure: string;
   try {
+    const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
     file = nodeGypBuild.resolve(packageRoot);
     return checked(require(file) as NativeBinding, file);
   } catch (error) {
@@ -132,8 +132,9 @@ function load(): { binding?: NativeBinding; reason?: string } {
   const libc = runningLibc();
   const fit = libc && join(packageRoot, 'prebuilds', `linux-${process.arch}`, `codeblob.${libc}.node`);
   if (fit && fit !== file && existsSync(fit)) {
-    // node-gyp-build picked the other libc's build (a musl system that is not Alpine, say): the
-    // one for the libc this process really runs on.
+    // What node-gyp-build picked does not load here: the other libc's build (it takes every
+    // system without /etc/alpine-release for glibc) or a build/ made on another machine. The
+    // prebuild for this arch and the libc this process really runs on may.
     try {
       return checked(require(fit) as NativeBinding, fit);
     } catch (error) {
@@ -141,7 +142,9 @@ function load(): { binding?: NativeBinding; reason?: string } {
     }
   }
   const target = `linux-${process.arch}${libc ? ` with ${libc}` : ''}`;
-  const what = file ? `the native addon ${file} does not load on ${target} (${failure})` : `no prebuilt native addon fits ${target} (the package has: ${carried()})`;
+  const what = file
+    ? `the native addon ${file} does not load on ${target} (${failure})`
+    : `no prebuilt native addon fits ${target} (the package has: ${carried()}${failure.startsWith('No native build was found') ? '' : `; ${failure}`})`;
   return {
     reason:
       `${what}; reading blobs into memory instead (backend 'read': nothing is shared between processes). ` +
