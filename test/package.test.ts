@@ -1,13 +1,16 @@
 /**
  * The published package, end to end: `npm pack` (which runs `prepare` and `prepack`, so
- * prebuildify puts the addon in prebuilds/), then a fresh project installs the tarball with
- * default npm settings and uses the CLI and the library from it. The installed copy has no
- * build/ directory, so the mmap backend proves node-gyp-build found the prebuild.
+ * `npm run prebuilds` cross-compiles the four prebuilt addons into prebuilds/), then a fresh
+ * project installs the tarball with default npm settings and with no compiler on PATH, and uses
+ * the CLI and the library from it. The installed copy has no build/ directory, so the mmap
+ * backend proves node-gyp-build found the prebuild.
  *
  * `npm pack` runs in a copy of the working tree, not in the repository itself: packing rebuilds
- * build/ twice and prebuildify moves build/Release/codeblob.node into prebuilds/, which would pull
- * the addon out from under the test files that vitest runs in parallel with this one.
- * node_modules is a symlink to the repository's, so the copy builds offline with the same tools.
+ * build/ and writes prebuilds/, which must not change under the test files that vitest runs in
+ * parallel with this one. node_modules is a symlink to the repository's, so the copy builds
+ * offline with the same tools. The cross compilers come from Debian's packages (installed by the
+ * test setup as root); where they cannot be had, the pack builds the linux-x64 glibc addon alone
+ * and the test of the other three skips, saying why.
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -15,6 +18,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { TARGETS } from '../scripts/prebuild/targets.mjs';
+import { prebuilds } from './helpers/platforms.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const { version } = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { version: string };
@@ -42,6 +47,11 @@ let work: string;
 let tarball: string;
 let files: string[];
 let app: string;
+/** The only directory on PATH while the tarball installs: node, npm and npx, no compiler. */
+let bin: string;
+
+// The cross compilers (installed here when missing, as root), or why the pack builds x64 glibc alone.
+const crossSkip = prebuilds().skip;
 
 beforeAll(() => {
   work = realpathSync(mkdtempSync(join(tmpdir(), 'codeblob-package-')));
@@ -56,10 +66,10 @@ beforeAll(() => {
 
   const packed = join(work, 'packed');
   mkdirSync(packed);
-  // prebuildify keeps a node-gyp directory in os.tmpdir(); give it one that afterAll removes.
+  // node-gyp may keep files in os.tmpdir(); give it one that afterAll removes.
   const tmp = join(work, 'tmp');
   mkdirSync(tmp);
-  run('npm', ['pack', '--pack-destination', packed], source, { TMPDIR: tmp });
+  run('npm', ['pack', '--pack-destination', packed], source, { TMPDIR: tmp, ...(crossSkip && { CODEBLOB_PREBUILD_TARGETS: 'linux-x64-glibc' }) });
   const tgz = readdirSync(packed).filter((f) => f.endsWith('.tgz'));
   expect(tgz).toEqual([`codeblob-${version}.tgz`]);
   tarball = join(packed, tgz[0]!);
@@ -68,20 +78,37 @@ beforeAll(() => {
   app = join(work, 'app');
   mkdirSync(app);
   run('npm', ['init', '-y'], app);
-  run('npm', ['install', tarball], app);
+  bin = join(work, 'bin');
+  mkdirSync(bin);
+  for (const tool of ['node', 'npm', 'npx']) {
+    const found = run('/bin/sh', ['-c', `command -v ${tool}`], work).trim();
+    symlinkSync(realpathSync(found), join(bin, tool));
+  }
+  run('npm', ['install', tarball], app, { PATH: bin });
 }, 600_000);
 
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-it('the tarball has dist/ and the linux-x64 prebuild, and no build/ directory', () => {
+it('the tarball has dist/ and the linux-x64 glibc prebuild, and no build/ directory', () => {
   expect(files).toContain('package/package.json');
   expect(files).toContain('package/dist/index.js');
   expect(files).toContain('package/dist/cli/main.js');
   expect(files).toContain('package/dist/pack/trace.js');
-  expect(files.filter((f) => /^package\/prebuilds\/linux-x64\/[^/]+\.node$/.test(f))).not.toEqual([]);
+  expect(files).toContain('package/prebuilds/linux-x64/codeblob.glibc.node');
   expect(files.filter((f) => f.startsWith('package/build/'))).toEqual([]);
+  // No build script or compat header in the package: it installs built.
+  expect(files.filter((f) => f.startsWith('package/scripts/'))).toEqual([]);
+});
+
+it.skipIf(crossSkip)(`the tarball has the four prebuilds, linux-x64 and linux-arm64 for glibc and musl, and no other${crossSkip ? ` (skipped: ${crossSkip})` : ''}`, () => {
+  expect(files.filter((f) => f.startsWith('package/prebuilds/')).sort()).toEqual(TARGETS.map((t) => `package/${t.file}`).sort());
+});
+
+it('the tarball installed with no compiler on PATH (npm, node and npx only)', () => {
+  expect(run('/bin/sh', ['-c', 'for t in cc gcc g++ c++ clang make python3 node-gyp; do command -v $t || true; done'], work, { PATH: bin }).trim()).toBe('');
+  expect(readdirSync(join(app, 'node_modules', 'codeblob', 'prebuilds'))).toContain('linux-x64');
 });
 
 it('`npx codeblob --version` in the installing project prints the package version', () => {
@@ -123,7 +150,7 @@ store.close();
     keys: ['greet.cjs', 'main.cjs'],
     greet: "module.exports = (name) => `hello, ${name}`;\n",
     cachesUsable: true,
-    addon: [expect.stringMatching(/\/app\/node_modules\/codeblob\/prebuilds\/linux-x64\/[^/]+\.node$/)],
+    addon: [join(app, 'node_modules/codeblob/prebuilds/linux-x64/codeblob.glibc.node')],
   });
 });
 

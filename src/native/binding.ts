@@ -4,7 +4,9 @@
  * else asks `native()`; `undefined` means "use the read backend". The background jobs' status
  * bytes are read through jobs.ts.
  */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { brandNativeError, type CodeblobErrorCode } from '../errors.js';
 
@@ -72,28 +74,89 @@ export interface NativeBinding {
 export const EXPECTED_ABI = 5;
 const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
+type Libc = 'glibc' | 'musl';
+
 let loaded: { binding?: NativeBinding; reason?: string } | undefined;
+
+/**
+ * The C library this process runs on, from the loader mapped into it (exact, and cheap: read only
+ * when the addon failed to load). node-gyp-build guesses musl from /etc/alpine-release alone.
+ */
+function runningLibc(): Libc | undefined {
+  try {
+    const maps = readFileSync('/proc/self/maps', 'latin1');
+    if (/\/(ld-musl-[^/\s]+\.so\.1|libc\.musl-[^/\s]+\.so\.1)$/m.test(maps)) return 'musl';
+    if (/\/(libc\.so\.6|libc-2\.\d+\.so)$/m.test(maps)) return 'glibc';
+  } catch {
+    // no /proc: say nothing rather than guess
+  }
+  return undefined;
+}
+
+/** The prebuilds the package carries, as "linux-x64 (glibc, musl)". */
+function carried(): string {
+  const dir = join(packageRoot, 'prebuilds');
+  const list: string[] = [];
+  for (const tuple of safeReaddir(dir).sort()) {
+    const tags = safeReaddir(join(dir, tuple)).map((f) => /\.(glibc|musl)\.node$/.exec(f)?.[1] ?? (f.endsWith('.node') ? 'any libc' : undefined)).filter(Boolean);
+    if (tags.length > 0) list.push(`${tuple} (${tags.sort().join(', ')})`);
+  }
+  return list.length > 0 ? list.join(', ') : 'none';
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function checked(binding: NativeBinding, file: string): { binding?: NativeBinding; reason?: string } {
+  if (binding.abi !== EXPECTED_ABI) {
+    return { reason: `the native build ${file} has ABI ${binding.abi}, this code expects ${EXPECTED_ABI}: rebuild it (\`cd node_modules/codeblob && npx node-gyp rebuild\`)` };
+  }
+  return { binding };
+}
 
 function load(): { binding?: NativeBinding; reason?: string } {
   if (process.platform !== 'linux') {
-    return { reason: `the mmap backend supports Linux only (this is ${process.platform})` };
+    return { reason: `the mmap backend supports Linux only (this is ${process.platform}); reading blobs into memory instead (backend 'read')` };
   }
+  const require = createRequire(import.meta.url);
+  // node-gyp-build takes build/Release first (a local node-gyp build), then the prebuild whose
+  // tags fit this platform, arch and libc.
+  let file: string | undefined;
+  let failure: string;
   try {
-    const require = createRequire(import.meta.url);
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
-    const binding = nodeGypBuild(packageRoot) as NativeBinding;
-    if (binding.abi !== EXPECTED_ABI) {
-      return { reason: `the native build has ABI ${binding.abi}, this code expects ${EXPECTED_ABI}: rebuild it with \`npm rebuild codeblob\`` };
-    }
-    return { binding };
+    const nodeGypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+    file = nodeGypBuild.resolve(packageRoot);
+    return checked(require(file) as NativeBinding, file);
   } catch (error) {
-    const message = (error as Error).message.split('\n')[0];
-    return {
-      reason:
-        `no usable native build for ${process.platform}-${process.arch} (${message}); ` +
-        'reading blobs into memory instead. To build one: `cd node_modules/codeblob && npx node-gyp rebuild`',
-    };
+    failure = (error as Error).message.split('\n')[0]!;
   }
+  const libc = runningLibc();
+  const fit = libc && join(packageRoot, 'prebuilds', `linux-${process.arch}`, `codeblob.${libc}.node`);
+  if (fit && fit !== file && existsSync(fit)) {
+    // What node-gyp-build picked does not load here: the other libc's build (it takes every
+    // system without /etc/alpine-release for glibc) or a build/ made on another machine. The
+    // prebuild for this arch and the libc this process really runs on may.
+    try {
+      return checked(require(fit) as NativeBinding, fit);
+    } catch (error) {
+      failure += `; ${fit}: ${(error as Error).message.split('\n')[0]}`;
+    }
+  }
+  const target = `linux-${process.arch}${libc ? ` with ${libc}` : ''}`;
+  const what = file
+    ? `the native addon ${file} does not load on ${target} (${failure})`
+    : `no prebuilt native addon fits ${target} (the package has: ${carried()}${failure.startsWith('No native build was found') ? '' : `; ${failure}`})`;
+  return {
+    reason:
+      `${what}; reading blobs into memory instead (backend 'read': nothing is shared between processes). ` +
+      'To build the addon here (needs python3, make and a C compiler' + (libc === 'musl' ? ', e.g. `apk add python3 make gcc musl-dev`' : '') + '): ' +
+      '`cd node_modules/codeblob && npx node-gyp rebuild`',
+  };
 }
 
 /** The codes the addon throws itself (codeblob.h), each in errors.ts. */
