@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheDir, repo } from './env.js';
+import { EXPECTED_ABI } from '../../src/native/binding.js';
 
 export interface Prebuilds {
   /** Directory holding linux-x64/ and linux-arm64/, as prebuilds/ in the package. */
@@ -66,7 +67,7 @@ export function debian11Environment(): Prepared<Debian11> {
  */
 export function addonCheckResult(arch: string, pageSize: number) {
   return {
-    abi: 4,
+    abi: EXPECTED_ABI,
     arch,
     pageSize,
     pages: 131072 / pageSize,
