@@ -201,9 +201,11 @@ export async function runCluster({ node, app, requests, workers, blob, statusDir
 
     // Every worker serves: fresh connections, `workers` at a time, until each pid answered.
     const served = new Set();
+    let warmup = 0;
     for (let round = 0; served.size < workers; round++) {
       if (round > 50 * workers) throw new Error(`only ${served.size} of ${workers} workers answered after ${round} rounds`);
       const answers = await Promise.all(Array.from({ length: workers }, () => send(port, requests[0])));
+      warmup += workers;
       for (const a of answers) served.add(a.headers.find(([k]) => k === 'x-served-by')?.[1]);
       served.delete(undefined);
     }
@@ -229,6 +231,8 @@ export async function runCluster({ node, app, requests, workers, blob, statusDir
       listeningMs: ready.listeningAt - ready.forkAt,
       servingMs: servingAt - ready.forkAt,
       workerPids: ready.workers,
+      /** Requests sent until every worker had answered one (before the compared ones). */
+      warmup,
       responses,
       memory,
       exits: stopped.exits,

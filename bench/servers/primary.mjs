@@ -9,7 +9,8 @@
 //   {"event":"stopped", exits: [{pid, code, signal}]} after "stop" on stdin: every worker got
 //     SIGTERM (as a container stop or a cluster manager sends it) and exited.
 // Workers' stdout and stderr go to this process's stderr. CODEBLOB_POOL_MODULE names
-// codeblob/pool (dist/pool/index.js of this repository).
+// codeblob/pool (dist/pool/index.js of this repository); PRIMARY_VERIFY, if set, is passed to
+// preloadPrimary as its `verify` option.
 import cluster from 'node:cluster';
 
 const [exec, count, blob] = process.argv.slice(2);
@@ -22,7 +23,9 @@ let env = {};
 const t0 = now();
 if (blob) {
   const { preloadPrimary } = await import(process.env.CODEBLOB_POOL_MODULE);
-  preload = preloadPrimary(blob); // never throws: check preload.enabled
+  // PRIMARY_VERIFY: the staleness check for the workers (preloadPrimary's `verify` option; the
+  // workers' CODEBLOB_VERIFY is what preloadPrimary sets, whatever this process's environment says).
+  preload = preloadPrimary(blob, process.env.PRIMARY_VERIFY ? { verify: process.env.PRIMARY_VERIFY } : undefined); // never throws: check preload.enabled
   execArgv = preload.execArgv;
   env = preload.env;
 }

@@ -113,7 +113,7 @@ app.register(async (api) => {
     return { count: prices.length, median: prices[prices.length >> 1], histogram, tags };
   });
 
-  api.get('/teapot', async (_request, reply) => reply.imATeapot('short and stout'));
+  api.get('/teapot', async (_request, reply) => reply.imateapot('short and stout'));
 });
 
 let closing = false;
