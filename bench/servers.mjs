@@ -14,12 +14,13 @@
 // with hash checks (preloadPrimary's verify: 'hash'), answers compared with a plain run of the same copy.
 // Runs under --node (re-executing itself there). JSON: .bench-out/servers/servers-<node>.json.
 // Usage: node bench/servers.mjs [--node <bin>] [--servers fastify,nextjs] [--workers 4] [--rounds 2] [--no-copy] [--quick]
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measure } from '../dist/index.js';
 import { header, mib, outDir, printHeader, printTable, ratioText as ratio, runUnder, stats } from './lib.mjs';
-import { MASKED_HEADERS, SERVERS, compareResponses, copyTree, packServer, requestsOf, runCluster, threadReport } from './servers/lib.mjs';
+import { MASKED_HEADERS, SERVERS, compareResponses, copyTree, deployServer, packServer, requestsOf, runCluster, threadReport } from './servers/lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -40,7 +41,8 @@ const names = values.servers.split(',');
 const h = header(node);
 const out = join(outDir, 'servers');
 mkdirSync(out, { recursive: true });
-const scratch = mkdtempSync(join(out, `run-${h.node}-`));
+// Outside this repository: Node's module lookup from anywhere under it reaches its node_modules.
+const scratch = mkdtempSync(join(tmpdir(), `codeblob-servers-${h.node}-`));
 printHeader(h, 'mmap');
 console.log(`# servers: ${names.join(', ')}; cluster of ${W} workers; ${rounds} round(s) per mode, interleaved; masked headers: ${MASKED_HEADERS.join(', ')}`);
 
@@ -63,12 +65,13 @@ const results = [];
 for (const name of names) {
   const server = SERVERS[name];
   let t = performance.now();
-  const app = server.install();
+  server.install();
   const installMs = performance.now() - t;
+  const app = deployServer(name, join(scratch, `${name}-app`));
   const requests = requestsOf(server.requests);
   // The blob sits inside the tree it was packed from (its recorded root is then '.'), as a
   // build step that packs before the image is made would leave it.
-  const blob = join(app.appDir, `app-${h.node}.blob`);
+  const blob = join(app.appDir, 'app.blob');
   t = performance.now();
   const packed = await packServer(node, app, server.requests, blob, { logDir: join(scratch, `${name}-pack-logs`) });
   const packMs = performance.now() - t;
@@ -145,31 +148,37 @@ for (const name of names) {
       { name: 'cp -r (new mtimes), default check', preserve: false, env: {} },
       { name: 'cp -r (new mtimes), verify: hash', preserve: false, env: { PRIMARY_VERIFY: 'hash' } },
       { name: 'cp -a (times kept), default check', preserve: true, env: {} },
+      { name: 'cp -a, then the packed tree removed', preserve: true, env: {}, hideOriginal: true },
     ]) {
-      const copyDir = copyTree(app.appDir, join(scratch, `${name}-copy-${scenario.preserve ? 'a' : 'r'}`), scenario.preserve);
-      const copied = { ...app, appDir: copyDir };
       const tag = `${name}-copy-${copies.length}`;
+      const copyDir = copyTree(app.appDir, join(scratch, tag), scenario.preserve);
+      const copied = { ...app, appDir: copyDir };
+      // The packed tree out of the way, as when the build stage that packed it is gone.
+      const hidden = `${app.appDir}-hidden`;
+      if (scenario.hideOriginal) renameSync(app.appDir, hidden);
       try {
-        const fromCopy = await runCluster({ node, app: copied, requests, workers: W, blob: join(copyDir, `app-${h.node}.blob`), measure, extraEnv: scenario.env, statusDir: join(scratch, `${tag}-status`), logDir: join(scratch, `${tag}-logs`) });
+        const fromCopy = await runCluster({ node, app: copied, requests, workers: W, blob: join(copyDir, 'app.blob'), measure, extraEnv: scenario.env, statusDir: join(scratch, `${tag}-status`), logDir: join(scratch, `${tag}-logs`) });
         const plainCopy = await runCluster({ node, app: copied, requests, workers: W, measure, logDir: join(scratch, `${tag}-plain-logs`) });
         const copyDiffs = compareResponses(requests, [plainCopy, fromCopy]);
-        copies.push({ scenario: scenario.name, roles: byRole(fromCopy.statuses), threads: threadReport(fromCopy.statuses), identical: copyDiffs.length === 0, diffs: copyDiffs, servingMs: fromCopy.servingMs, plainServingMs: plainCopy.servingMs, ussPerWorker: med(fromCopy.memory.workers.map((m) => m.uss)), plainUssPerWorker: med(plainCopy.memory.workers.map((m) => m.uss)), stderrHead: fromCopy.stderr.split('\n').filter((l) => !l.startsWith('CODEBLOB')).slice(0, 5) });
+        copies.push({ scenario: scenario.name, roles: byRole(fromCopy.statuses), threads: threadReport(fromCopy.statuses), identical: copyDiffs.length === 0, diffs: copyDiffs, servingMs: fromCopy.servingMs, plainServingMs: plainCopy.servingMs, ussPerWorker: med(fromCopy.memory.workers.map((m) => m.uss)), plainUssPerWorker: med(plainCopy.memory.workers.map((m) => m.uss)), codeblobLines: fromCopy.stderr.split('\n').filter((l) => /codeblob/i.test(l) && !l.startsWith('CODEBLOB ')) });
       } catch (error) {
         copies.push({ scenario: scenario.name, error: error.message.split('\n').slice(0, 8).join(' | ') });
+      } finally {
+        if (scenario.hideOriginal) renameSync(hidden, app.appDir);
+        rmSync(copyDir, { recursive: true, force: true });
       }
     }
     console.log(`\nAfter packing, the tree (blob included) copied and run from the copy (codeblob, ${W} workers): main threads' counters summed`);
     printTable(
       ['copy', 'cjs hits', 'misses', 'stale', 'resolve hits', 'resolve stale', 'thread hits', 'thread misses', 'thread stale', 'answers identical'],
-      copies.map((c) => (c.error ? [c.scenario, 'FAILED', c.error.slice(0, 80), '', '', '', '', '', '', ''] : [
+      copies.map((c) => (c.error ? [c.scenario, 'FAILED', '', '', '', '', '', '', '', 'NO'] : [
         c.scenario, c.roles['worker main']?.hits ?? 0, c.roles['worker main']?.misses ?? 0, c.roles['worker main']?.stale ?? 0,
         c.roles['worker main']?.resolveHits ?? 0, c.roles['worker main']?.resolveStale ?? 0,
         c.roles['worker thread']?.hits ?? '-', c.roles['worker thread']?.misses ?? '-', c.roles['worker thread']?.stale ?? '-',
         c.identical ? 'yes' : 'NO',
       ])),
     );
-    for (const c of copies) if (c.stderrHead?.length) console.log(`#   ${c.scenario}: first non-debug stderr lines: ${JSON.stringify(c.stderrHead)}`);
-    for (const dir of readdirSync(scratch).filter((d) => d.includes('-copy-') && !d.endsWith('-status') && !d.endsWith('-logs'))) rmSync(join(scratch, dir), { recursive: true, force: true });
+    for (const c of copies) if (c.error) console.log(`#   ${c.scenario}: FAILED: ${c.error.slice(0, 600)}`);
   }
   for (const f of failures) console.log(`# FAILED ${name}: ${f}`);
 

@@ -9,17 +9,22 @@
  *   transport (thread-stream + real-require: what broke verdaccio in issue 18).
  * - corpus/nextjs: a Next.js 16 App Router app built with output: 'standalone' (Next's own SWC
  *   package), packed with --root .next/standalone.
- * - issue 19: the packed tree, blob included, copied with `cp -r` (new mtimes) and run again.
+ * - issue 19: the packed tree, blob included, copied with `cp -r` (new mtimes) and run again;
+ *   and copied with `cp -a` (times kept, as `COPY --from` or `rsync -a` do) to another path,
+ *   with the packed tree gone.
+ *
+ * Each app is deployed (copied out of its build folder) into the OS temp dir before packing, as
+ * a deployment ships it (see deployServer).
  *
  * Assertions marked `it.fails` state what SHOULD hold and fails today because of a known bug
  * named in their title; flip them to `it` once the fix lands. The long side-by-side numbers
  * (4 workers, Node 20/24/26, memory) are `node bench/servers.mjs`.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVERS, compareResponses, copyTree, packServer, requestsOf, runCluster } from '../bench/servers/lib.mjs';
+import { SERVERS, compareResponses, copyTree, deployServer, packServer, requestsOf, runCluster } from '../bench/servers/lib.mjs';
 
 const WORKERS = 2;
 const PASSES = 2;
@@ -61,11 +66,11 @@ describe('Fastify with a pino worker-thread transport, cluster of 2 (system Node
   let plainCopy: Run;
 
   beforeAll(async () => {
-    app = server.install();
     scratch = mkdtempSync(join(tmpdir(), 'codeblob-servers-fastify-'));
+    app = deployServer('fastify', join(scratch, 'app'));
     requests = requestsOf(server.requests);
-    // Inside the tree, as a build step leaves it: the copy below carries it along.
-    const blob = join(app.appDir, `app-test-${process.version}.blob`);
+    // Inside the tree, as a build step leaves it: the copies below carry it along.
+    const blob = join(app.appDir, 'app.blob');
     await packServer(node, app, server.requests, blob, { logDir: join(scratch, 'pack-logs') });
     const common = { node, requests, workers: WORKERS, passes: PASSES };
     plain = await runCluster({ ...common, app, statusDir: join(scratch, 'plain-status'), logDir: join(scratch, 'plain-logs') });
@@ -74,7 +79,8 @@ describe('Fastify with a pino worker-thread transport, cluster of 2 (system Node
     const copy = copyTree(app.appDir, join(scratch, 'copy'));
     const copied = { ...app, appDir: copy };
     plainCopy = await runCluster({ ...common, app: copied, statusDir: join(scratch, 'copy-plain-status'), logDir: join(scratch, 'copy-plain-logs') });
-    fromCopy = await runCluster({ ...common, app: copied, blob: join(copy, `app-test-${process.version}.blob`), statusDir: join(scratch, 'copy-status'), logDir: join(scratch, 'copy-logs') });
+    fromCopy = await runCluster({ ...common, app: copied, blob: join(copy, 'app.blob'), statusDir: join(scratch, 'copy-status'), logDir: join(scratch, 'copy-logs') });
+    rmSync(copy, { recursive: true, force: true });
   }, 300_000);
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -137,6 +143,28 @@ describe('Fastify with a pino worker-thread transport, cluster of 2 (system Node
     expect(sum(after, 'resolveHits')).toBeGreaterThanOrEqual(0.99 * sum(before, 'resolveHits'));
     expect(sum(after, 'stale')).toBe(0);
   });
+
+  // TODO issue 19 / notes section 7 (Node 20 only): from a blob used at another path than the one
+  // it was packed at, V8 11.3 names the pack-time file in stack frames (getFileName(), error
+  // stacks). pino resolves its transport targets from its caller's file name, so with the packed
+  // tree gone the server dies at startup ("unable to determine transport target for
+  // "pino-pretty""); with it still there, the logging thread loads the old tree's files.
+  // Node 24 and 26 name the file that runs. Flip to `it` once Node 20 is fixed.
+  (process.versions.node.startsWith('20.') ? it.fails : it)('issue 19: a copy that keeps times (cp -a) at another path, with the packed tree gone, answers identically', async () => {
+    const moved = copyTree(app.appDir, join(scratch, 'moved'), true);
+    const hidden = join(scratch, 'packed-tree-gone');
+    renameSync(app.appDir, hidden);
+    try {
+      const common = { node, requests, workers: WORKERS, passes: PASSES, app: { ...app, appDir: moved } };
+      const plainMoved = await runCluster({ ...common, logDir: join(scratch, 'moved-plain-logs') });
+      const fromMoved = await runCluster({ ...common, blob: join(moved, 'app.blob'), statusDir: join(scratch, 'moved-status'), logDir: join(scratch, 'moved-logs') });
+      expectIdentical(requests, plainMoved, fromMoved);
+      for (const s of mainThreads(fromMoved)) expect(s.counters).toMatchObject({ misses: 0, stale: 0 });
+    } finally {
+      renameSync(hidden, app.appDir);
+      rmSync(moved, { recursive: true, force: true });
+    }
+  }, 180_000);
 });
 
 describe('Next.js 16 standalone server, cluster of 2 (system Node)', () => {
@@ -149,8 +177,8 @@ describe('Next.js 16 standalone server, cluster of 2 (system Node)', () => {
   let packed: { entries: number; root: string };
 
   beforeAll(async () => {
-    app = server.install(); // npm ci + next build, once per source change
     scratch = mkdtempSync(join(tmpdir(), 'codeblob-servers-nextjs-'));
+    app = deployServer('nextjs', join(scratch, 'app')); // npm ci + next build, once per source change
     requests = requestsOf(server.requests);
     const blob = join(scratch, 'app.blob');
     packed = await packServer(node, app, server.requests, blob);

@@ -74,8 +74,9 @@ function digestOf(dir, files) {
 }
 
 /**
- * The server corpora. `install(cacheRoot)` installs (and builds) one and returns where its
- * server lives: { appDir (the tree that is deployed and packed), entry, env (for every run) }.
+ * The server corpora. `install(cacheRoot)` installs (and builds) one, once per source change,
+ * and returns the tree a deployment ships ({ tree, entry, env for every run }); `deployServer`
+ * copies that tree to where it runs.
  */
 export const SERVERS = {
   fastify: {
@@ -83,7 +84,7 @@ export const SERVERS = {
     install(cacheRoot = serversCache) {
       const dir = join(cacheRoot, 'fastify');
       syncCorpus('fastify', dir);
-      return { appDir: dir, entry: 'server.js', env: {} };
+      return { tree: dir, entry: 'server.js', env: {} };
     },
   },
   nextjs: {
@@ -106,10 +107,24 @@ export const SERVERS = {
         writeFileSync(marker, digest);
       }
       // HOSTNAME: the standalone server listens on it (else 0.0.0.0).
-      return { appDir: standalone, entry: 'server.js', env: { HOSTNAME: '127.0.0.1', NEXT_TELEMETRY_DISABLED: '1' } };
+      return { tree: standalone, entry: 'server.js', env: { HOSTNAME: '127.0.0.1', NEXT_TELEMETRY_DISABLED: '1' } };
     },
   },
 };
+
+/**
+ * Installs (builds) server `name` and copies its deployable tree to `dest` (which must not
+ * exist), as a deployment does: the app then runs outside the build folder. This matters: Next's
+ * standalone server, run in place, resolves files it lacks from the full install around it
+ * (next/dist/compiled/webpack/webpack-lib); and Node's lookup would reach this repository's
+ * node_modules from anywhere under it, so `dest` belongs outside (os.tmpdir()).
+ * Returns { appDir, entry, env }.
+ */
+export function deployServer(name, dest) {
+  const built = SERVERS[name].install();
+  copyTree(built.tree, dest, true);
+  return { appDir: dest, entry: built.entry, env: built.env };
+}
 
 /** A TCP port free right now (the Next.js standalone server takes PORT=0 as 3000). */
 export function freePort() {
@@ -189,14 +204,14 @@ export async function runCluster({ node, app, requests, workers, blob, statusDir
     }
   });
   const closed = new Promise((resolve) => primary.on('close', (code, signal) => {
-    for (const w of waiters.splice(0)) w.reject(new Error(`the primary exited with ${code ?? signal}:\n${stderr.slice(-3000)}`));
+    for (const w of waiters.splice(0)) w.reject(new Error(`the primary exited with ${code ?? signal}:\n${appOutput(stderr).slice(-3000)}`));
     resolve({ code, signal });
   }));
   const next = () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((resolve, reject) => waiters.push({ resolve, reject })));
 
   try {
     const ready = await next();
-    if (ready.event !== 'ready') throw new Error(`the cluster did not start: ${ready.message}\n${stderr.slice(-3000)}`);
+    if (ready.event !== 'ready') throw new Error(`the cluster did not start: ${ready.message}\n${appOutput(stderr).slice(-3000)}`);
     if (blob && !ready.preload?.enabled) throw new Error(`preloadPrimary: ${ready.preload?.reason}`);
 
     // Every worker serves: fresh connections, `workers` at a time, until each pid answered.
@@ -250,6 +265,9 @@ export async function runCluster({ node, app, requests, workers, blob, statusDir
     }
   }
 }
+
+/** The workers' own output, without NODE_DEBUG=codeblob's lines. */
+const appOutput = (stderr) => stderr.split('\n').filter((l) => !l.startsWith('CODEBLOB ')).join('\n');
 
 function pick(m) {
   return { uss: m.uss, pss: m.pss, anon: m.privateDirty, rss: m.rss, blobRss: m.blobs[0]?.rss ?? 0 };
