@@ -5,8 +5,8 @@
 // preloadPrimary exactly as the README shows, plain and with codeblob, side by side, rounds
 // interleaved. Both get the same requests on fresh connections; every answer is compared byte for
 // byte with the first plain run's (only the Date header and x-served-by, the answering worker's
-// pid, are masked). Reported: per-worker USS/PSS/anonymous after the requests, the primary's
-// USS, total PSS, time from fork until all workers listen and until all have answered a request,
+// pid, are masked). Reported: per-worker USS/PSS/anonymous after the requests, after a full GC
+// and settled (bench/servers/gc-probe.cjs, preloaded in both modes), the primary's USS, total PSS, time from fork until all workers listen and until all have answered a request,
 // and every thread's loader status (CODEBLOB_STATUS_FILE=dir/%p-%t.json; misses named through
 // NODE_DEBUG=codeblob), main threads and pino's transport thread alike.
 // Then the build-pipeline case of issue 19: the packed tree, blob included, copied with `cp -r`
@@ -105,6 +105,9 @@ for (const name of names) {
       pssPerWorker: med(per.map((m) => m.pss)),
       anonPerWorker: med(per.map((m) => m.anon)),
       threadsPerWorker: med(per.map((m) => m.threads)),
+      gc: { uss: med(mine.flatMap((x) => x.memory.gc.map((m) => m.uss))), pss: med(mine.flatMap((x) => x.memory.gc.map((m) => m.pss))) },
+      settled: { uss: med(mine.flatMap((x) => x.memory.settle.map((m) => m.uss))), pss: med(mine.flatMap((x) => x.memory.settle.map((m) => m.pss))) },
+      totalPssSettled: med(mine.map((x) => sum(x.memory.settle.map((m) => m.pss)) + x.memory.primary.pss)),
       primaryUss: med(mine.map((x) => x.memory.primary.uss)),
       totalPss: med(mine.map((x) => sum(x.memory.workers.map((m) => m.pss)) + x.memory.primary.pss)),
       listening: mine.length ? stats(mine.map((x) => x.listeningMs)) : null,
@@ -114,15 +117,19 @@ for (const name of names) {
   });
   const [plain, cb] = summary;
   const last = runs.filter((x) => x.mode === 'codeblob').at(-1);
-  console.log(`\n${W}-worker cluster, medians over ${rounds} round(s); memory after ${requests.length * 2} compared requests (plus the warm-up that reached every worker)`);
+  console.log(`\n${W}-worker cluster, medians over ${rounds} round(s); memory after ${requests.length * 2} compared requests (plus the warm-up that reached every worker), then after a full GC of each worker's main isolate, then settled (a memory-reducing GC; Node 20: a full GC)`);
   printTable(
     ['', 'plain', 'codeblob', 'ratio'],
     [
       ['USS per worker MiB', mib(plain.ussPerWorker ?? 0), mib(cb.ussPerWorker ?? 0), ratio(cb.ussPerWorker, plain.ussPerWorker)],
       ['PSS per worker MiB', mib(plain.pssPerWorker ?? 0), mib(cb.pssPerWorker ?? 0), ratio(cb.pssPerWorker, plain.pssPerWorker)],
       ['anonymous per worker MiB', mib(plain.anonPerWorker ?? 0), mib(cb.anonPerWorker ?? 0), ratio(cb.anonPerWorker, plain.anonPerWorker)],
+      ['USS per worker after a full GC MiB', mib(plain.gc.uss ?? 0), mib(cb.gc.uss ?? 0), ratio(cb.gc.uss, plain.gc.uss)],
+      ['USS per worker settled MiB', mib(plain.settled.uss ?? 0), mib(cb.settled.uss ?? 0), ratio(cb.settled.uss, plain.settled.uss)],
+      ['PSS per worker settled MiB', mib(plain.settled.pss ?? 0), mib(cb.settled.pss ?? 0), ratio(cb.settled.pss, plain.settled.pss)],
       ['primary USS MiB', mib(plain.primaryUss ?? 0), mib(cb.primaryUss ?? 0), ratio(cb.primaryUss, plain.primaryUss)],
       [`total PSS, primary + ${W} workers MiB`, mib(plain.totalPss ?? 0), mib(cb.totalPss ?? 0), ratio(cb.totalPss, plain.totalPss)],
+      [`total PSS settled, primary + ${W} workers MiB`, mib(plain.totalPssSettled ?? 0), mib(cb.totalPssSettled ?? 0), ratio(cb.totalPssSettled, plain.totalPssSettled)],
       ['threads per worker', plain.threadsPerWorker ?? '-', cb.threadsPerWorker ?? '-', ''],
       ['all listening ms (median)', plain.listening?.median.toFixed(0) ?? '-', cb.listening?.median.toFixed(0) ?? '-', ratio(cb.listening?.median, plain.listening?.median)],
       ['all serving ms (median)', plain.serving?.median.toFixed(0) ?? '-', cb.serving?.median.toFixed(0) ?? '-', ratio(cb.serving?.median, plain.serving?.median)],

@@ -14,6 +14,7 @@ import { send } from './client.mjs';
 export const poolModule = join(repo, 'dist/pool/index.js');
 export const primaryScript = join(repo, 'bench/servers/primary.mjs');
 export const trainScript = join(repo, 'bench/servers/train.mjs');
+export const gcProbe = join(repo, 'bench/servers/gc-probe.cjs');
 /** Where the tests and the benchmark install and build the server corpora (once per source). */
 export const serversCache = join(repo, 'node_modules/.cache/codeblob-test/servers');
 
@@ -182,6 +183,7 @@ export async function runCluster({ node, app, requests, workers, blob, statusDir
     ...app.env,
     PORT: String(port),
     CODEBLOB_POOL_MODULE: poolModule,
+    ...(measure ? { BENCH_GC_PROBE: gcProbe } : {}),
     ...(logDir ? { LOG_DIR: logDir } : {}),
     ...(blob ? { NODE_DEBUG: 'codeblob', CODEBLOB_STATUS_FILE: join(statusDir, '%p-%t.json') } : {}),
     ...extraEnv,
@@ -231,9 +233,20 @@ export async function runCluster({ node, app, requests, workers, blob, statusDir
       for (const [i, req] of requests.entries()) responses.push({ index: i, pass, ...(await send(port, req)) });
     }
 
-    const memory = measure
-      ? { workers: ready.workers.map((pid) => ({ ...pick(measure(pid)), threads: threadCount(pid) })), primary: { ...pick(measure(ready.primaryPid)), threads: threadCount(ready.primaryPid) } }
-      : undefined;
+    // Memory: right after the requests, after a full GC in every worker's main isolate, and
+    // settled (a memory-reducing GC, as V8 does by itself once an isolate idles). The pino
+    // thread's isolate is not collected: its heap counts as it is.
+    let memory;
+    if (measure) {
+      const snapshot = () => ready.workers.map((pid) => ({ ...pick(measure(pid)), threads: threadCount(pid) }));
+      memory = { workers: snapshot(), primary: { ...pick(measure(ready.primaryPid)), threads: threadCount(ready.primaryPid) } };
+      for (const what of ['gc', 'settle']) {
+        primary.stdin.write(`${what}\n`);
+        const done = await next();
+        if (done.event !== 'collected') throw new Error(`expected the workers to collect, got ${JSON.stringify(done)}`);
+        memory[what] = snapshot();
+      }
+    }
 
     primary.stdin.write('stop\n');
     const stopped = await next();

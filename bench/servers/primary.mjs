@@ -6,11 +6,15 @@
 // The server's environment (PORT, ...) comes from this process's. Prints JSON lines:
 //   {"event":"ready", forkAt, listeningAt, preloadMs, preload, primaryPid, workers: [pid...]}
 //     once every worker emitted 'listening' (times are epoch ms, performance.timeOrigin based);
+//   {"event":"collected", what} after "gc" or "settle" on stdin, once every worker has run a full
+//     GC or a memory-reducing one (through bench/servers/gc-probe.cjs, see BENCH_GC_PROBE);
 //   {"event":"stopped", exits: [{pid, code, signal}]} after "stop" on stdin: every worker got
 //     SIGTERM (as a container stop or a cluster manager sends it) and exited.
 // Workers' stdout and stderr go to this process's stderr. CODEBLOB_POOL_MODULE names
 // codeblob/pool (dist/pool/index.js of this repository); PRIMARY_VERIFY, if set, is passed to
-// preloadPrimary as its `verify` option.
+// preloadPrimary as its `verify` option. BENCH_GC_PROBE, if set, is a script the workers
+// --require first (before codeblob's own preload), the harness's one addition to the README's
+// primary: it runs a GC when asked, for measuring.
 import cluster from 'node:cluster';
 
 const [exec, count, blob] = process.argv.slice(2);
@@ -31,7 +35,8 @@ if (blob) {
 }
 const preloadMs = now() - t0;
 
-cluster.setupPrimary({ exec, execArgv, silent: true });
+const probe = process.env.BENCH_GC_PROBE ? ['--require', process.env.BENCH_GC_PROBE] : [];
+cluster.setupPrimary({ exec, execArgv: [...probe, ...execArgv], silent: true });
 const forkAt = now();
 const workers = Array.from({ length: Number(count) }, () => cluster.fork(env)); // setupPrimary has no env option
 const exits = [];
@@ -65,6 +70,20 @@ emit({
 
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', async (text) => {
+  for (const what of ['gc', 'settle']) {
+    if (!text.startsWith(what)) continue;
+    await Promise.all(workers.map((w) => new Promise((resolve) => {
+      const onMessage = (m) => {
+        if (m?.codeblobBench !== 'done') return;
+        w.off('message', onMessage);
+        resolve();
+      };
+      w.on('message', onMessage);
+      w.send({ codeblobBench: what });
+    })));
+    emit({ event: 'collected', what });
+    return;
+  }
   if (!text.includes('stop') || stopping) return;
   stopping = true;
   for (const w of workers) w.process.kill('SIGTERM');
