@@ -15,7 +15,7 @@
 // Runs under --node (re-executing itself there). JSON: .bench-out/servers/servers-<node>.json.
 // Usage: node bench/servers.mjs [--node <bin>] [--servers fastify,nextjs] [--workers 4] [--rounds 2] [--no-copy] [--quick]
 import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measure } from '../dist/index.js';
@@ -44,6 +44,9 @@ mkdirSync(out, { recursive: true });
 // Outside this repository: Node's module lookup from anywhere under it reaches its node_modules.
 const scratch = mkdtempSync(join(tmpdir(), `codeblob-servers-${h.node}-`));
 printHeader(h, 'mmap');
+// Times here are whole-cluster startups on a machine others may share: the load says how busy it was.
+const loadAtStart = loadavg();
+console.log(`# load average at start ${loadAtStart.map((x) => x.toFixed(2)).join(' ')}`);
 console.log(`# servers: ${names.join(', ')}; cluster of ${W} workers; ${rounds} round(s) per mode, interleaved; masked headers: ${MASKED_HEADERS.join(', ')}`);
 
 const med = (list) => (list.length ? stats(list).median : null);
@@ -200,7 +203,9 @@ for (const name of names) {
 }
 
 const file = join(out, `servers-${h.node}.json`);
-writeFileSync(file, JSON.stringify({ header: h, results }, null, 2));
+const loadAtEnd = loadavg();
+console.log(`\n# load average at end ${loadAtEnd.map((x) => x.toFixed(2)).join(' ')}`);
+writeFileSync(file, JSON.stringify({ header: h, load: { start: loadAtStart, end: loadAtEnd }, results }, null, 2));
 rmSync(scratch, { recursive: true, force: true });
 console.log(`\n# JSON: ${file}`);
 if (results.some((r) => !r.identical || r.failures.length)) process.exitCode = 1;
