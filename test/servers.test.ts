@@ -117,11 +117,9 @@ describe('Fastify with a pino worker-thread transport, cluster of 2 (system Node
     }
   });
 
-  // TODO issue 18, bug 2 ("Worker threads are not traced"): the trace records no module that pino's
-  // transport thread loads (thread-stream/lib/worker.js, real-require, pino/lib/worker.js,
-  // pino-pretty ...: 45 misses per thread on Node 20 and 24), so that thread loads them from disk.
-  // Flip to `it` when the packer traces worker threads.
-  it.fails('TODO issue 18 (worker threads not traced): pino\'s transport thread loads every module from the blob too', () => {
+  // Issue 18, bug 2: the packer traces worker threads, so pino's transport thread (thread-stream,
+  // real-require, pino/lib/worker.js, pino-pretty ...) loads from the blob as the main thread does.
+  it('pino\'s transport thread loads every module from the blob too', () => {
     const threads = otherThreads(fromBlob);
     expect(threads).toHaveLength(WORKERS);
     for (const s of threads) expect(s.counters, `thread ${s.pid}/${s.threadId}: ${fromBlob.debug?.[s.pid]?.missed.slice(0, 5).join(', ')}`).toMatchObject({ misses: 0, stale: 0, resolveStale: 0 });
@@ -144,13 +142,10 @@ describe('Fastify with a pino worker-thread transport, cluster of 2 (system Node
     expect(sum(after, 'stale')).toBe(0);
   });
 
-  // TODO issue 19 / notes section 7 (Node 20 only): from a blob used at another path than the one
-  // it was packed at, V8 11.3 names the pack-time file in stack frames (getFileName(), error
-  // stacks). pino resolves its transport targets from its caller's file name, so with the packed
-  // tree gone the server dies at startup ("unable to determine transport target for
-  // "pino-pretty""); with it still there, the logging thread loads the old tree's files.
-  // Node 24 and 26 name the file that runs. Flip to `it` once Node 20 is fixed.
-  (process.versions.node.startsWith('20.') ? it.fails : it)('issue 19: a copy that keeps times (cp -a) at another path, with the packed tree gone, answers identically', async () => {
+  // Node 20 names the pack-time file in stack frames of a script compiled from a code cache; pino
+  // resolves its transport targets from its caller's file name. The blob records where it was
+  // traced, and a moved app serves sources without the caches there (store.ts).
+  it('a copy that keeps times (cp -a) at another path, with the packed tree gone, answers identically', async () => {
     const moved = copyTree(app.appDir, join(scratch, 'moved'), true);
     const hidden = join(scratch, 'packed-tree-gone');
     renameSync(app.appDir, hidden);
