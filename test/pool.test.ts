@@ -325,3 +325,12 @@ describe('settleHeap: what the memory reducer gives back, now', () => {
     if (rt.major >= 22) expect(after.young).toBeLessThan(before.young);
   });
 });
+
+describe('preloadOptions', () => {
+  it('keeps the operator\'s CODEBLOB_VERIFY unless the option says otherwise', async () => {
+    const { preloadOptions } = await import('../src/pool/index.js');
+    expect(preloadOptions('app.blob', { env: { CODEBLOB_VERIFY: 'none' } }).env.CODEBLOB_VERIFY).toBe('none');
+    expect(preloadOptions('app.blob', { env: { CODEBLOB_VERIFY: 'none' }, verify: 'hash' }).env.CODEBLOB_VERIFY).toBe('hash');
+    expect(preloadOptions('app.blob', { env: {} }).env.CODEBLOB_VERIFY).toBe('stat');
+  });
+});

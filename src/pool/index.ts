@@ -19,7 +19,10 @@ import type { BlobPin } from '../store/store.js';
 export const registerPath = fileURLToPath(new URL('../loader/register.cjs', import.meta.url));
 
 export interface PreloadOptions {
-  /** How workers check that a module's file is unchanged: `stat`, `hash` or `none`. @default 'stat' */
+  /**
+   * How workers check that a module's file is unchanged: `stat`, `hash` or `none`.
+   * @default the environment's CODEBLOB_VERIFY (an operator's choice), else 'stat'
+   */
   verify?: 'stat' | 'hash' | 'none';
   /**
    * Keep this process's own `process.execArgv` in front of the preload (as `fork` would by
@@ -86,7 +89,10 @@ function check(options: PreloadOptions | undefined): Required<Omit<PreloadOption
   if (o.verify !== undefined && !['stat', 'hash', 'none'].includes(o.verify)) {
     throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', 'options.verify must be "stat", "hash" or "none"');
   }
-  return { verify: o.verify ?? 'stat', inheritExecArgv: o.inheritExecArgv ?? true, env: o.env ?? process.env };
+  const env = o.env ?? process.env;
+  // An operator who set CODEBLOB_VERIFY (none for an immutable image, hash after a copy) keeps it.
+  const fromEnv = readLoaderConfig(env).config.freshness;
+  return { verify: o.verify ?? fromEnv, inheritExecArgv: o.inheritExecArgv ?? true, env };
 }
 
 /**
