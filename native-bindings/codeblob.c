@@ -689,6 +689,31 @@ static napi_value js_stat_ahead(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- the code cache tag -------------------------------------------------------------- */
+
+/* v8::ScriptCompiler::CachedDataVersionTag(), a static function of V8's public API that the Node
+ * binary exports: what v8.cachedDataVersionTag() returns, without loading node:v8 (which brings
+ * Node's heap-snapshot streams: half a MiB in every worker). Looked up at run time; a build that
+ * does not export it gets null, and the caller asks node:v8. */
+typedef uint32_t (*cache_tag_fn)(void);
+static cache_tag_fn cache_tag_impl = NULL;
+static pthread_once_t cache_tag_once = PTHREAD_ONCE_INIT;
+
+static void cache_tag_lookup(void) {
+  cache_tag_impl = (cache_tag_fn)dlsym(RTLD_DEFAULT, "_ZN2v814ScriptCompiler20CachedDataVersionTagEv");
+}
+
+static napi_value js_cache_tag(napi_env env, napi_callback_info info) {
+  pthread_once(&cache_tag_once, cache_tag_lookup);
+  napi_value result;
+  if (cache_tag_impl == NULL) {
+    NAPI_CALL(env, napi_get_null(env, &result));
+  } else {
+    NAPI_CALL(env, napi_create_uint32(env, cache_tag_impl(), &result));
+  }
+  return result;
+}
+
 /* ---- verification ahead ------------------------------------------------------------ */
 
 /* SHA-256 comes from the OpenSSL (or BoringSSL) inside the Node binary, looked up at run time:
@@ -701,6 +726,34 @@ static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
 static void sha256_lookup(void) {
   sha256_impl = (sha256_fn)dlsym(RTLD_DEFAULT, "SHA256");
+}
+
+/* sha256(data: Uint8Array, out: Uint8Array(>= 32)) -> boolean (see codeblob.h). */
+static napi_value js_sha256(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint8_t* data = NULL;
+  uint8_t* out = NULL;
+  size_t data_len = 0, out_len = 0;
+  napi_typedarray_type data_type = napi_int8_array, out_type = napi_int8_array;
+  bool data_typed = false, out_typed = false;
+  if (argc >= 2) {
+    NAPI_CALL(env, napi_is_typedarray(env, argv[0], &data_typed));
+    NAPI_CALL(env, napi_is_typedarray(env, argv[1], &out_typed));
+  }
+  if (data_typed) NAPI_CALL(env, napi_get_typedarray_info(env, argv[0], &data_type, &data_len, (void**)&data, NULL, NULL));
+  if (out_typed) NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &out_type, &out_len, (void**)&out, NULL, NULL));
+  if (!data_typed || !out_typed || data_type != napi_uint8_array || out_type != napi_uint8_array || out_len < 32) {
+    throw_argument(env, false, "expected (Uint8Array, Uint8Array of at least 32 bytes)");
+    return NULL;
+  }
+  pthread_once(&sha256_once, sha256_lookup);
+  bool ok = sha256_impl != NULL;
+  if (ok) sha256_impl(data_len == 0 ? (const unsigned char*)"" : data, data_len, out);
+  napi_value result;
+  NAPI_CALL(env, napi_get_boolean(env, ok, &result));
+  return result;
 }
 
 enum { AHEAD_PENDING = 0, AHEAD_OK = 1, AHEAD_BAD = 2, AHEAD_TAKEN = 3 };
@@ -1058,6 +1111,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"fstatInto", NULL, js_fstat_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"verifyAhead", NULL, js_verify_ahead, NULL, NULL, NULL, napi_enumerable, NULL},
       {"verifyAheadStop", NULL, js_verify_ahead_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sha256", NULL, js_sha256, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"cacheTag", NULL, js_cache_tag, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi, page_size;
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

@@ -99,6 +99,41 @@ describe.each(runtimes())('loader on $name', (rt) => {
     expect(status.counters.misses).toBe(1);
   });
 
+  it('a process that loads nothing from the blob (a cluster primary started with the preload) keeps none of its pages', () => {
+    // The checks ahead start with the first load: none here, so no thread reads the startup range
+    // into this process, where no end of a loading burst would ever drop it again.
+    const app = mkdtempSync(join(tmpdir(), `codeblob-idle-${rt.name}-`));
+    try {
+      writeFileSync(join(app, 'package.json'), '{}');
+      writeFileSync(join(app, 'big.js'), `exports.text = ${JSON.stringify('x'.repeat(2 << 20))};\n`);
+      writeFileSync(join(app, 'main.js'), "require('./big.js');\n");
+      expect(run(process.execPath, [cli, 'pack', '--node', rt.bin, 'main.js', '-o', 'app.blob'], { cwd: app, env: cleanEnv() }).status).toBe(0);
+      const probe = `
+        const { readFileSync } = require('fs');
+        const store = globalThis[Symbol.for('codeblob.loader.status')][Symbol.for('codeblob.loader.store')];
+        const wait = () => {
+          if (store.verifyAheadProgress()?.running) return setImmediate(wait);
+          let rss = 0, inBlob = false;
+          for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {
+            if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inBlob = line.endsWith('app.blob');
+            else if (inBlob && line.startsWith('Rss:')) rss += Number(line.split(/ +/)[1]);
+          }
+          const range = store.startupRange();
+          console.log(JSON.stringify({ rss: rss * 1024, progress: store.verifyAheadProgress() ?? null, meta: range.start, startup: range.end - range.start }));
+        };
+        wait();`;
+      const r = run(rt.bin, ['--require', registerPath, '-e', probe], { cwd: app, env: cleanEnv({ CODEBLOB_FILE: join(app, 'app.blob') }) });
+      expect(r.status, r.stderr).toBe(0);
+      const { rss, progress, meta, startup } = JSON.parse(r.stdout) as { rss: number; progress: unknown; meta: number; startup: number };
+      expect(progress).toBeNull();
+      expect(startup).toBeGreaterThan(2 << 20);
+      // What opening it reads (header and index, with the kernel's fault-around), not the modules.
+      expect(rss).toBeLessThanOrEqual(meta + 64 * 1024);
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  });
+
   it('moved with its blob to another path (cp -a), the app runs identically there: stack traces name the new path', () => {
     const moved = `${dir}-moved`;
     execFileSync('cp', ['-a', dir, moved]);

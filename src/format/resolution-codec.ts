@@ -24,8 +24,7 @@
  * Decoding checks the shape only; every index is checked when used, and an answer with an
  * index out of range is simply not used.
  */
-import { Packr, Unpackr } from 'msgpackr';
-import { unpackAndRelease } from './msgpack.js';
+import { decode, encoder } from './msgpack.js';
 import { codeblobError } from '../errors.js';
 
 export const RESOLUTION_TAG = 'codeblob-resolve/2';
@@ -74,8 +73,7 @@ export interface DecodedResolutions {
   guards: Float64Array;
 }
 
-const packr = new Packr({ useRecords: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
+const pack = encoder({ useRecords: false, variableMapSize: true });
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function bytesOf(array: Uint32Array | Float64Array): Buffer {
@@ -95,7 +93,7 @@ export function encodeResolutions(table: ResolutionTable): Buffer {
   for (const s of [...table.paths, ...table.answers.map((a) => a.request)]) {
     if (s.includes('\0')) throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', `a path or request contains NUL: ${JSON.stringify(s)}`);
   }
-  return packr.pack([
+  return pack([
     RESOLUTION_TAG, table.env, table.paths.join('\0'), table.answers.map((a) => a.request).join('\0'),
     bytesOf(answers), bytesOf(new Uint32Array(lists)), bytesOf(guards),
   ]);
@@ -114,7 +112,7 @@ export function decodeResolutions(bytes: Uint8Array): DecodedResolutions {
   if (!littleEndian) throw bad('this machine is big-endian; the table is little-endian');
   let raw: unknown;
   try {
-    raw = unpackAndRelease(unpackr, bytes);
+    raw = decode(bytes);
   } catch (cause) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `resolution table is not valid msgpack (${(cause as Error).message})`, cause);
   }

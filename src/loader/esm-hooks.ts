@@ -14,6 +14,9 @@ export function installEsmHooks(ctx: ServeContext): string | undefined {
     return `Node ${process.version} has no module.registerHooks (22.15+/23.5+): ES modules load from disk`;
   }
   const { store, state } = ctx;
+  // A hook is not free: Node then runs every load of the thread, require() too, through its hook
+  // chain (and keeps the machinery for it). Without ES modules in the blob it has nothing to do.
+  if (!store.entries().some((e) => e.kind === 'esm')) return 'the blob has no ES modules';
   registerHooks({
     load(url, context, next) {
       if (!url.startsWith('file:')) return next(url, context);
