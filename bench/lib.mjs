@@ -221,7 +221,7 @@ export function readResults(dir, name) {
     .sort((a, b) => a.header.node.localeCompare(b.header.node, undefined, { numeric: true }));
 }
 
-/** When, on what machine and with which Node a result was measured, for the README. */
+/** When, on what machine and with which Node a result was measured, for the published tables. */
 export const stamp = (h) => `${h.date.slice(0, 10)}, ${h.cpu} x${h.cores}, ${h.memoryGiB} GiB, ${h.os}; Node ${h.node}, V8 ${h.v8}, cache tag ${h.tag}`;
 
 /**
