@@ -755,8 +755,9 @@ describe('verifyAhead lifetime', () => {
             if (i % 2 === 0) { await new Promise((r) => setTimeout(r, 1)); await w.terminate(); }
             else await new Promise((r) => w.once('exit', r));
           }
-          await new Promise((r) => setTimeout(r, 300));
-          await settle();
+          // The checks of the ended workers hold the mapping until their threads end, which no
+          // event announces: poll (bounded; a mapping that stays fails below).
+          for (let i = 0; i < 1000 && n.liveMappings() > 0; i++) { await settle(); await new Promise((r) => setTimeout(r, 5)); }
           report({ live: n.liveMappings() });
         })();
       }`, { FILE: blob });
