@@ -33,9 +33,14 @@ Usage:
   codeblob run <app.blob> [node flags] -- <script> [args]
       Run a script with loading from the blob switched on (same as
       CODEBLOB_FILE=app.blob node --require codeblob/register script).
-  codeblob mem <pid...> | --tree <pid> [--json] [--watch <seconds>]
+  codeblob mem <pid...> | --tree <pid> | --cgroup <id|path|pid:n>... [--json] [--watch <seconds>]
       USS, PSS, anonymous memory per process and how much of each blob is shared, from
       /proc/<pid>/smaps (Linux). RSS is shown too, but it counts shared pages in every process.
+        --cgroup <c>            every process of a container or pod (repeat): a container id,
+                                a cgroup path, or pid:<n> for the cgroup of a process; adds
+                                what the cgroup is charged (page cache, kubelet working set) and
+                                each blob matched across containers by the file on the node,
+                                with its page-cache size (needs root)
   codeblob --version | --help
 `;
 
