@@ -1,0 +1,18 @@
+'use strict';
+// One worker of the pool: loads the app (from the blob when the primary runs with
+// --require codeblob/register and CODEBLOB_FILE), computes its answer, and reports to the
+// primary what it loaded and from where. Then it serves (here: it waits) until stopped.
+const t0 = performance.now();
+const app = require(process.env.APP_ENTRY || './app.cjs');
+const loadMs = performance.now() - t0;
+
+let codeblob = null;
+if (process.env.CODEBLOB_FILE) {
+  // codeblob/register is already loaded (the preload): this only reads its status.
+  const s = require('codeblob/register').status();
+  const { hits, jsonHits, misses, stale, cacheRejected, corrupt } = s.counters;
+  codeblob = { enabled: s.enabled, reason: s.reason, backend: s.backend, counters: { hits, jsonHits, misses, stale, cacheRejected, corrupt } };
+}
+process.send({ pid: process.pid, loadMs: Math.round(loadMs), codeblob, answer: typeof app.answer === 'function' ? app.answer() : null });
+// A real worker would listen here (cluster shares the port); this one just stays up.
+setInterval(() => {}, 1 << 30);
