@@ -166,24 +166,10 @@ export function layers(image) {
   return JSON.parse(podman(['image', 'inspect', image]))[0].RootFS.Layers;
 }
 
-/**
- * Starts the recipe's pool in a container (attached, so that its stdout reaches this process) and
- * resolves once the primary printed its "ready" line: { id, name, ready, stop() }. Rejects with
- * the container's output when it exits first.
- */
-export function startPool(image, { name, env = {}, volumes = [], readOnly = true, command = [] }) {
-  const args = ['run', '--rm', '--name', name, ...RUN_FLAGS, ...(readOnly ? ['--read-only'] : [])];
-  for (const [k, v] of Object.entries(env)) args.push('-e', `${k}=${v}`);
-  for (const v of volumes) args.push('-v', v);
-  args.push(image, ...command);
-  const child = spawn('podman', [...RUNTIME, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Resolves with the pool's "ready" event once its primary printed it; rejects when it refused to start or exited. */
+function whenReady(child, what, stop) {
   let out = '';
   let err = '';
-  const stop = () => new Promise((done) => {
-    if (child.exitCode !== null || child.signalCode !== null) return done();
-    child.once('exit', () => done());
-    spawnSync('podman', [...RUNTIME, 'rm', '-f', '-t', '0', name], { stdio: 'ignore' });
-  });
   return new Promise((resolve, reject) => {
     child.stderr.on('data', (d) => (err += d));
     child.stdout.on('data', (d) => {
@@ -195,19 +181,57 @@ export function startPool(image, { name, env = {}, volumes = [], readOnly = true
         } catch {
           continue;
         }
-        if (event.event === 'ready') {
-          const id = podman(['inspect', '-f', '{{.Id}}', name]).trim();
-          resolve({ id, name, ready: event, stop, output: () => out + err });
-          return;
-        }
-        if (event.event === 'refused') {
-          stop().then(() => reject(Object.assign(new Error(`container ${name} refused to start: ${event.reason}`), { event })));
-          return;
-        }
+        if (event.event === 'ready') resolve({ ready: event, output: () => out + err });
+        if (event.event === 'refused') stop().then(() => reject(Object.assign(new Error(`${what} refused to start: ${event.reason}`), { event })));
       }
     });
-    child.on('exit', (code) => reject(new Error(`container ${name} exited with ${code} before its pool was ready:\n${(out + err).slice(-3000)}`)));
+    child.on('exit', (code) => reject(new Error(`${what} exited with ${code} before its pool was ready:\n${(out + err).slice(-3000)}`)));
   });
+}
+
+/**
+ * Starts the recipe's pool in a container (attached, so that its stdout reaches this process) and
+ * resolves once the primary printed its "ready" line: { id, name, ready, stop() }. Rejects with
+ * the container's output when it exits first.
+ */
+export async function startPool(image, { name, env = {}, volumes = [], readOnly = true, command = [] }) {
+  const args = ['run', '--rm', '--name', name, ...RUN_FLAGS, ...(readOnly ? ['--read-only'] : [])];
+  for (const [k, v] of Object.entries(env)) args.push('-e', `${k}=${v}`);
+  for (const v of volumes) args.push('-v', v);
+  args.push(image, ...command);
+  const child = spawn('podman', [...RUNTIME, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stop = () => new Promise((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) return done();
+    child.once('exit', () => done());
+    spawnSync('podman', [...RUNTIME, 'rm', '-f', '-t', '0', name], { stdio: 'ignore' });
+  });
+  try {
+    const { ready, output } = await whenReady(child, `container ${name}`, stop);
+    return { id: podman(['inspect', '-f', '{{.Id}}', name]).trim(), name, ready, stop, output };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+/**
+ * The same pool on the host, outside any container: `node server.cjs` in `appDir` (for example
+ * an image's root mounted with mountImage). Resolves like startPool, with the primary's pid.
+ */
+export async function startHostPool(node, appDir, env) {
+  const child = spawn(node, ['server.cjs'], { cwd: appDir, env: { ...npmEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stop = () => new Promise((done) => {
+    if (child.exitCode !== null || child.signalCode !== null) return done();
+    child.once('exit', () => done());
+    child.kill('SIGTERM');
+  });
+  try {
+    const { ready, output } = await whenReady(child, 'the pool on the host', stop);
+    return { pid: child.pid, ready, stop, output };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
 
 /** Runs a command in a running container; { status, stdout, stderr }. */

@@ -1,9 +1,10 @@
 'use strict';
 // The pool of one container (or pod): the primary checks the blob against the digest pinned in
-// the pod spec (CODEBLOB_SHA256), starts WORKERS cluster workers, and writes what they report
-// to POOL_STATUS_FILE for the startup probe (probe.cjs). Workers inherit this process's
-// `--require codeblob/register` and its environment (CODEBLOB_FILE, CODEBLOB_VERIFY), so each
-// one maps the same blob and loads the app from it.
+// the pod spec (CODEBLOB_SHA256), starts WORKERS cluster workers with the preload
+// `--require codeblob/register`, and writes what they report to POOL_STATUS_FILE for the startup
+// probe (probe.cjs). Workers inherit the environment (CODEBLOB_FILE, CODEBLOB_VERIFY), so each
+// one maps the same blob and loads the app from it. The primary loads nothing from the blob and
+// runs without the preload.
 const cluster = require('node:cluster');
 const { renameSync, writeFileSync } = require('node:fs');
 const os = require('node:os');
@@ -34,7 +35,7 @@ function writeStatus() {
 writeStatus();
 
 let stopping = false;
-cluster.setupPrimary({ exec: `${__dirname}/worker.cjs` });
+cluster.setupPrimary({ exec: `${__dirname}/worker.cjs`, execArgv: [...process.execArgv, ...(blob ? ['--require', 'codeblob/register'] : [])] });
 function start() {
   const w = cluster.fork();
   w.on('message', (report) => {
