@@ -182,10 +182,11 @@ function whenReady(child, what, stop) {
           continue;
         }
         if (event.event === 'ready') resolve({ ready: event, output: () => out + err });
-        if (event.event === 'refused') stop().then(() => reject(Object.assign(new Error(`${what} refused to start: ${event.reason}`), { event })));
+        if (event.event === 'refused') reject(Object.assign(new Error(`${what} refused to start: ${event.reason}`), { event }));
       }
     });
-    child.on('exit', (code) => reject(new Error(`${what} exited with ${code} before its pool was ready:\n${(out + err).slice(-3000)}`)));
+    // 'close', not 'exit': the last lines of stdout may still be on their way at 'exit'.
+    child.on('close', (code) => reject(new Error(`${what} exited with ${code} before its pool was ready:\n${(out + err).slice(-3000)}`)));
   });
 }
 
