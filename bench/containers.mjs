@@ -13,12 +13,12 @@
 // once per node and are reported beside it.
 // Usage: node bench/containers.mjs [--node <bin>] [--workers 4] [--rounds 3] [--quick]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { open } from '../dist/index.js';
 import { measureCgroups } from '../dist/measure/containers.js';
-import { pageCacheBytes } from '../dist/measure/shared-files.js';
 import { MiB, hasCompileCache, header, mib, outDir, printHeader, printTable, ratioText as ratio, referenceCorpus, rotate, stats, why } from './lib.mjs';
 import { baseImage, buildImage, mountImage, podmanProblem, prepareContext, removeContainers, startPool, unmountImage } from './podman.mjs';
 
@@ -57,7 +57,14 @@ console.log(`# images built in ${((performance.now() - t0) / 1000).toFixed(0)} s
 const root = mountImage(image);
 const blobPath = join(root, 'blob/app.blob');
 const digest = execFileSync('sha256sum', [blobPath], { encoding: 'utf8' }).split(' ')[0];
-const blobSize = readFileSync(blobPath).length;
+const blobSize = statSync(blobPath).size;
+// `require` reads every module's file whole: with plain require and the compile cache these
+// files sit in the page cache once per node (the blob records their sizes).
+const store = open(blobPath, { root: join(root, 'app'), verify: 'none' });
+const moduleFiles = store.entries().reduce((a, e) => a + e.fileSize, 0);
+const blobEntries = store.entries().length;
+store.close();
+const dirSize = (dir) => readdirSync(dir, { recursive: true }).map((f) => statSync(join(dir, f))).filter((st) => st.isFile()).reduce((a, st) => a + st.size, 0);
 const env = { WORKERS: String(M), CODEBLOB_FILE: '/blob/app.blob', CODEBLOB_VERIFY: 'none', CODEBLOB_SHA256: digest, GC_AFTER_LOAD: '1' };
 const cacheDir = join(work, 'compile-cache');
 mkdirSync(cacheDir);
@@ -135,7 +142,9 @@ const rows = modes.map((mode) => {
   const primary = med(one.map((s) => s.pods[0].primary.reduce((a, p) => a + p.uss, 0)));
   // Pages the pod's processes map together, counted once: what PSS adds to USS over the pod.
   const shared = med(one.map((s) => s.total.pss - s.total.uss));
-  const pageCache = mode.blob ? med(one.map((s) => s.blobs[0]?.pageCache ?? 0)) : null;
+  // Page cache once per node that no process keeps mapped: the blob's touched pages (measured,
+  // after evicting it before each sample), or the modules' files (and the compile cache's files).
+  const pageCache = mode.blob ? med(one.map((s) => s.blobs[0]?.pageCache ?? 0)) : moduleFiles + (mode.volumes ? dirSize(cacheDir) : 0);
   const two = run.two;
   const measuredTwo = med(two.map((s) => s.total.pss));
   const workersPssTwo = med(two.map((s) => s.pods.flatMap((p) => p.workers).reduce((a, w) => a + w.pss, 0)));
@@ -151,6 +160,7 @@ const rows = modes.map((mode) => {
     pageCache,
     blobFiles: mode.blob ? Math.max(...two.map((s) => s.blobs.length)) : null,
     blobPageCacheTwo: mode.blob ? med(two.map((s) => s.blobs.reduce((a, b) => a + (b.pageCache ?? 0), 0))) : null,
+    pageCacheSource: mode.blob ? 'blob pages in the page cache (mincore)' : mode.volumes ? 'module files and compile cache files (sizes)' : 'module files (sizes)',
     twoPods: {
       measuredPss: measuredTwo,
       modelPss: worker != null ? 2 * (M * worker + primary) + shared : null,
@@ -166,8 +176,8 @@ const rows = modes.map((mode) => {
 const plain = rows.find((r) => r.name === 'plain require');
 console.log(`\nOne pod of ${M} workers (medians over ${rounds} round(s)): what the model is made of`);
 printTable(
-  ['competitor', 'worker USS MiB', 'worker PSS MiB', 'primary USS MiB', 'shared once MiB', 'blob page cache MiB', 'worker load ms (median)', 'worker USS ratio'],
-  rows.map((r) => [r.name, mib(r.perWorker.uss), mib(r.perWorker.pss), mib(r.perPod.primaryUss), mib(r.shared), r.pageCache == null ? '-' : mib(r.pageCache), r.loadMs.median.toFixed(0), ratio(r.perWorker.uss, plain?.perWorker.uss)]),
+  ['competitor', 'worker USS MiB', 'worker PSS MiB', 'primary USS MiB', 'shared once MiB', 'page cache once MiB', 'worker load ms (median)', 'worker USS ratio'],
+  rows.map((r) => [r.name, mib(r.perWorker.uss), mib(r.perWorker.pss), mib(r.perPod.primaryUss), mib(r.shared), mib(r.pageCache), r.loadMs.median.toFixed(0), ratio(r.perWorker.uss, plain?.perWorker.uss)]),
 );
 console.log(`\nTwo pods of one image, ${M} workers each: model against measurement (PSS summed over every process of both)`);
 printTable(
@@ -179,5 +189,5 @@ if (cb) console.log(`# blob: ${cb.blobFiles} file(s) on the node for both pods; 
 console.log(`# answers: ${answers.size} distinct over every worker of every competitor (1 means identical)`);
 for (const s of skipped) console.log(`# skipped ${s.name}: ${s.reason}`);
 for (const r of rows) for (const f of r.failures) console.log(`# FAILED ${r.name}: ${f}`);
-writeFileSync(file, JSON.stringify({ header: h, workers: M, rounds, blob: { size: blobSize }, distinctAnswers: answers.size, rows, skipped, MiB }, null, 2));
+writeFileSync(file, JSON.stringify({ header: h, workers: M, rounds, blob: { size: blobSize, entries: blobEntries }, moduleFiles, distinctAnswers: answers.size, rows, skipped, MiB }, null, 2));
 console.log(`# JSON: ${file}`);
