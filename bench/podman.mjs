@@ -153,11 +153,16 @@ export function prepareContext(dir) {
 /** Builds one target of the recipe's Containerfile in `context`; returns the image name. */
 export function buildImage(context, { base, target, tag, nodeOptions = '', extra = [] }) {
   const cache = execFileSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8', env: npmEnv() }).trim();
+  const before = spawnSync('podman', [...RUNTIME, 'image', 'inspect', '-f', '{{.Id}}', tag], { encoding: 'utf8' }).stdout?.trim();
   podman([
     'build', '--network', 'none', '--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1000:1000',
     '-v', `${cache}:/root/.npm`, '--build-arg', `NODE_IMAGE=${base}`, '--build-arg', 'NPM_FLAGS=--offline',
     '--build-arg', `NODE_OPTIONS=${nodeOptions}`, '--target', target, '-t', tag, '-f', join(context, 'Containerfile'), ...extra, context,
   ]);
+  // The image this tag named before, now untagged: remove it (its layers stay while the build
+  // cache or another image uses them).
+  const after = podman(['image', 'inspect', '-f', '{{.Id}}', tag]).trim();
+  if (before && before !== after) spawnSync('podman', [...RUNTIME, 'rmi', before], { stdio: 'ignore' });
   return tag;
 }
 

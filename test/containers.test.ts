@@ -20,7 +20,7 @@ import { parseAllDocuments } from 'yaml';
 import { baseImage, buildImage, exec, mountImage, podmanProblem, prepareContext, removeContainers, startHostPool, startPool, unmountImage } from '../bench/podman.mjs';
 import { measureCgroups, type NodeMemory } from '../src/measure/containers.js';
 import { measureTree, type ProcessMemory } from '../src/measure/smaps.js';
-import { referenceCorpus, repo } from './helpers/env.js';
+import { cleanEnv, cli, referenceCorpus, repo, run } from './helpers/env.js';
 
 const problem = podmanProblem();
 const PREFIX = 'codeblob-test-';
@@ -140,6 +140,13 @@ describe.skipIf(problem !== undefined)(problem ? `containers (skipped: ${problem
     expect(blob!.byCgroup.map((c) => c.processes)).toEqual([WORKERS, WORKERS]);
     expect(blob!.pageCache).toBeGreaterThan(0);
     expect(sum(mem.blobs.map((b) => b.pageCache!))).toBeLessThanOrEqual(1.05 * blobSize);
+
+    // The CLI sees the same from the host: both containers by id, one blob file shared by both.
+    const cliRun = run(process.execPath, [cli, 'mem', '--json', ...pods.flatMap((p) => ['--cgroup', p.id.slice(0, 12)])], { env: cleanEnv() });
+    expect(cliRun.status, cliRun.stderr).toBe(0);
+    const shown = JSON.parse(cliRun.stdout) as NodeMemory;
+    expect(shown.cgroups.map((c) => c.memory.processes.length)).toEqual([WORKERS + 1, WORKERS + 1]);
+    expect(shown.blobs.map((b) => [b.file.key, b.byCgroup.map((c) => c.processes)])).toEqual([[blob!.file.key, [WORKERS, WORKERS]]]);
 
     const pss = sum(workers.map((w) => w.pss));
     const plainPss = sum(plainWorkers.map((w) => w.pss));
