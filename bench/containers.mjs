@@ -41,7 +41,7 @@ printHeader(h, 'mmap');
 const problem = podmanProblem();
 if (problem) {
   console.log(`# skipped: ${problem}`);
-  writeFileSync(file, JSON.stringify({ header: h, skipped: problem }, null, 2));
+  writeFileSync(file, JSON.stringify({ header: h, notRun: problem }, null, 2));
   process.exit(0);
 }
 
