@@ -128,6 +128,7 @@ for (let r = 0; r < rounds; r++) {
     }
   }
 }
+const compileCacheFiles = dirSize(cacheDir);
 unmountImage(image);
 rmSync(work, { recursive: true, force: true });
 
@@ -144,7 +145,7 @@ const rows = modes.map((mode) => {
   const shared = med(one.map((s) => s.total.pss - s.total.uss));
   // Page cache once per node that no process keeps mapped: the blob's touched pages (measured,
   // after evicting it before each sample), or the modules' files (and the compile cache's files).
-  const pageCache = mode.blob ? med(one.map((s) => s.blobs[0]?.pageCache ?? 0)) : moduleFiles + (mode.volumes ? dirSize(cacheDir) : 0);
+  const pageCache = mode.blob ? med(one.map((s) => s.blobs[0]?.pageCache ?? 0)) : moduleFiles + (mode.volumes ? compileCacheFiles : 0);
   const two = run.two;
   const measuredTwo = med(two.map((s) => s.total.pss));
   const workersPssTwo = med(two.map((s) => s.pods.flatMap((p) => p.workers).reduce((a, w) => a + w.pss, 0)));
