@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { open } from '../dist/index.js';
 import { measureCgroups } from '../dist/measure/containers.js';
 import { MiB, hasCompileCache, header, mib, outDir, printHeader, printTable, ratioText as ratio, referenceCorpus, rotate, stats, why } from './lib.mjs';
-import { baseImage, buildImage, mountImage, podmanProblem, prepareContext, removeContainers, startPool, unmountImage } from './podman.mjs';
+import { baseImage, buildImage, layers, mountImage, podmanProblem, prepareContext, removeContainers, startPool, unmountImage } from './podman.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -130,6 +130,35 @@ for (let r = 0; r < rounds; r++) {
 }
 const compileCacheFiles = dirSize(cacheDir);
 unmountImage(image);
+
+// Rolling updates: rebuild after a change to a file the blob does not hold (probe.cjs, copied
+// into the build stage before the pack): the pack runs again; the same bytes should come out, and
+// the image should keep the blob's layer and every layer below it.
+const layerCheck = (() => {
+  const probe = join(context, 'probe.cjs');
+  const original = readFileSync(probe);
+  const before = layers(image);
+  const blobDigest = (img) => {
+    const at = mountImage(img);
+    try {
+      return execFileSync('sha256sum', [join(at, 'blob/app.blob')], { encoding: 'utf8' }).split(' ')[0];
+    } finally {
+      unmountImage(img);
+    }
+  };
+  const first = blobDigest(image);
+  writeFileSync(probe, `${original}// a change to a file the blob does not hold\n`);
+  const t = performance.now();
+  const next = buildImage(context, { base, target: 'runtime', tag: `localhost/codeblob-bench-app-next:${h.node.slice(1)}` });
+  const seconds = (performance.now() - t) / 1000;
+  const after = layers(next);
+  const second = blobDigest(next);
+  spawnSync('podman', ['rmi', next], { stdio: 'ignore' });
+  // The runtime stage's layers: the base image's, then dependencies, blob, app files.
+  const blobLayer = before.length - 2;
+  return { layers: before.length, sameBelowBlob: before.slice(0, blobLayer).every((l, i) => l === after[i]), blobLayerSame: before[blobLayer] === after[blobLayer], blobBytesSame: first === second, changed: before.filter((l, i) => l !== after[i]).length, rebuildSeconds: seconds };
+})();
+console.log(`# rebuild after a change to probe.cjs: blob bytes ${layerCheck.blobBytesSame ? 'identical' : 'DIFFERENT'}, blob layer ${layerCheck.blobLayerSame ? 'kept' : 'CHANGED'}, ${layerCheck.changed} of ${layerCheck.layers} layers changed`);
 rmSync(work, { recursive: true, force: true });
 
 const med = (xs) => (xs.length ? stats(xs).median : null);
@@ -190,5 +219,5 @@ if (cb) console.log(`# blob: ${cb.blobFiles} file(s) on the node for both pods; 
 console.log(`# answers: ${answers.size} distinct over every worker of every competitor (1 means identical)`);
 for (const s of skipped) console.log(`# skipped ${s.name}: ${s.reason}`);
 for (const r of rows) for (const f of r.failures) console.log(`# FAILED ${r.name}: ${f}`);
-writeFileSync(file, JSON.stringify({ header: h, workers: M, rounds, blob: { size: blobSize, entries: blobEntries }, moduleFiles, distinctAnswers: answers.size, rows, skipped, MiB }, null, 2));
+writeFileSync(file, JSON.stringify({ header: h, workers: M, rounds, blob: { size: blobSize, entries: blobEntries }, moduleFiles, distinctAnswers: answers.size, layerCheck, rows, skipped, MiB }, null, 2));
 console.log(`# JSON: ${file}`);

@@ -77,6 +77,10 @@ export function markdown(outDir) {
       `The blob: ${cb.blobFiles} file on the node for both pods (the image layer's), ${mib(cb.blobPageCacheTwo)} MiB of its ${mib(x.blob.size)} MiB in the page cache (${r2(cb.blobPageCacheTwo / x.blob.size)}× the file). Every worker of every competitor gave the same answers: ${x.distinctAnswers === 1 ? 'yes' : `no (${x.distinctAnswers} distinct)`}. The page cache a pod brings in is charged to it, not to the pods after it (see docs/containers.md).`,
       '',
     );
+    if (x.layerCheck) {
+      const l = x.layerCheck;
+      lines.push(`Rolling updates: rebuilt after a change to \`probe.cjs\` (a file the blob does not hold, copied before the pack), the pack ran again and wrote ${l.blobBytesSame ? 'the same bytes' : '**different bytes**'}; the new image ${l.blobLayerSame && l.sameBelowBlob ? 'kept the blob\'s layer and every layer below it' : '**did not keep the blob\'s layer**'} (${l.changed} of its ${l.layers} layers changed; rebuild ${l.rebuildSeconds.toFixed(0)} s with the build cache).`, '');
+    }
     for (const s of x.skipped ?? []) lines.push(`Not measured: ${s.name}: ${s.reason}.`, '');
     for (const r of x.rows) for (const f of r.failures) lines.push(`Failed: ${r.name}, ${f}.`, '');
     lines.push(`![node memory against pods, Node ${x.header.node}](docs/bench/containers-${x.header.node}.svg)`, '');
