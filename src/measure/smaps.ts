@@ -13,7 +13,8 @@ export interface MappingFigures {
   /**
    * Device (`major:minor`, hex, as /proc/<pid>/maps prints it) and inode of the mapping. On
    * overlayfs the device is the container's overlay mount and the inode the layer file's: the
-   * same blob in two containers shows two devices; `sharedFiles()` finds the one file behind them.
+   * same blob in two containers shows two devices; `backingFile()` (shared-files.ts) finds the
+   * one file behind them.
    */
   device: string;
   inode: number;
