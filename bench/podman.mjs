@@ -42,6 +42,8 @@ export function podmanProblem() {
     }
   }
   if (process.getuid?.() !== 0) return 'the container test runs podman as root (it reads other processes\' memory maps and the page cache of image layers)';
+  const info = spawnSync('podman', [...RUNTIME, 'info'], { encoding: 'utf8', timeout: 120_000 });
+  if (info.status !== 0) return `podman cannot run here: ${(info.stderr || info.error?.message || '').trim().split('\n').pop()}`;
   return undefined;
 }
 
