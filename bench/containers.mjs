@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { open } from '../dist/index.js';
 import { measureCgroups } from '../dist/measure/containers.js';
 import { MiB, hasCompileCache, header, mib, outDir, printHeader, printTable, ratioText as ratio, referenceCorpus, rotate, stats, why } from './lib.mjs';
-import { baseImage, buildImage, layers, mountImage, podmanProblem, prepareContext, removeContainers, startPool, unmountImage } from './podman.mjs';
+import { baseImage, buildImage, layers, mountImage, podmanProblem, prepareContext, pruneBuildCache, removeContainers, startPool, unmountImage } from './podman.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -160,6 +160,7 @@ const layerCheck = (() => {
 })();
 console.log(`# rebuild after a change to probe.cjs: blob bytes ${layerCheck.blobBytesSame ? 'identical' : 'DIFFERENT'}, blob layer ${layerCheck.blobLayerSame ? 'kept' : 'CHANGED'}, ${layerCheck.changed} of ${layerCheck.layers} layers changed`);
 rmSync(work, { recursive: true, force: true });
+pruneBuildCache();
 
 const med = (xs) => (xs.length ? stats(xs).median : null);
 const answers = new Set();

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { baseImage, buildImage, exec, mountImage, podmanProblem, prepareContext, removeContainers, startHostPool, startPool, unmountImage } from '../bench/podman.mjs';
+import { baseImage, buildImage, exec, mountImage, podmanProblem, prepareContext, pruneBuildCache, removeContainers, startHostPool, startPool, unmountImage } from '../bench/podman.mjs';
 import { measureCgroups, type NodeMemory } from '../src/measure/containers.js';
 import { measureTree, type ProcessMemory } from '../src/measure/smaps.js';
 import { cleanEnv, cli, referenceCorpus, repo, run } from './helpers/env.js';
@@ -105,7 +105,8 @@ describe.skipIf(problem !== undefined)(problem ? `containers (skipped: ${problem
   afterAll(() => {
     if (image) unmountImage(image);
     if (work) rmSync(work, { recursive: true, force: true });
-  });
+    pruneBuildCache();
+  }, 300_000);
 
   it('two containers of one image, 4 workers each: one blob file, once in the page cache; workers\' PSS ≤ 0.60× plain; USS as on the host; answers identical', async () => {
     // Memory after load + a full GC in every worker, as the benchmarks measure it.
