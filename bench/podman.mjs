@@ -89,6 +89,9 @@ export function baseImage(nodeBin) {
     const tar = join(work, 'rootfs.tar');
     execFileSync('tar', ['-C', root, '--numeric-owner', '--owner=0', '--group=0', '-cf', tar, '.']);
     podman(['import', '--change', 'ENV PATH=/usr/local/bin:/usr/bin:/bin', '--change', 'ENV HOME=/root', '--change', 'CMD ["node"]', tar, name]);
+    // Base images of the same Node made before (another npm, or another recipe) are not used again.
+    const older = podman(['images', '--format', '{{.Repository}}:{{.Tag}}', 'localhost/codeblob-node']).split('\n').filter((n) => n.startsWith(`localhost/codeblob-node:${version.slice(1)}-`) && n !== name);
+    if (older.length) spawnSync('podman', [...RUNTIME, 'rmi', ...older], { stdio: 'ignore' });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
