@@ -17,9 +17,10 @@ const answer = typeof app.answer === 'function' ? app.answer() : null;
 if (process.env.GC_AFTER_LOAD === '1') {
   // For measuring: memory after load and a full, memory-reducing GC (V8 12+, Node 22+), the
   // state V8's memory reducer reaches by itself a few seconds after a worker goes idle, so that
-  // figures do not depend on when they are taken; older V8 has no such GC (it ignores the
-  // option, and its major GC with options left 5 MiB more per worker than a plain gc() here). The flag is set only
-  // now: a V8 flag given at startup would differ from the packer's and make every cache unusable.
+  // figures do not depend on when they are taken. Older V8 has no such GC: it ignores the
+  // option, and its major GC with options left 5 MiB more per worker than a plain gc() here.
+  // The flag is set only now: a V8 flag given at startup would differ from the packer's and
+  // make every code cache unusable.
   require('node:v8').setFlagsFromString('--expose-gc');
   const gc = require('node:vm').runInNewContext('gc');
   if (Number(process.versions.v8.split('.')[0]) >= 12) gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
