@@ -714,6 +714,51 @@ static napi_value js_cache_tag(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- a function's code cache, made late (packing) ------------------------------------ */
+
+/* v8::ScriptCompiler::CreateCodeCacheForFunction(v8::Local<v8::Function>), exported by the Node
+ * binary: the code cache of a function compiled by vm.compileFunction, made when asked, so after
+ * the function ran it holds the inner functions compiled meanwhile. Node's JavaScript API makes
+ * one only at compile time (produceCachedData). The packer uses it on Node 20, where workers
+ * compile with vm.compileFunction (cjs-compile.ts); it checks every cache it gets back by
+ * compiling with it once more, and makes one at compile time where this is not there.
+ * A napi_value is a v8::Local<v8::Value> in Node (node_api.cc converts by copying the pointer),
+ * and a Local is passed as that pointer. v8::ScriptCompiler::CachedData begins { const uint8_t*
+ * data; int length; }. The CachedData is not freed: the packer's trace is a short-lived process. */
+typedef struct v8_cached_data {
+  const uint8_t* data;
+  int length;
+} v8_cached_data;
+typedef v8_cached_data* (*function_cache_fn)(void* local_function);
+static function_cache_fn function_cache_impl = NULL;
+static pthread_once_t function_cache_once = PTHREAD_ONCE_INIT;
+
+static void function_cache_lookup(void) {
+  function_cache_impl = (function_cache_fn)dlsym(RTLD_DEFAULT, "_ZN2v814ScriptCompiler26CreateCodeCacheForFunctionENS_5LocalINS_8FunctionEEE");
+}
+
+static napi_value js_function_cache(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype type = napi_undefined;
+  if (argc >= 1) NAPI_CALL(env, napi_typeof(env, argv[0], &type));
+  if (type != napi_function) {
+    throw_argument(env, false, "expected a function compiled by vm.compileFunction");
+    return NULL;
+  }
+  pthread_once(&function_cache_once, function_cache_lookup);
+  napi_value result;
+  v8_cached_data* cache = function_cache_impl == NULL ? NULL : function_cache_impl((void*)argv[0]);
+  if (cache == NULL || cache->data == NULL || cache->length <= 0) {
+    NAPI_CALL(env, napi_get_null(env, &result));
+    return result;
+  }
+  void* copy = NULL;
+  NAPI_CALL(env, napi_create_buffer_copy(env, (size_t)cache->length, cache->data, &copy, &result));
+  return result;
+}
+
 /* ---- verification ahead ------------------------------------------------------------ */
 
 /* SHA-256 comes from the OpenSSL (or BoringSSL) inside the Node binary, looked up at run time:
@@ -1113,6 +1158,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"verifyAheadStop", NULL, js_verify_ahead_stop, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sha256", NULL, js_sha256, NULL, NULL, NULL, napi_enumerable, NULL},
       {"cacheTag", NULL, js_cache_tag, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"functionCache", NULL, js_function_cache, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi, page_size;
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

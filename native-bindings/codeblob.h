@@ -97,6 +97,13 @@
  *       stopped job is replaced by a new one that starts with the sections it found sound. No
  *       `identity`: never shared. The mapping keeps its last job's status bytes until unmapped.
  *
+ *   functionCache(fn: Function) -> Buffer | null
+ *       v8::ScriptCompiler::CreateCodeCacheForFunction(fn) for a function compiled by
+ *       vm.compileFunction: its code cache as of now (after it ran: with the inner functions
+ *       compiled meanwhile), copied into a Buffer; null when the Node binary does not export
+ *       it. For the packer on Node 20 (see the function's comment in codeblob.c); TypeError for
+ *       a non-function.
+ *
  *   cacheTag() -> number | null
  *       v8::ScriptCompiler::CachedDataVersionTag(), as v8.cachedDataVersionTag() returns it (the
  *       V8 version, flags and CPU features); null when the Node binary does not export it.
@@ -112,6 +119,6 @@
 #ifndef CODEBLOB_H
 #define CODEBLOB_H
 
-#define CODEBLOB_NATIVE_ABI 6
+#define CODEBLOB_NATIVE_ABI 7
 
 #endif

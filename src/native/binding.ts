@@ -68,6 +68,8 @@ export interface NativeBinding {
    * all their arrays are collected). Writing the cancel byte stops it for all at once.
    */
   verifyAheadStop(status: Uint8Array): void;
+  /** The code cache of a function compiled by vm.compileFunction, made now (packing, Node 20). */
+  functionCache(fn: Function): Buffer | null;
   /** v8.cachedDataVersionTag(), without loading node:v8; null when the binary does not export it. */
   cacheTag(): number | null;
   /** SHA-256 of data into out[0..32); false when this process has no SHA256() to call. */
@@ -75,7 +77,7 @@ export interface NativeBinding {
 }
 
 /** The addon's ABI this code is written against (CODEBLOB_NATIVE_ABI in codeblob.h). */
-export const EXPECTED_ABI = 6;
+export const EXPECTED_ABI = 7;
 const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 type Libc = 'glibc' | 'musl';

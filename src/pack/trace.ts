@@ -20,11 +20,10 @@ import { createRequire } from 'node:module';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cachedDataVersionTag } from 'node:v8';
-import type vm from 'node:vm';
 import { getEnvironmentData, isMainThread, setEnvironmentData, threadId } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import { mayReachImport } from './dynamic-import.js';
-import { STUB, STUB_NAME, compileCjs, stash, unstash, wrapCjs } from '../loader/cjs-compile.js';
+import { STUB, STUB_NAME, cjsText, compileCjs, stash, unstash, type CompiledCjs } from '../loader/cjs-compile.js';
 import { Module, registerHooks, type CompileFn, type NodeModuleLike } from '../loader/node-internals.js';
 import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from '../loader/resolve-env.js';
 
@@ -52,7 +51,7 @@ const packr = new Packr({ useRecords: false });
 interface Record {
   kind: TracedModule['kind'];
   text?: string;
-  script?: vm.Script;
+  compiled?: CompiledCjs;
   order: number;
   /** The module whose request first resolved to this file, if known. */
   parent?: string;
@@ -104,17 +103,15 @@ function install(): void {
       record(filename, { kind: 'esm', text: content });
     }
     if (format !== undefined && format !== 'commonjs') return originalCompile.call(this, content, filename, format);
-    let fn;
-    let script;
+    let compiled;
     try {
-      script = compileCjs(wrapCjs(content), filename);
-      fn = script.runInThisContext();
+      compiled = compileCjs(cjsText(content), filename, undefined, shouldCache(content));
     } catch {
       // Not valid CommonJS (maybe ESM syntax Node will detect): let Node decide and report.
       return originalCompile.call(this, content, filename, format);
     }
-    record(filename, { kind: 'cjs', text: content, script });
-    stash(fn as never, filename);
+    record(filename, { kind: 'cjs', text: content, compiled });
+    stash(compiled.fn, filename);
     try {
       return originalCompile.call(this, STUB, STUB_NAME, 'commonjs');
     } finally {
@@ -205,9 +202,9 @@ function compileIncluded(filename: string): TracedModule {
   if (ext === '.js' && packageType(filename) === 'module') return { filename, kind: 'esm', order: -1 };
   const text = readFileSync(filename, 'utf8');
   try {
-    const script = compileCjs(wrapCjs(text), filename);
+    const compiled = compileCjs(cjsText(text), filename, undefined, shouldCache(text));
     if (!shouldCache(text)) return { filename, kind: 'cjs', text, order: -1 };
-    return { filename, kind: 'cjs', text, cache: script.createCachedData(), order: -1 };
+    return { filename, kind: 'cjs', text, cache: compiled.cache(), order: -1 };
   } catch (error) {
     return { filename, kind: 'cjs', text, order: -1, warning: `not compiled: ${(error as Error).message}` };
   }
@@ -237,7 +234,7 @@ function shouldCache(text: string | undefined): boolean {
 function traced(filename: string, r: Record): TracedModule {
   const m: TracedModule = { filename, kind: r.kind, order: r.order };
   if (r.text !== undefined) m.text = r.text;
-  if (r.script && shouldCache(r.text)) m.cache = r.script.createCachedData();
+  if (r.compiled && shouldCache(r.text)) m.cache = r.compiled.cache();
   return m;
 }
 
