@@ -6,6 +6,7 @@
  * decode: a few strings and typed arrays, no per-answer objects.
  *
  *   [ RESOLUTION_TAG, env, paths, requests, answers, guardLists, guards ]
+ *   [ RESOLUTION_TAG, env, paths, requests, answers, guardLists, guards, [esmFrom, esmConditions] ]
  *
  * - `env` (str): the resolution environment the answers hold for (Node version, conditions,
  *   symlink flags, NODE_PATH); a loader in another environment does not use the table.
@@ -20,6 +21,10 @@
  *   with this mtime, 2 file with this mtime and size, 3 realpath is the path at index `size`,
  *   4 some file, 5 some directory), mtimeMs, and for kind 2 the size, for kind 3 the path
  *   index of the realpath, else 0.
+ *
+ * - the optional last element: answers from `esmFrom` on are what `import` resolved to (ES
+ *   module resolution, under the conditions `esmConditions`, comma-joined), the ones before it
+ *   what `require()` resolved to; each group sorted by (directory path, request).
  *
  * Decoding checks the shape only; every index is checked when used, and an answer with an
  * index out of range is simply not used.
@@ -56,6 +61,10 @@ export interface Answer {
 /** The writer's view. */
 export interface ResolutionTable {
   env: string;
+  /** Answers of `import` (ES module resolution), after the `answers` of require(). */
+  esmAnswers?: Answer[];
+  /** The conditions the `import` answers were resolved under, comma-joined. */
+  esmConditions?: string;
   paths: string[];
   guards: Guard[];
   answers: Answer[];
@@ -71,6 +80,10 @@ export interface DecodedResolutions {
   guardLists: Uint32Array;
   /** 4 per guard: path, kind, mtimeMs, size (or real path index). */
   guards: Float64Array;
+  /** Answers from this one on are `import`'s (requests.length when there are none). */
+  esmFrom: number;
+  /** The conditions those were resolved under, comma-joined ('' when there are none). */
+  esmConditions: string;
 }
 
 const pack = encoder({ useRecords: false, variableMapSize: true });
@@ -82,20 +95,22 @@ function bytesOf(array: Uint32Array | Float64Array): Buffer {
 
 export function encodeResolutions(table: ResolutionTable): Buffer {
   if (!littleEndian) throw codeblobError('ERR_CODEBLOB_INCOMPATIBLE', 'the resolution table is written little-endian only');
-  const answers = new Uint32Array(table.answers.length * 4);
+  const all = [...table.answers, ...(table.esmAnswers ?? [])];
+  const answers = new Uint32Array(all.length * 4);
   const lists: number[] = [];
-  table.answers.forEach((a, i) => {
+  all.forEach((a, i) => {
     answers.set([a.dir, a.file, lists.length, a.guards.length], i * 4);
     lists.push(...a.guards);
   });
   const guards = new Float64Array(table.guards.length * 4);
   table.guards.forEach((g, i) => guards.set([g.path, g.kind, g.mtimeMs, g.size], i * 4));
-  for (const s of [...table.paths, ...table.answers.map((a) => a.request)]) {
+  for (const s of [...table.paths, ...all.map((a) => a.request)]) {
     if (s.includes('\0')) throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', `a path or request contains NUL: ${JSON.stringify(s)}`);
   }
+  const esm = table.esmAnswers?.length ? [[table.answers.length, table.esmConditions ?? '']] : [];
   return pack([
-    RESOLUTION_TAG, table.env, table.paths.join('\0'), table.answers.map((a) => a.request).join('\0'),
-    bytesOf(answers), bytesOf(new Uint32Array(lists)), bytesOf(guards),
+    RESOLUTION_TAG, table.env, table.paths.join('\0'), all.map((a) => a.request).join('\0'),
+    bytesOf(answers), bytesOf(new Uint32Array(lists)), bytesOf(guards), ...esm,
   ]);
 }
 
@@ -116,16 +131,29 @@ export function decodeResolutions(bytes: Uint8Array): DecodedResolutions {
   } catch (cause) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `resolution table is not valid msgpack (${(cause as Error).message})`, cause);
   }
-  if (!Array.isArray(raw) || raw.length !== 7 || raw[0] !== RESOLUTION_TAG) throw bad('wrong tag or shape');
-  const [, env, paths, requests, answers, guardLists, guards] = raw as unknown[];
+  if (!Array.isArray(raw) || (raw.length !== 7 && raw.length !== 8) || raw[0] !== RESOLUTION_TAG) throw bad('wrong tag or shape');
+  const [, env, paths, requests, answers, guardLists, guards, esm] = raw as unknown[];
   if (typeof env !== 'string' || typeof paths !== 'string' || typeof requests !== 'string') throw bad('env, paths or requests is not a string');
+  const requestList = requests === '' ? [] : requests.split('\0');
+  let esmFrom = requestList.length;
+  let esmConditions = '';
+  if (esm !== undefined) {
+    const [from, conditions] = Array.isArray(esm) ? (esm as unknown[]) : [];
+    if (!Number.isSafeInteger(from) || (from as number) < 0 || (from as number) > requestList.length || typeof conditions !== 'string') {
+      throw bad('the import part is not [first answer, conditions]');
+    }
+    esmFrom = from as number;
+    esmConditions = conditions;
+  }
   const decoded: DecodedResolutions = {
     env,
     paths: paths.split('\0'),
-    requests: requests === '' ? [] : requests.split('\0'),
+    requests: requestList,
     answers: typed(answers, 4, (b) => new Uint32Array(b), 'answers'),
     guardLists: typed(guardLists, 4, (b) => new Uint32Array(b), 'guard lists'),
     guards: typed(guards, 8, (b) => new Float64Array(b), 'guards'),
+    esmFrom,
+    esmConditions,
   };
   if (decoded.answers.length !== decoded.requests.length * 4) throw bad('answers and requests differ in number');
   if (decoded.guards.length % 4 !== 0) throw bad('guards are not groups of four numbers');

@@ -58,9 +58,10 @@ function install(state: LoaderStatus, config: LoaderConfig, store: BlobStore, bu
   }
   releasePagesWhenIdle(ctx);
   installCjsHooks(ctx);
-  state.resolveReason = installResolveCache(ctx);
+  const resolution = installResolveCache(ctx);
+  state.resolveReason = 'reason' in resolution ? resolution.reason : undefined;
   state.resolve = state.resolveReason ? 'disk' : 'blob';
-  state.esmReason = installEsmHooks(ctx);
+  state.esmReason = installEsmHooks(ctx, 'resolveImport' in resolution ? resolution.resolveImport : undefined);
   state.esm = state.esmReason ? 'disk' : 'blob';
   state.enabled = true;
   const fallback = store.fallbackReason;

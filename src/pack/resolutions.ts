@@ -197,10 +197,11 @@ function guardNodeModules(b: TableBuilder, dir: string, request: string, file: s
   return 'not found in node_modules (a global folder)';
 }
 
-function guardsFor(b: TableBuilder, dir: string, request: string, file: string): Set<number> | Why {
+function guardsFor(b: TableBuilder, dir: string, request: string, file: string, esm: boolean): Set<number> | Why {
   const out = new Set<number>();
   if (isRelativeRequest(request) || isAbsolute(request)) {
-    if (!guardTarget(b, resolve(dir, request), out)) return 'broken main';
+    // An import names its file exactly (no extensions, no directory index): it must only still be there.
+    if (!esm && !guardTarget(b, resolve(dir, request), out)) return 'broken main';
   } else if (request.startsWith('#')) {
     const scope = guardScope(b, dir, out);
     // "#x" mapped to another package would need that package's lookup guarded too: left to Node.
@@ -223,13 +224,9 @@ function guardsFor(b: TableBuilder, dir: string, request: string, file: string):
   return out;
 }
 
-/** Builds and encodes the table for answers made under `env`; files outside `root` are kept relative too. */
-export function buildResolutionTable(root: string, env: string, resolutions: readonly [string, string, string][]): ResolutionBuild {
-  const b = new TableBuilder(root);
+/** The answers (with their guards) for a list of resolutions, in the order they were made. */
+function answersFor(b: TableBuilder, resolutions: readonly [string, string, string][], skipped: Record<string, number>, esm: boolean): Answer[] {
   const made: { dir: string; answer: Answer }[] = [];
-  const skipped: Record<string, number> = {};
-  // Guards are numbered as the traced run first needed them (the resolutions come in the order
-  // it made them), so a loader statting them in index order works ahead of its own requires.
   const seen = new Set<string>();
   for (const [dir, request, file] of resolutions) {
     // Several traces (entries, worker threads) and modules of one directory make the same request.
@@ -238,7 +235,7 @@ export function buildResolutionTable(root: string, env: string, resolutions: rea
     seen.add(key);
     let guards: Set<number> | Why;
     try {
-      guards = statSync(file, { throwIfNoEntry: false })?.isFile() ? guardsFor(b, dir, request, file) : 'target is gone';
+      guards = statSync(file, { throwIfNoEntry: false })?.isFile() ? guardsFor(b, dir, request, file, esm) : 'target is gone';
     } catch (error) {
       guards = `error: ${(error as NodeJS.ErrnoException).code ?? 'unknown'}`;
     }
@@ -248,9 +245,35 @@ export function buildResolutionTable(root: string, env: string, resolutions: rea
     }
     made.push({ dir, answer: { dir: b.path(dir), request, file: b.path(file), guards: [...guards].sort((x, y) => x - y) } });
   }
-  const answers = made
+  return made
     .sort((x, y) => (x.dir < y.dir ? -1 : x.dir > y.dir ? 1 : x.answer.request < y.answer.request ? -1 : x.answer.request > y.answer.request ? 1 : 0))
     .map((m) => m.answer);
-  const bytes = encodeResolutions({ env, paths: b.paths, guards: b.guards, answers });
-  return { bytes, answers: answers.length, guards: b.guards.length, skipped };
+}
+
+export interface Resolutions {
+  /** What require() resolved to: [requesting module's directory, request, filename]. */
+  require: readonly [string, string, string][];
+  /** What `import` resolved to, the same way, under `importConditions`. */
+  import?: readonly [string, string, string][];
+  importConditions?: string;
+}
+
+/**
+ * Builds and encodes the table for answers made under `env`; files outside `root` are kept
+ * relative too. The guards of an `import` answer are those of a require() of the same request
+ * (for a package: the node_modules folders searched, the package.json whose "exports" decide),
+ * but a relative or absolute import names its file exactly: only that file must still be there.
+ */
+export function buildResolutionTable(root: string, env: string, resolutions: Resolutions): ResolutionBuild {
+  const b = new TableBuilder(root);
+  const skipped: Record<string, number> = {};
+  // Guards are numbered as the traced run first needed them (the resolutions come in the order
+  // it made them), so a loader statting them in index order works ahead of its own requires.
+  const answers = answersFor(b, resolutions.require, skipped, false);
+  const esmAnswers = resolutions.import?.length ? answersFor(b, resolutions.import, skipped, true) : [];
+  const bytes = encodeResolutions({
+    env, paths: b.paths, guards: b.guards, answers,
+    ...(esmAnswers.length > 0 && { esmAnswers, esmConditions: resolutions.importConditions ?? '' }),
+  });
+  return { bytes, answers: answers.length + esmAnswers.length, guards: b.guards.length, skipped };
 }
