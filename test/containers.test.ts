@@ -29,7 +29,7 @@ const WORKERS = 4;
 interface WorkerReport {
   pid: number;
   loadMs: number;
-  codeblob: null | { enabled: boolean; reason?: string; backend: string; counters: { hits: number; misses: number; stale: number; cacheRejected: number; corrupt: number } };
+  codeblob: null | { enabled: boolean; reason?: string; backend: string; cachesUsable: boolean; counters: { hits: number; misses: number; stale: number; cacheRejected: number; corrupt: number } };
   answer: unknown;
 }
 interface Pool {
@@ -108,7 +108,7 @@ describe.skipIf(problem !== undefined)(problem ? `containers (skipped: ${problem
     pruneBuildCache();
   }, 300_000);
 
-  it('two containers of one image, 4 workers each: one blob file, once in the page cache; workers\' PSS ≤ 0.60× plain; USS as on the host; answers identical', async () => {
+  it('two containers of one image, 4 workers each: one blob file, once in the page cache; workers\' PSS ≤ 0.60× plain; USS no more than on the host; answers identical', async () => {
     // Memory after load + a full GC in every worker, as the benchmarks measure it.
     const env = { ...manifestEnv('deployment.yaml'), CODEBLOB_SHA256: digest, GC_AFTER_LOAD: '1' };
     expect(env.WORKERS).toBe(String(WORKERS));
@@ -126,7 +126,7 @@ describe.skipIf(problem !== undefined)(problem ? `containers (skipped: ${problem
     expect(workers).toHaveLength(2 * WORKERS);
 
     for (const r of pods.flatMap((p) => p.ready.workers)) {
-      expect(r.codeblob).toMatchObject({ enabled: true, backend: 'mmap' });
+      expect(r.codeblob).toMatchObject({ enabled: true, backend: 'mmap', cachesUsable: true });
       expect(r.codeblob!.counters.hits).toBeGreaterThan(1000);
       expect(r.codeblob!.counters.stale + r.codeblob!.counters.cacheRejected + r.codeblob!.counters.corrupt).toBe(0);
     }
@@ -160,13 +160,24 @@ describe.skipIf(problem !== undefined)(problem ? `containers (skipped: ${problem
       ...env, CODEBLOB_FILE: join(root, 'blob/app.blob'), CODEBLOB_ROOT: join(root, 'app'), POOL_STATUS_FILE: join(work, 'host-status.json'),
     });
     try {
-      for (const r of host.ready.workers as WorkerReport[]) expect(r.codeblob).toMatchObject({ enabled: true, backend: 'mmap' });
+      // Node 20's code caches name the file they were made at (FORMAT.md, 7.4): from the image's
+      // files under another root it serves sources only. Node 22 and later serve both.
+      const cachesNameTheirFile = Number(process.versions.node.split('.')[0]) < 22;
+      for (const r of host.ready.workers as WorkerReport[]) {
+        expect(r.codeblob).toMatchObject({ enabled: true, backend: 'mmap', cachesUsable: !cachesNameTheirFile });
+        // From the blob, as in the containers: the image's files under another root still match.
+        expect(r.codeblob!.counters.hits).toBeGreaterThan(1000);
+        expect(r.codeblob!.counters.stale + r.codeblob!.counters.cacheRejected + r.codeblob!.counters.corrupt, JSON.stringify(r.codeblob!.counters)).toBe(0);
+      }
       const tree = measureTree(host.pid);
       const hostPids = new Set((host.ready.workers as WorkerReport[]).map((w) => w.pid));
       const hostUss = median(tree.processes.filter((p) => hostPids.has(p.pid)).map((p) => p.uss));
       const containerUss = median(workers.map((w) => w.uss));
       console.log(`per-worker USS: ${(containerUss / MiB).toFixed(1)} MiB in containers, ${(hostUss / MiB).toFixed(1)} MiB on the host`);
-      expect(containerUss / hostUss).toBeGreaterThan(0.85);
+      // A container adds nothing to a worker's private memory.
+      expect(containerUss / hostUss).toBeLessThan(1.15);
+      // Where the host has the caches too, it is the same process.
+      if (!cachesNameTheirFile) expect(containerUss / hostUss).toBeGreaterThan(0.85);
       expect(containerUss / hostUss).toBeLessThan(1.15);
       const answers = [...plain, ...pods].flatMap((p) => p.ready.workers.map((w) => w.answer)).concat((host.ready.workers as WorkerReport[]).map((w) => w.answer));
       expect(answers).toHaveLength(5 * WORKERS); // plain, codeblob (two containers each), host

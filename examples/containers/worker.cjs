@@ -11,7 +11,7 @@ if (process.env.CODEBLOB_FILE) {
   // codeblob/register is already loaded (the preload): this only reads its status.
   const s = require('codeblob/register').status();
   const { hits, jsonHits, misses, stale, cacheRejected, corrupt } = s.counters;
-  codeblob = { enabled: s.enabled, reason: s.reason, backend: s.backend, counters: { hits, jsonHits, misses, stale, cacheRejected, corrupt } };
+  codeblob = { enabled: s.enabled, reason: s.reason, backend: s.backend, cachesUsable: s.cachesUsable, counters: { hits, jsonHits, misses, stale, cacheRejected, corrupt } };
 }
 const answer = typeof app.answer === 'function' ? app.answer() : null;
 if (process.env.GC_AFTER_LOAD === '1') {
