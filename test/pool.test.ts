@@ -4,7 +4,7 @@
  * themselves), threads of one process share one mapping, answers are right, and a new pack
  * renamed over the blob moves only new workers to it.
  */
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -178,12 +178,12 @@ console.log(JSON.stringify({ first, second, third, digests: [gen1.pin.digest, ge
         for (let i = 0; i < 3; i++) { globalThis.gc(); await new Promise((r) => setImmediate(r)); }
         const rollup = readFileSync('/proc/self/smaps_rollup', 'utf8');
         const kib = (k) => Number(rollup.split('\\n').find((l) => l.startsWith(k + ':')).split(/ +/)[1]);
-        console.log(JSON.stringify({ enabled: preload?.enabled, anonymous: kib('Anonymous'), mapsBlob: readFileSync('/proc/self/maps', 'utf8').includes('app.blob') }));
+        console.log(JSON.stringify({ enabled: preload?.enabled, warmedBytes: preload?.warmedBytes, anonymous: kib('Anonymous'), mapsBlob: readFileSync('/proc/self/maps', 'utf8').includes('app.blob') }));
       `);
       const sample = (mode: string) => {
         const r = run(rt.bin, ['--expose-gc', script, mode], { cwd: big, env: cleanEnv() });
         expect(r.status, r.stderr).toBe(0);
-        return JSON.parse(r.stdout) as { enabled?: boolean; anonymous: number; mapsBlob: boolean };
+        return JSON.parse(r.stdout) as { enabled?: boolean; warmedBytes?: number; anonymous: number; mapsBlob: boolean };
       };
       const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
       const without: number[] = [];
@@ -196,21 +196,28 @@ console.log(JSON.stringify({ first, second, third, digests: [gen1.pin.digest, ge
         withPreload.push(p.anonymous);
       }
       expect(median(withPreload) - median(without)).toBeLessThanOrEqual(2 * 1024);
-      // Warm for the workers: every page of the file is in the page cache, also when none was
-      // before (the pack just wrote them all: drop them first).
-      const allResident = () => {
+      // Warm for the workers: every page of the file is in the page cache once the check has
+      // read it, also when few were before (the pack just wrote them all: drop them first).
+      const size = statSync(bigBlob).size;
+      const resident = () => {
         const check = run(process.execPath, ['--input-type=module', '-e', `
           const { open } = await import(${JSON.stringify(join(repo, 'dist/index.js'))});
-          const s = open(${JSON.stringify(bigBlob)}); const st = s.stats(); console.log(st.bytesResident === st.bytesMapped);
+          const s = open(${JSON.stringify(bigBlob)}); const st = s.stats(); console.log(st.bytesResident / st.bytesMapped);
         `], { env: cleanEnv() });
         expect(check.status, check.stderr).toBe(0);
-        return check.stdout.trim() === 'true';
+        return Number(check.stdout.trim());
       };
       const dropped = run('dd', [`if=${bigBlob}`, 'iflag=nocache', 'count=0', 'status=none']); // posix_fadvise(DONTNEED)
       expect(dropped.status, dropped.stderr).toBe(0);
-      expect(allResident()).toBe(false);
-      expect(sample('preload').enabled).toBe(true);
-      expect(allResident()).toBe(true);
+      expect(resident()).toBeLessThan(0.5);
+      const warmed = sample('preload');
+      expect(warmed.enabled).toBe(true);
+      // The checking child measured it right after reading: all of it.
+      expect(warmed.warmedBytes).toBe(size);
+      // And it stays there for the workers. Not asserted to the page: the kernel may evict cold
+      // file pages at any time even with memory to spare (this CI's VM reclaims proactively,
+      // about 1 MiB a minute of a file nobody maps).
+      expect(resident()).toBeGreaterThan(0.9);
     } finally {
       rmSync(big, { recursive: true, force: true });
     }

@@ -114,7 +114,10 @@ export interface PrimaryPreload extends WorkerOptions {
   reason: string | undefined;
   /** The generation workers will map (undefined when not enabled). */
   pin: BlobPin | undefined;
-  /** Bytes the primary asked the kernel to read ahead. */
+  /**
+   * Bytes of the blob in the page cache when the check had read it (mincore, measured by the
+   * checking child; the kernel may evict cold pages later, as it may any file's).
+   */
   warmedBytes: number;
   /** Stop holding this generation open (workers already started keep their mapping). */
   close(): void;
@@ -145,7 +148,7 @@ export function preloadPrimary(blobPath: string, options?: PreloadOptions): Prim
     const facts = { dev: Number(st.dev), ino: Number(st.ino), size: Number(st.size), mtimeMs: Number(st.mtimeMs), ctimeNs: st.ctimeNs, mode: Number(st.mode), uid: Number(st.uid) };
     const unsafe = unsafeReason(path, facts, readLoaderConfig(o.env).config.allowUnsafe);
     if (unsafe) throw new Error(`refused: ${unsafe} (set CODEBLOB_ALLOW_UNSAFE=1 to accept it)`);
-    const { pin, recordedRoot } = verifyInChild(pinnedPath);
+    const { pin, recordedRoot, residentBytes } = verifyInChild(pinnedPath);
     // The child opened the very inode this descriptor holds, unchanged since.
     if (pin.ino !== Number(st.ino) || pin.dev !== Number(st.dev) || pin.size !== Number(st.size) || pin.ctimeNs !== st.ctimeNs.toString()) {
       throw new Error('the file changed while it was being checked');
@@ -164,7 +167,7 @@ export function preloadPrimary(blobPath: string, options?: PreloadOptions): Prim
         CODEBLOB_PIN: `${pin.dev}:${pin.ino}:${pin.size}:${pin.ctimeNs}:${pin.digest}`,
       },
       pin,
-      warmedBytes: pin.size,
+      warmedBytes: Math.min(residentBytes, pin.size),
       close() {
         try {
           closeSync(heldFd);
@@ -190,7 +193,7 @@ export function preloadPrimary(blobPath: string, options?: PreloadOptions): Prim
 }
 
 /** Runs verify-child.ts on the held descriptor, with a plain environment (no preloads of the app). */
-function verifyInChild(pinnedPath: string): { pin: BlobPin; recordedRoot: string } {
+function verifyInChild(pinnedPath: string): { pin: BlobPin; recordedRoot: string; residentBytes: number } {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (!k.startsWith('CODEBLOB_') && k !== 'NODE_OPTIONS' || k === 'CODEBLOB_BACKEND' || k === 'CODEBLOB_ALLOW_UNSAFE') env[k] = v;
@@ -198,5 +201,6 @@ function verifyInChild(pinnedPath: string): { pin: BlobPin; recordedRoot: string
   const r = spawnSync(process.execPath, [verifierPath, pinnedPath], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(r.stderr.trim() || `the check exited with ${r.status ?? r.signal}`);
-  return JSON.parse(r.stdout) as { pin: BlobPin; recordedRoot: string };
+  const out = JSON.parse(r.stdout) as { pin: BlobPin; recordedRoot: string; residentBytes?: number };
+  return { ...out, residentBytes: out.residentBytes ?? 0 };
 }

@@ -6,14 +6,17 @@
  * lives as long as its workers, and everything it held would be counted against it for good.
  *
  * argv: <path to open (the primary's /proc/<pid>/fd/<fd>)>
- * stdout: {"pin": BlobPin, "recordedRoot": string} — or exit 1 with the reason on stderr.
+ * stdout: {"pin": BlobPin, "recordedRoot": string, "residentBytes": number} — or exit 1 with the
+ * reason on stderr. `residentBytes`: how much of the file is in the page cache once read (mincore;
+ * 0 with the `read` backend, which cannot tell).
  */
 import { open } from '../store/store.js';
 
 try {
   const store = open(process.argv[2]!, { verify: 'full' });
   const pin = store.pin();
-  process.stdout.write(JSON.stringify({ pin, recordedRoot: store.recordedRoot }) + '\n');
+  const residentBytes = store.stats().bytesResident ?? 0;
+  process.stdout.write(JSON.stringify({ pin, recordedRoot: store.recordedRoot, residentBytes }) + '\n');
   store.close();
 } catch (error) {
   process.stderr.write((error as Error).message);
