@@ -302,7 +302,7 @@ export function readStatuses(dir, workerPids = []) {
 /** NODE_DEBUG=codeblob lines that name a module loaded from disk: { missed: [...], stale: [...] } per pid. */
 export function debugLines(stderr) {
   const out = {};
-  for (const m of stderr.matchAll(/^CODEBLOB (\d+): (not in the blob|stale, loading from disk|content differs from the blob[^:]*|deferred to Node): (.+)$/gm)) {
+  for (const m of stderr.matchAll(/^CODEBLOB (\d+): (not in the blob|stale \([^)]*\), loading from disk|content differs from the blob[^:]*|deferred to Node): (.+)$/gm)) {
     const e = (out[m[1]] ??= { missed: [], stale: [], other: [] });
     (m[2] === 'not in the blob' ? e.missed : m[2].startsWith('stale') ? e.stale : e.other).push(m[3]);
   }

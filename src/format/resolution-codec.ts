@@ -5,7 +5,7 @@
  * (FORMAT.md 3.3) and decoded only when first used, so it is laid out for a fast one-shot
  * decode: a few strings and typed arrays, no per-answer objects.
  *
- *   [ RESOLUTION_TAG, env, paths, requests, answers, guardLists, guards ]
+ *   [ RESOLUTION_TAG, env, paths, requests, answers, guardLists, guards, recheck ]
  *
  * - `env` (str): the resolution environment the answers hold for (Node version, conditions,
  *   symlink flags, NODE_PATH); a loader in another environment does not use the table.
@@ -20,6 +20,9 @@
  *   with this mtime, 2 file with this mtime and size, 3 realpath is the path at index `size`,
  *   4 some file, 5 some directory), mtimeMs, and for kind 2 the size, for kind 3 the path
  *   index of the realpath, else 0.
+ * - `recheck` (bin): what settles a directory or file guard whose time changed (recheck-codec.ts),
+ *   decoded only then. Tables tagged `codeblob-resolve/2` have no `recheck`: a guard whose time
+ *   changed is broken.
  *
  * Decoding checks the shape only; every index is checked when used, and an answer with an
  * index out of range is simply not used.
@@ -27,8 +30,11 @@
 import { Packr, Unpackr } from 'msgpackr';
 import { unpackAndRelease } from './msgpack.js';
 import { codeblobError } from '../errors.js';
+import { decodeRecheck, encodeRecheck, type DecodedRecheck, type Recheck } from './recheck-codec.js';
 
-export const RESOLUTION_TAG = 'codeblob-resolve/2';
+export const RESOLUTION_TAG = 'codeblob-resolve/3';
+/** The previous tag, still read: the same table without its recheck section. */
+export const RESOLUTION_TAG_V2 = 'codeblob-resolve/2';
 
 /** What a guard asserts about its path. */
 export const GUARD_ABSENT = 0; // nothing there
@@ -60,6 +66,8 @@ export interface ResolutionTable {
   paths: string[];
   guards: Guard[];
   answers: Answer[];
+  /** What settles a guard whose time changed; without it such a guard is broken. */
+  recheck?: Recheck;
 }
 
 /** The reader's view: flat arrays, as decoded. */
@@ -72,6 +80,13 @@ export interface DecodedResolutions {
   guardLists: Uint32Array;
   /** 4 per guard: path, kind, mtimeMs, size (or real path index). */
   guards: Float64Array;
+  /**
+   * Where the recheck section (recheck-codec.ts) lies in the bytes decoded: [offset, length],
+   * read with `recheckOf` only when a guard's time changed. Undefined for a version-2 table.
+   */
+  recheckAt?: readonly [number, number];
+  /** The recheck section itself, when the decoder copied it (then `recheckAt` is undefined). */
+  recheckCopy?: Uint8Array;
 }
 
 const packr = new Packr({ useRecords: false, variableMapSize: true });
@@ -98,6 +113,7 @@ export function encodeResolutions(table: ResolutionTable): Buffer {
   return packr.pack([
     RESOLUTION_TAG, table.env, table.paths.join('\0'), table.answers.map((a) => a.request).join('\0'),
     bytesOf(answers), bytesOf(new Uint32Array(lists)), bytesOf(guards),
+    encodeRecheck(table.recheck ?? { paths: [], listings: [], contents: [] }),
   ]);
 }
 
@@ -118,8 +134,9 @@ export function decodeResolutions(bytes: Uint8Array): DecodedResolutions {
   } catch (cause) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `resolution table is not valid msgpack (${(cause as Error).message})`, cause);
   }
-  if (!Array.isArray(raw) || raw.length !== 7 || raw[0] !== RESOLUTION_TAG) throw bad('wrong tag or shape');
-  const [, env, paths, requests, answers, guardLists, guards] = raw as unknown[];
+  const v3 = Array.isArray(raw) && raw.length === 8 && raw[0] === RESOLUTION_TAG;
+  if (!v3 && !(Array.isArray(raw) && raw.length === 7 && raw[0] === RESOLUTION_TAG_V2)) throw bad('wrong tag or shape');
+  const [, env, paths, requests, answers, guardLists, guards, recheck] = raw as unknown[];
   if (typeof env !== 'string' || typeof paths !== 'string' || typeof requests !== 'string') throw bad('env, paths or requests is not a string');
   const decoded: DecodedResolutions = {
     env,
@@ -131,5 +148,23 @@ export function decodeResolutions(bytes: Uint8Array): DecodedResolutions {
   };
   if (decoded.answers.length !== decoded.requests.length * 4) throw bad('answers and requests differ in number');
   if (decoded.guards.length % 4 !== 0) throw bad('guards are not groups of four numbers');
+  if (v3) {
+    // Not decoded, and not copied when the decoder handed out a view of the bytes: where it is.
+    if (!(recheck instanceof Uint8Array)) throw bad('the recheck section is not binary');
+    if (recheck.buffer === bytes.buffer) decoded.recheckAt = [recheck.byteOffset - bytes.byteOffset, recheck.byteLength];
+    else decoded.recheckCopy = new Uint8Array(recheck);
+  }
   return decoded;
+}
+
+/**
+ * The recheck section of a table decoded from `bytes` (the same bytes, or an identical copy read
+ * again), or undefined for a version-2 table. Throws ERR_CODEBLOB_BAD_FORMAT when it is malformed.
+ */
+export function recheckOf(table: DecodedResolutions, bytes: Uint8Array): DecodedRecheck | undefined {
+  if (table.recheckCopy) return decodeRecheck(table.recheckCopy);
+  if (!table.recheckAt) return undefined;
+  const [offset, length] = table.recheckAt;
+  if (offset < 0 || offset + length > bytes.byteLength) throw bad('the recheck section lies outside the table');
+  return decodeRecheck(bytes.subarray(offset, offset + length));
 }
