@@ -1,8 +1,9 @@
 /**
  * Staleness is loud: when a large share of what the blob holds no longer matches the files
- * (more than STALE_SHARE of the modules the traced run loaded, or of the resolutions this thread
- * asked the table for), one line on stderr says so, with the likely cause and the fix. The
- * modules still load correctly (from disk); the line is about the time and memory lost.
+ * (more than STALE_SHARE of the modules the traced run loaded changed, or were served only after
+ * a content check because their times changed), one line on stderr says so, with the likely
+ * cause and the fix. The modules still load correctly (from disk, or from the blob once their
+ * content matched); the line is about the time and memory lost.
  *
  * One line per process tree, not one per worker: cluster workers, pm2's and child_process's
  * children, and worker threads share their parent's process group, so the first thread of the
@@ -12,8 +13,9 @@
  * gone are removed whenever a new one is created. Where no marker can be made (no writable
  * temp dir), every process tree member prints its line: loud beats silent.
  *
- * The check runs when a loading burst goes idle (burst.ts), so a startup is judged as a whole,
- * and costs nothing while nothing is stale (three counters read).
+ * The check runs when a loading burst goes idle (burst.ts), so a startup is judged as a whole
+ * (and at exit, for a process that ends first), and costs nothing while nothing is stale (two
+ * counters read).
  */
 import { closeSync, openSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,50 +31,49 @@ const PREFIX = 'codeblob-stale-';
 /** The line to print, or undefined when the blob is fresh enough. */
 export function stalenessLine(ctx: ServeContext, traced: () => number): string | undefined {
   const c = ctx.state.counters;
-  if (c.stale === 0 && c.resolveStale === 0 && c.timeOnly === 0 && c.resolveTimeOnly === 0) return undefined;
+  if (c.stale === 0 && c.timeOnly === 0) return undefined;
   const blob = ctx.store.path;
   const modules = traced();
   const check = `\`codeblob verify ${blob} --files\` lists them; NODE_DEBUG=codeblob names each at run time`;
-  if (c.stale > STALE_SHARE * modules) {
-    return (
-      `codeblob: ${c.stale} of the ${modules} modules packed in ${blob} changed on disk since packing: they load from disk ` +
-      `and compile from scratch. Likely cause: the app was built or edited after it was packed. Fix: pack as the last ` +
-      `build step, after everything that writes the app's files (${check}).`
-    );
-  }
   const asked = c.resolveHits + c.resolveStale;
-  if (c.resolveStale > STALE_SHARE * asked) {
+  if (c.stale > STALE_SHARE * modules) {
+    const resolutions = c.resolveStale > 0 ? `, and ${c.resolveStale} of the ${asked} resolutions asked of the blob no longer hold` : '';
     return (
-      `codeblob: ${c.resolveStale} of the ${asked} resolutions asked of ${blob} no longer hold: Node resolves them itself. ` +
-      `Likely cause: packages were installed, linked or removed after packing. Fix: pack after the last install ` +
-      `(${check}).`
+      `codeblob: ${c.stale} of the ${modules} modules packed in ${blob} changed on disk since packing${resolutions}: ` +
+      `they load from disk and compile from scratch. Likely cause: the app was built, edited or installed again after ` +
+      `it was packed. Fix: pack as the last build step, after everything that writes the app's files (${check}).`
     );
   }
-  if (c.timeOnly > STALE_SHARE * modules || c.resolveTimeOnly > STALE_SHARE * asked) {
+  if (c.timeOnly > STALE_SHARE * modules) {
+    const resolutions = c.resolveTimeOnly > 0 ? ` (and ${c.resolveTimeOnly} of the ${asked} resolutions asked of the blob were rechecked)` : '';
     return (
-      `codeblob: ${c.timeOnly} of the ${modules} modules packed in ${blob} (and ${c.resolveTimeOnly} of ${asked} resolutions) ` +
-      `have new modification times but the content they were packed with: each file is read and hashed before the ` +
-      `blob serves it. Likely cause: the app was copied after packing without keeping times (cp -r, an artifact ` +
-      `upload, rsync without -t). To serve them unread: pack after the last copy, or copy with cp -p or rsync -t ` +
-      `(${check}).`
+      `codeblob: ${c.timeOnly} of the ${modules} modules packed in ${blob}${resolutions} have new modification times ` +
+      `but the content they were packed with: each file is read and hashed before the blob serves it. Likely cause: ` +
+      `the app was copied after packing without keeping times (cp -r, an artifact upload, rsync without -t). To serve ` +
+      `them unread: pack after the last copy, or copy with cp -p or rsync -t (${check}).`
     );
   }
   return undefined;
 }
 
-/** Checks at the end of each loading burst, and prints the line once per process tree. */
+/**
+ * Checks at the end of each loading burst, and at exit for a process that ends before its
+ * loading went idle (a short script), and prints the line once per process tree.
+ */
 export function reportStalenessWhenIdle(ctx: ServeContext): void {
   let done = false;
   let traced: number | undefined;
   const count = () => (traced ??= ctx.store.entries().reduce((n, e) => n + (e.order >= 0 ? 1 : 0), 0));
-  ctx.burst.on('idle', () => {
+  const check = () => {
     if (done || ctx.store.closed) return;
     const line = stalenessLine(ctx, count);
     if (line === undefined) return;
     done = true;
     if (firstInProcessTree(ctx)) process.stderr.write(line + '\n');
     else ctx.debug('stale: another process of this process group has said so on stderr');
-  });
+  };
+  ctx.burst.on('idle', check);
+  process.once('exit', check);
 }
 
 /** This process's group and the start time of its leader (/proc/<pid>/stat, fields 5 and 22). */
