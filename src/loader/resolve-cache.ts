@@ -188,7 +188,9 @@ export class LoadedTable {
     const end = Math.min(first + answers[i * 4 + 3]!, guardLists.length);
     for (let k = first; k < end; k++) {
       const g = guardLists[k]!;
-      if (this.#guardState[g] === BROKEN) return this.#why?.get(g) ?? `guard ${g} does not hold`;
+      const state = this.#guardState[g];
+      if (state === undefined) return `guard ${g} is out of range`;
+      if (state === BROKEN) return this.#why?.get(g) ?? `guard ${g} does not hold`;
     }
     return first + answers[i * 4 + 3]! > guardLists.length ? 'its guard list is out of range' : undefined;
   }
