@@ -194,6 +194,23 @@ describe.each(runtimes())('resolution table on $name', (rt) => {
     expect(after.counters.timeOnly).toBe(before.counters.hits + before.counters.jsonHits);
   });
 
+  it('absolute requests below the root are answered from the table after the app moved (cp -a elsewhere)', () => {
+    const dir = join(base, `abs-${n++}`);
+    mkdirSync(join(dir, 'lib'), { recursive: true });
+    writeFileSync(join(dir, 'package.json'), '{"name":"abs"}');
+    writeFileSync(join(dir, 'lib/x.js'), 'exports.x = 1;');
+    writeFileSync(join(dir, 'lib/index.js'), 'exports.index = 2;');
+    writeFileSync(join(dir, 'main.js'), "const p = require('path');\nconsole.log(require(p.join(__dirname, 'lib/x.js')).x, require(__dirname + '/lib').index, p.relative(__dirname, require.resolve(__dirname + '/lib/x')));\n");
+    const blob = join(dir, 'app.blob');
+    expect(run(process.execPath, [cli, 'pack', '--node', rt.bin, '-o', blob, 'main.js'], { cwd: dir, env: cleanEnv() }).status).toBe(0);
+    const before = same(dir, blob);
+    expect(before.counters).toMatchObject({ resolveHits: 3, resolveMisses: 0 });
+    const moved = `${dir}-moved`;
+    execFileSync('cp', ['-a', dir, moved]);
+    rmSync(dir, { recursive: true });
+    expect(same(moved, join(moved, 'app.blob')).counters).toMatchObject({ resolveHits: 3, resolveMisses: 0, resolveStale: 0 });
+  });
+
   it('a symlink re-created in node_modules, and a package added beside the others, keep every answer', () => {
     const f = fixture();
     const before = same(f.dir, f.blob);

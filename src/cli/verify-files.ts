@@ -5,8 +5,8 @@
  * recorded resolutions still hold, hold after a recheck, or are stale, with why. For CI: run it
  * where the app runs (or on the image), after the last build or copy step.
  */
-import { relative } from 'node:path';
-import { decodeResolutions } from '../format/index.js';
+import { join, relative } from 'node:path';
+import { ROOT_REQUEST, decodeResolutions } from '../format/index.js';
 import { FRESH, FRESH_SAME_CONTENT, STALE_GONE, freshness, staleReason } from '../loader/freshness.js';
 import { ANSWER_HOLDS, ANSWER_RECHECKED, ANSWER_STALE, LoadedTable } from '../loader/resolve-cache.js';
 import { resolutionEnvironment } from '../loader/resolve-env.js';
@@ -63,7 +63,7 @@ export function compareWithFiles(store: BlobStore): FilesReport {
         else if (v === ANSWER_STALE) {
           const from = table.path(decoded.answers[i * 4]!);
           resolutions.stale.push({
-            request: decoded.requests[i]!,
+            request: decoded.requests[i]!.startsWith(ROOT_REQUEST) ? join(store.root, decoded.requests[i]!.slice(1)) : decoded.requests[i]!,
             from: from === undefined ? '?' : relative(store.root, from) || '.',
             why: table.why(i) ?? 'a guard does not hold',
           });

@@ -17,7 +17,7 @@ export { layoutBlob, checkSections, fitsLatin1, alignUp } from './layout.js';
 export type { BlobPlan, BlobLayoutStats, SectionInput } from './layout.js';
 export { sha256, entryHash, ENTRY_HASH_BYTES } from './hash.js';
 export {
-  RESOLUTION_TAG, RESOLUTION_TAG_V2, GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_REAL, GUARD_IS_FILE, GUARD_IS_DIR, encodeResolutions, decodeResolutions,
+  RESOLUTION_TAG, RESOLUTION_TAG_V2, ROOT_REQUEST, GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_REAL, GUARD_IS_FILE, GUARD_IS_DIR, encodeResolutions, decodeResolutions,
   recheckOf, type Answer, type DecodedResolutions, type Guard, type GuardKind, type ResolutionTable,
 } from './resolution-codec.js';
 export {

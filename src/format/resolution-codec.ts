@@ -11,7 +11,8 @@
  *   symlink flags, NODE_PATH); a loader in another environment does not use the table.
  * - `paths` (str): every path the table mentions, NUL-separated, relative to the blob's root
  *   (`/`-separated; `''` is the root itself; ancestors of the root start with `../`).
- * - `requests` (str): the request of each answer, NUL-separated.
+ * - `requests` (str): the request of each answer, NUL-separated; one that begins with U+0001
+ *   (ROOT_REQUEST) is an absolute path below the root, written relative to it.
  * - `answers` (bin, u32 little-endian, 4 per answer): directory of the requesting module (path
  *   index), resolved file (path index), first guard in `guardLists`, guard count. Answer i has
  *   request i; answers are sorted by (directory path, request).
@@ -35,6 +36,12 @@ import { decodeRecheck, encodeRecheck, type DecodedRecheck, type Recheck } from 
 export const RESOLUTION_TAG = 'codeblob-resolve/3';
 /** The previous tag, still read: the same table without its recheck section. */
 export const RESOLUTION_TAG_V2 = 'codeblob-resolve/2';
+
+/**
+ * A recorded request that begins with this character is an absolute path below the root, written
+ * relative to it (`/`-separated), so that the answer still applies when the app has moved.
+ */
+export const ROOT_REQUEST = '\u0001';
 
 /** What a guard asserts about its path. */
 export const GUARD_ABSENT = 0; // nothing there

@@ -19,7 +19,7 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import {
-  ENTRY_HASH_BYTES, FACT_ABSENT, FACT_FILE, FACT_UNRECORDED, GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, SUFFIXES,
+  ENTRY_HASH_BYTES, FACT_ABSENT, FACT_FILE, FACT_UNRECORDED, GUARD_ABSENT, ROOT_REQUEST, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, SUFFIXES,
   decodeResolutions, entryHash, recheckOf, type DecodedRecheck, type DecodedResolutions,
 } from '../format/index.js';
 import type { NativeBinding } from '../native/binding.js';
@@ -408,6 +408,7 @@ export function installResolveCache(ctx: ServeContext): string | undefined {
     if (verbose && tableRequest(request)) debug(`resolution from Node (${why}): ${request}${typeof dir === 'string' ? ` from ${dir}` : ''}`);
   };
   const root = store.root;
+  const rootPrefix = root.endsWith(sep) ? root : root + sep;
   let table: LoadedTable | undefined;
   let broken: string | undefined;
   let decoding = false;
@@ -463,7 +464,9 @@ export function installResolveCache(ctx: ServeContext): string | undefined {
     }
     // A request the table holds is no builtin (it was recorded under this very Node and flags):
     // builtins are told apart only when the table has nothing.
-    const i = t.find(dir, request);
+    let i = t.find(dir, request);
+    // An absolute path below the root is recorded relative to it (the app may have moved).
+    if (i === -1 && request.charCodeAt(0) === 47 && request.startsWith(rootPrefix)) i = t.find(dir, ROOT_REQUEST + request.slice(rootPrefix.length));
     if (i === -1 || (!isRelativeRequest(request) && !isAbsolute(request) && !defaultLookupPaths(dir, parent.paths))) {
       if (tableRequest(request)) c.resolveMisses++;
       fromNode(i === -1 ? 'not in the table' : 'module.paths was changed', request, dir);

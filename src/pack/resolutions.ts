@@ -24,7 +24,7 @@
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import {
-  FACT_ABSENT, FACT_DIR, FACT_FILE, FACT_UNRECORDED, GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, SUFFIXES,
+  FACT_ABSENT, FACT_DIR, FACT_FILE, FACT_UNRECORDED, GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, ROOT_REQUEST, SUFFIXES,
   encodeResolutions, entryHash, type Answer, type FactState, type Guard, type GuardKind, type ListedName, type Recheck,
 } from '../format/index.js';
 import { Module } from '../loader/node-internals.js';
@@ -318,7 +318,10 @@ export function buildResolutionTable(root: string, env: string, resolutions: rea
       skipped[guards] = (skipped[guards] ?? 0) + 1;
       continue;
     }
-    made.push({ dir, answer: { dir: b.path(dir), request, file: b.path(file), guards: [...guards].sort((x, y) => x - y) } });
+    // An absolute request below the root (Next.js requires its own files by absolute path) is
+    // recorded relative to the root, so the answer survives a move of the app.
+    const recorded = isAbsolute(request) && within(request, root) && request !== root ? ROOT_REQUEST + relative(root, request).split(sep).join('/') : request;
+    made.push({ dir, answer: { dir: b.path(dir), request: recorded, file: b.path(file), guards: [...guards].sort((x, y) => x - y) } });
   }
   const answers = made
     .sort((x, y) => (x.dir < y.dir ? -1 : x.dir > y.dir ? 1 : x.answer.request < y.answer.request ? -1 : x.answer.request > y.answer.request ? 1 : 0))
