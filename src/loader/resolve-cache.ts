@@ -16,7 +16,7 @@
  * The decoded table lives only while the app is loading: it is dropped when loading has been
  * quiet for a while (burst.ts) and decoded again if loading starts again.
  */
-import { readFileSync, realpathSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, statSync, type Dirent } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import {
   ENTRY_HASH_BYTES, FACT_ABSENT, FACT_FILE, FACT_UNRECORDED, GUARD_ABSENT, ROOT_REQUEST, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, SUFFIXES,
@@ -60,7 +60,7 @@ export type AnswerVerdict = typeof ANSWER_STALE | typeof ANSWER_HOLDS | typeof A
 export interface TableOptions {
   /** The encoded table again (the same bytes it was decoded from), for its recheck section. */
   reread?: () => Uint8Array | undefined;
-  /** Times never prove a guard (CODEBLOB_VERIFY=hash): listings and contents are always checked. */
+  /** CODEBLOB_VERIFY=hash: a package.json is always checked by its content, never by its time alone. */
   contentOnly?: boolean;
   /** Keep why each broken guard broke (NODE_DEBUG=codeblob, `codeblob verify --files`). */
   explain?: boolean;
@@ -277,7 +277,11 @@ export class LoadedTable {
     if (kind !== GUARD_DIR && kind !== GUARD_FILE) return HOLDS;
     if (kind === GUARD_FILE && size !== guards[g * 4 + 3]) return this.#broken(g, () => `${p} changed: ${size} bytes, was ${guards[g * 4 + 3]}`);
     const timeChanged = mtimeMs !== guards[g * 4 + 2];
-    if (!timeChanged && !this.#options.contentOnly) return HOLDS;
+    // contentOnly checks a package.json by its content even when its time is as recorded; a
+    // folder's listing only when its time changed (checking every listing costs ~100 ms on an
+    // app of 1,500 modules, and a listing cannot change without its folder's mtime unless the
+    // mtime is set back on purpose).
+    if (!timeChanged && !(this.#options.contentOnly && kind === GUARD_FILE)) return HOLDS;
     // The time says nothing, or says it changed: what it stood for decides.
     const rc = this.#loadRecheck();
     if (!rc) return timeChanged ? this.#broken(g, () => `${p} changed (its mtime; the blob records nothing else to check)`) : HOLDS;
@@ -315,7 +319,12 @@ export class LoadedTable {
     return rel === undefined ? undefined : this.#absolute(rel);
   }
 
-  /** Every name the folder's mtime stood for is still what it was (kind and realpath). */
+  /**
+   * Every name the folder's mtime stood for is still what it was: absent, or a file or directory
+   * with the same realpath. One readdir of the folder answers most (a name's presence and its
+   * type); only symlinks are statted and resolved. A name the listing lacks but holds in another
+   * case (a case-insensitive folder) is statted, as Node would find it.
+   */
   #listingHolds(rc: Recheck, g: number, dir: string): boolean {
     const { listings, names, masks } = rc.data;
     const l = rc.listingOf.get(g);
@@ -323,36 +332,59 @@ export class LoadedTable {
     const first = listings[l * 3 + 1]!;
     const end = first + listings[l * 3 + 2]!;
     if (end > names.length) return this.#fail(g, () => `${dir}: its listing is out of range`);
-    const paths: string[] = [];
-    const want: number[] = [];
-    const slots: number[] = [];
+    let entries: Map<string, Dirent>;
+    try {
+      entries = new Map(readdirSync(dir, { withFileTypes: true }).map((d) => [d.name, d]));
+    } catch (error) {
+      return this.#fail(g, () => `${dir} cannot be listed (${(error as NodeJS.ErrnoException).code})`);
+    }
+    let caseless: boolean | undefined;
     for (let n = first; n < end; n++) {
       const name = names[n]!;
       if (name === '' || name.includes('/') || name.includes('\0')) return this.#fail(g, () => `${dir}: a listed name is malformed`);
       for (let k = 0; k < SUFFIXES.length; k++) {
         const state = (masks[n]! >> (2 * k)) & 3;
         if (state === FACT_UNRECORDED) continue;
-        paths.push(dir + sep + name + SUFFIXES[k]);
-        want.push(state === FACT_ABSENT ? KIND_ABSENT : state === FACT_FILE ? KIND_FILE : KIND_DIRECTORY);
-        slots.push(n * 4 + k);
+        const child = name + SUFFIXES[k];
+        const p = dir + sep + child;
+        const want = state === FACT_ABSENT ? KIND_ABSENT : state === FACT_FILE ? KIND_FILE : KIND_DIRECTORY;
+        const d = entries.get(child);
+        let found: number;
+        let link = false;
+        if (d === undefined) {
+          caseless ??= this.#caseless(dir, entries);
+          found = caseless ? this.#statAll([p])[0]! : KIND_ABSENT;
+        } else if (d.isSymbolicLink()) {
+          link = true;
+          found = this.#statAll([p])[0]!;
+        } else {
+          found = d.isFile() ? KIND_FILE : d.isDirectory() ? KIND_DIRECTORY : KIND_OTHER;
+        }
+        if (found !== want) return this.#fail(g, () => `${dir} changed: ${p} is ${kindWord(found)}, was ${FACT_WORDS[[KIND_ABSENT, KIND_FILE, KIND_DIRECTORY].indexOf(want)]}`);
+        if (found === KIND_ABSENT) continue;
+        const r = rc.realOf.get(n * 4 + k);
+        // Its realpath was itself: it must still be no symlink (its folder's own realpath is guarded apart).
+        if (r === undefined && !link) continue;
+        const expected = r === undefined ? p : this.#anyPath(rc, r);
+        let real: string | undefined;
+        try {
+          real = realpathSync.native(p);
+        } catch {
+          // gone since
+        }
+        if (real === undefined || real !== expected) return this.#fail(g, () => `${dir} changed: ${p} resolves to ${real ?? 'nothing'}, not ${expected}`);
       }
-    }
-    const rows = this.#statAll(paths);
-    for (let j = 0; j < paths.length; j++) {
-      const found = rows[j * 3]!;
-      if (found !== want[j]) return this.#fail(g, () => `${dir} changed: ${paths[j]} is ${kindWord(found)}, was ${FACT_WORDS[[KIND_ABSENT, KIND_FILE, KIND_DIRECTORY].indexOf(want[j]!)]}`);
-      if (found === KIND_ABSENT) continue;
-      const r = rc.realOf.get(slots[j]!);
-      const expected = r === undefined ? paths[j] : this.#anyPath(rc, r);
-      let real: string | undefined;
-      try {
-        real = realpathSync.native(paths[j]!);
-      } catch {
-        // gone since
-      }
-      if (real === undefined || real !== expected) return this.#fail(g, () => `${dir} changed: ${paths[j]} resolves to ${real ?? 'nothing'}, not ${expected}`);
     }
     return true;
+  }
+
+  /** Does the folder find names in another case (a case-insensitive file system)? One stat of a listed name, its case swapped. */
+  #caseless(dir: string, entries: Map<string, Dirent>): boolean {
+    for (const name of entries.keys()) {
+      const swapped = name.toUpperCase() === name ? name.toLowerCase() : name.toUpperCase();
+      if (swapped !== name && !entries.has(swapped)) return this.#statAll([dir + sep + swapped])[0] !== KIND_ABSENT;
+    }
+    return false;
   }
 
   /** The file's bytes still hash to what was packed (its size was checked already). */
