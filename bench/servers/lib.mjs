@@ -348,8 +348,8 @@ export function threadReport(statuses) {
   return statuses.map((s) => ({
     pid: s.pid, threadId: s.threadId, role: s.role, enabled: s.enabled,
     hits: s.counters.hits, jsonHits: s.counters.jsonHits, esmHits: s.counters.esmHits,
-    misses: s.counters.misses, stale: s.counters.stale, deferred: s.counters.deferred, cacheRejected: s.counters.cacheRejected,
-    resolveHits: s.counters.resolveHits, resolveMisses: s.counters.resolveMisses, resolveStale: s.counters.resolveStale,
+    misses: s.counters.misses, stale: s.counters.stale, timeOnly: s.counters.timeOnly ?? 0, deferred: s.counters.deferred, cacheRejected: s.counters.cacheRejected,
+    resolveHits: s.counters.resolveHits, resolveMisses: s.counters.resolveMisses, resolveStale: s.counters.resolveStale, resolveTimeOnly: s.counters.resolveTimeOnly ?? 0,
     ...(s.reason ? { reason: s.reason } : {}),
   }));
 }
