@@ -11,6 +11,7 @@
 //
 // Each corpus is copied (times kept) into a scratch dir first, so the caches stay untouched.
 // Usage: node bench/ab-freshness.mjs --base <dir> [--node <bin>] [--runs 15] [--corpus reference,service]
+//        [--scenarios unchanged,touched] [--no-hash]
 import { execFileSync, spawn } from 'node:child_process';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,8 +25,13 @@ const { values } = parseArgs({
     node: { type: 'string', default: process.execPath },
     runs: { type: 'string', default: '15' },
     corpus: { type: 'string', default: 'reference,service' },
+    scenarios: { type: 'string', default: 'unchanged,touched' },
+    hash: { type: 'boolean', default: true },
+    'no-hash': { type: 'boolean', default: false },
   },
 });
+const scenarios = values.scenarios.split(',');
+const withHash = values.hash && !values['no-hash'];
 if (!values.base) throw new Error('--base <dir>: a codeblob checkout with dist/ built, to compare with');
 const node = values.node;
 const runs = Number(values.runs);
@@ -106,10 +112,14 @@ try {
       env: { ...env, CODEBLOB_FILE: blobs[build], ...(verify && { CODEBLOB_VERIFY: verify }) },
     });
     const plain = { name: 'plain require', args: [], env };
-    const unchanged = await measure([plain, mode('base'), mode('this'), mode('base', 'hash'), mode('this', 'hash')]);
-    touchTree(dir);
-    const touched = await measure([plain, mode('base'), mode('this'), mode('base', 'hash'), mode('this', 'hash')]);
-    for (const [scenario, rows] of [['unchanged', unchanged], ['every file and folder touched', touched]]) {
+    const modes = [plain, mode('base'), mode('this'), ...(withHash ? [mode('base', 'hash'), mode('this', 'hash')] : [])];
+    const measured = [];
+    if (scenarios.includes('unchanged')) measured.push(['unchanged', await measure(modes)]);
+    if (scenarios.includes('touched')) {
+      touchTree(dir);
+      measured.push(['every file and folder touched', await measure(modes)]);
+    }
+    for (const [scenario, rows] of measured) {
       console.log(`\n## ${name} corpus, ${scenario} (${runs} fresh processes per mode, interleaved)`);
       const baseLoad = rows.find((r) => r.mode === 'codeblob base')?.load.median;
       printTable(
