@@ -17,7 +17,7 @@
  * (and at exit, for a process that ends first), and costs nothing while nothing is stale (two
  * counters read).
  */
-import { closeSync, openSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256 } from '../format/index.js';
@@ -32,7 +32,7 @@ const PREFIX = 'codeblob-stale-';
 export function stalenessLine(ctx: ServeContext, traced: () => number): string | undefined {
   const c = ctx.state.counters;
   if (c.stale === 0 && c.timeOnly === 0) return undefined;
-  const blob = ctx.store.path;
+  const blob = displayPath(ctx.store.path);
   const modules = traced();
   const check = `\`codeblob verify ${blob} --files\` lists them; NODE_DEBUG=codeblob names each at run time`;
   const asked = c.resolveHits + c.resolveStale;
@@ -54,6 +54,16 @@ export function stalenessLine(ctx: ServeContext, traced: () => number): string |
     );
   }
   return undefined;
+}
+
+/** The blob's own path: a worker of preloadPrimary maps the primary's descriptor, /proc/<pid>/fd/<n>. */
+function displayPath(path: string): string {
+  if (!path.startsWith('/proc/')) return path;
+  try {
+    return readlinkSync(path);
+  } catch {
+    return path;
+  }
 }
 
 /**
