@@ -6,7 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measure } from '../dist/index.js';
-import { cleanEnv, header, mib, outDir, pack, printHeader, referenceCorpus, registerPath, startSample, stats, stop } from './lib.mjs';
+import { askedBackend, cleanEnv, header, mib, outDir, pack, printHeader, referenceCorpus, registerPath, reportedBackend, startSample, stats, stop } from './lib.mjs';
 
 const { values } = parseArgs({ options: { node: { type: 'string', default: process.execPath }, runs: { type: 'string', default: '7' } } });
 const node = values.node;
@@ -14,13 +14,21 @@ const runs = Number(values.runs);
 const corpus = referenceCorpus();
 mkdirSync(outDir, { recursive: true });
 const h = header(node);
-printHeader(h, 'mmap');
 
-const base = cleanEnv({ BENCH_ENTRY: join(corpus, 'entry.js') });
+const base = cleanEnv({ BENCH_ENTRY: join(corpus, 'entry.js'), ...askedBackend });
 const layouts = ['page', 'dense'].map((align) => {
   const blob = join(outDir, `reference-${h.node}-${align}.blob`);
   return { align, blob, packed: pack(node, corpus, ['entry.js'], blob, ['--align', align]) };
 });
+// One unmeasured run per layout: the page cache, and the backend the samples report for the header.
+const warm = [];
+for (const l of layouts) {
+  const { child, report } = await startSample(node, ['--require', registerPath], { ...base, CODEBLOB_FILE: l.blob });
+  await stop(child);
+  warm.push(report.backend);
+}
+const backend = reportedBackend(warm);
+printHeader(h, backend);
 
 const results = Object.fromEntries(layouts.map((l) => [l.align, { load: [], kept: [], released: [] }]));
 for (let r = 0; r < runs; r++) {
@@ -51,5 +59,5 @@ const rows = layouts.map((l) => {
   return row;
 });
 const file = join(outDir, `alignment-${h.node}.json`);
-writeFileSync(file, JSON.stringify({ header: h, runs, rows }, null, 2));
+writeFileSync(file, JSON.stringify({ header: h, backend, runs, rows }, null, 2));
 console.log(`# JSON: ${file}`);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
 import { MiB, outDir, readResults, repo } from './lib.mjs';
+import { MODEL_PODS, model, results as containerResults } from './sections/containers.mjs';
 
 const chartDir = join(repo, 'docs/bench');
 
@@ -73,6 +74,14 @@ export async function drawCharts() {
     const points = x.rows.flatMap((r) => r.threads.map((t) => ({ competitor: r.name, n: t.n, mib: t.uss / MiB })));
     const file = join(chartDir, `memory-threads-${v}.svg`);
     writeFileSync(file, await svg(memorySpec(`Reference corpus, piscina pool of N threads, Node ${v}: whole-process USS`, points, 'USS of the process, MiB')));
+    written.push(file);
+  }
+  for (const x of containerResults(outDir)) {
+    const v = x.header.node;
+    const pods = Array.from({ length: Math.max(...MODEL_PODS) }, (_, i) => i + 1);
+    const points = x.rows.flatMap((r) => pods.map((n) => ({ competitor: r.name, n, mib: model(r, n, x.workers) / MiB })));
+    const file = join(chartDir, `containers-${v}.svg`);
+    writeFileSync(file, await svg(memorySpec(`Node memory model, N pods × ${x.workers} workers (reference corpus), Node ${v}`, points, 'node memory for the pods, MiB')));
     written.push(file);
   }
   return written;

@@ -4,7 +4,7 @@
 // wait until the parent has measured this process and closes stdin. When the parent writes a
 // line ("settle") first: a memory-reducing full GC (bench/settle.cjs), then report again, for
 // the parent to measure the settled process. On older V8 the young generation stays (reported,
-// and left out of the README's tables).
+// and left out of the published tables).
 const entry = process.env.BENCH_ENTRY;
 const t0 = performance.now();
 require(entry);

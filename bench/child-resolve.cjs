@@ -48,5 +48,5 @@ setImmediate(() => {
   // The store's own counter (status() would refresh it, but is not reachable without a require).
   const store = state && state[Symbol.for('codeblob.loader.store')];
   if (counters && store && !store.closed) counters.verifiedAhead = store.counters().verifiedAhead;
-  process.stdout.write(JSON.stringify({ loadMs, resolveMs, calls, counters, resolve: state?.resolve ?? null, blobResident }) + '\n');
+  process.stdout.write(JSON.stringify({ loadMs, resolveMs, calls, counters, resolve: state?.resolve ?? null, backend: state?.backend ?? null, blobResident }) + '\n');
 });

@@ -127,6 +127,15 @@ export function header(node) {
   };
 }
 
+/**
+ * The codeblob backend for a benchmark's header, as its children reported it (the loader's
+ * `status().backend`, `null` where the loader did not enable: \`off\`): the one name, or each
+ * distinct one.
+ */
+export function reportedBackend(backends) {
+  return [...new Set(backends.map((b) => b ?? 'off'))].join(' + ') || 'none';
+}
+
 export function printHeader(h, backend) {
   console.log(`# ${h.date}  ${h.cpu} x${h.cores}, ${h.memoryGiB} GiB, ${h.os}`);
   console.log(`# Node ${h.node}, V8 ${h.v8}, cachedDataVersionTag ${h.tag}, codeblob backend ${backend}`);
@@ -149,12 +158,45 @@ export function installCorpus(name, dir = join(outDir, `${name}-corpus`)) {
   return dir;
 }
 
-/** This environment without codeblob's variables and NODE_OPTIONS (a sample sets its own), plus `extra`. */
+/**
+ * The variables of the caller's environment that no test or benchmark child inherits, each for
+ * its reason. The one list for both: the tests import it from here (test/helpers/env.ts), since
+ * the benchmarks are plain JavaScript that Node 20 runs as it is and cannot import TypeScript.
+ */
+const NOT_INHERITED = [
+  // codeblob's own settings are chosen per run: a CODEBLOB_FILE, CODEBLOB_BACKEND or
+  // CODEBLOB_VERIFY from the shell would turn the loader on in a plain run, or change what a
+  // run from the blob tests or measures.
+  /^CODEBLOB_/,
+  // A child sets its own Node options: a preload would run in it, and a V8 flag changes the
+  // code cache tag, so every cache packed without that flag would be rejected.
+  /^NODE_OPTIONS$/,
+  // NODE_DEBUG=codeblob (or any module) prints to stderr, which the differential tests compare
+  // and which a benchmark sample would pay for.
+  /^NODE_DEBUG$/,
+  // Under `npm test` or `npm run bench`, npm's lifecycle variables would make an npm run in a
+  // child (the package test's `npm pack` and `npm install`) behave like a script of this
+  // repository.
+  /^npm_/i,
+  /^INIT_CWD$/,
+];
+
+/** Whether a variable of this environment is kept from children (see NOT_INHERITED). */
+export const notInherited = (name) => NOT_INHERITED.some((re) => re.test(name));
+
+/** This environment without the variables in NOT_INHERITED, plus `extra`. */
 export function cleanEnv(extra = {}) {
   const env = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('CODEBLOB_') || k === 'NODE_OPTIONS') delete env[k];
+  for (const k of Object.keys(env)) if (notInherited(k)) delete env[k];
   return { ...env, ...extra };
 }
+
+/**
+ * The backend CODEBLOB_BACKEND asked for when the benchmark started (cleanEnv() removes it from
+ * the children's environment): spread into the environment of a benchmark's codeblob runs, so
+ * that `CODEBLOB_BACKEND=read node bench/<name>.mjs` measures the read backend.
+ */
+export const askedBackend = process.env.CODEBLOB_BACKEND ? { CODEBLOB_BACKEND: process.env.CODEBLOB_BACKEND } : {};
 
 /** Node's built-in compile cache (NODE_COMPILE_CACHE) exists from Node 22.1. */
 export function hasCompileCache(version) {
@@ -179,7 +221,7 @@ export function readResults(dir, name) {
     .sort((a, b) => a.header.node.localeCompare(b.header.node, undefined, { numeric: true }));
 }
 
-/** When, on what machine and with which Node a result was measured, for the README. */
+/** When, on what machine and with which Node a result was measured, for the published tables. */
 export const stamp = (h) => `${h.date.slice(0, 10)}, ${h.cpu} x${h.cores}, ${h.memoryGiB} GiB, ${h.os}; Node ${h.node}, V8 ${h.v8}, cache tag ${h.tag}`;
 
 /**

@@ -4,7 +4,7 @@
 // path) R times and workers are restarted onto the new generation one by one. Every answer is
 // compared with a plain worker's; each worker's RSS is sampled after warm-up and at the end.
 // Usage: node bench/load-test.mjs [--requests 50000] [--replacements 100] [--workers 4] [--json]
-// A full run (at least the default requests and replacements) saves .bench-out/load-test.json for the README.
+// A full run (at least the default requests and replacements) saves .bench-out/load-test.json for docs/reliability.md.
 import cluster from 'node:cluster';
 import { copyFileSync, cpSync, renameSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -133,7 +133,7 @@ const growth = [...rss.values()].filter((r) => r.end).map((r) => r.end - r.warm)
 const result = { requests: sent, seconds: +seconds.toFixed(1), errors, errorKinds, mismatches, replacements: replaced, restarted, rssGrowthMiB: growth.map((g) => +(g / 1048576).toFixed(1)) };
 if (values.json) console.log(JSON.stringify(result));
 else console.log(`${sent} requests in ${result.seconds} s while the blob was replaced ${replaced} times: ${errors} errors, ${mismatches} wrong answers; RSS growth per worker over the second half of the load (MiB): ${result.rssGrowthMiB.join(', ')}; then ${restarted} workers restarted one by one onto the newest generation and answered 200 more requests`);
-// The README's figures come from a full run only: a shortened one (the tests run 2,000
+// The published figures (docs/reliability.md) come from a full run only: a shortened one (the tests run 2,000
 // requests) must not replace them.
 if (REQUESTS >= 50_000 && REPLACEMENTS >= 100) writeFileSync(join(outDir, 'load-test.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, ...result }, null, 2));
 process.exit(errors || mismatches ? 1 : 0);

@@ -87,9 +87,11 @@ for (let r = 0; r < runs; r++) {
     samples[v.name].push(await packOnce(v.args));
   }
 }
-// Total size of the packed files as they are on disk (the blob records each one's size).
+// Total size of the packed files as they are on disk (the blob records each one's size); the
+// header names the backend this store opened the blob with.
 const store = open(blob);
 const fileBytes = store.entries().reduce((n, e) => n + e.fileSize, 0);
+const backend = store.backend;
 store.close();
 rmSync(blob);
 if (timeBin) rmSync(timeFile);
@@ -117,7 +119,7 @@ const rows = variants.map((v) => {
   };
 });
 
-printHeader(h, 'mmap');
+printHeader(h, backend);
 console.log(`# reference corpus: ${rows[0].entries} entries, ${mib(fileBytes)} MiB of files; ${runs} runs per variant, interleaved; min/median/max`);
 console.log(`# peak memory: VmHWM of the packer and of the tracer (polled every 20 ms); tree: ${timeBin ? 'the maximum over the process tree, exact (wait4, /usr/bin/time)' : 'the larger of the two (no /usr/bin/time here)'}`);
 const mmm = (s, f) => `${f(s.min)}/${f(s.median)}/${f(s.max)}`;
@@ -132,5 +134,5 @@ printTable(
   rows.map((r) => [r.variant, r.entries, r.cached, mib(r.fileSize), mib(r.sourceBytes), mib(r.cacheBytes), mib(r.indexBytes), (r.paddingBytes / 1024).toFixed(1), (r.fileSize / fileBytes).toFixed(2)]),
 );
 const file = join(outDir, `pack-cost-${h.node}.json`);
-writeFileSync(file, JSON.stringify({ header: h, runs, exactTreePeak: Boolean(timeBin), fileBytes, rows, MiB }, null, 2));
+writeFileSync(file, JSON.stringify({ header: h, backend, runs, exactTreePeak: Boolean(timeBin), fileBytes, rows, MiB }, null, 2));
 console.log(`# JSON: ${file}`);

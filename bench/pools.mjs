@@ -18,7 +18,7 @@ import { measure } from '../dist/index.js';
 import { preloadPrimary } from '../dist/pool/index.js';
 import {
   MiB, childLoad, cleanEnv, fitLine, hasCompileCache, header, mib, numbers, outDir, pack, printHeader, printTable,
-  msText as ms, ratioText as ratio, referenceCorpus, repo, rotate, runUnder, stats, why,
+  askedBackend, msText as ms, ratioText as ratio, referenceCorpus, reportedBackend, repo, rotate, runUnder, stats, why,
 } from './lib.mjs';
 
 const { values } = parseArgs({
@@ -47,11 +47,9 @@ const cacheDir = join(outDir, `node-compile-cache-${h.node}`);
 const modes = [
   { name: 'plain require', env: base },
   ...(hasCompileCache(h.node) ? [{ name: 'node compile cache', env: { ...base, NODE_COMPILE_CACHE: cacheDir, BENCH_COMPILE_CACHE: cacheDir } }] : []),
-  { name: 'codeblob', env: base, blob },
+  { name: 'codeblob', env: { ...base, ...askedBackend }, blob },
 ];
 const skipped = hasCompileCache(h.node) ? [] : [{ name: 'node compile cache', reason: `needs Node >= 22.1 (this is ${h.node})` }];
-printHeader(h, 'mmap');
-console.log(`# competitors: ${modes.map((m) => m.name).join(', ')}; piscina N = ${Ns.join(', ')} threads; cluster of ${W} workers; ${rounds} round(s)`);
 
 /** One process with a pool of n threads; its report. */
 function threadSample(mode, n) {
@@ -122,8 +120,13 @@ async function clusterSample(mode) {
   }
 }
 
-// Warm the compile cache (and the page cache) once per competitor before measuring.
-for (const mode of modes) await threadSample(mode, 1);
+// Warm the compile cache (and the page cache) once per competitor before measuring; the header
+// names the backend codeblob's warm-up thread reported.
+const warm = [];
+for (const mode of modes) warm.push(await threadSample(mode, 1));
+const backend = reportedBackend(warm[modes.findIndex((m) => m.blob)].backends);
+printHeader(h, backend);
+console.log(`# competitors: ${modes.map((m) => m.name).join(', ')}; piscina N = ${Ns.join(', ')} threads; cluster of ${W} workers; ${rounds} round(s)`);
 
 const runs = new Map(modes.map((m) => [m.name, { threads: new Map(Ns.map((n) => [n, []])), cluster: [], failures: [] }]));
 for (let r = 0; r < rounds; r++) {
@@ -188,5 +191,5 @@ printTable(
 for (const s of skipped) console.log(`# skipped ${s.name}: ${s.reason}`);
 for (const r of rows) for (const f of r.failures) console.log(`# FAILED ${r.name}: ${f}`);
 const file = join(outDir, `pools-${h.node}.json`);
-writeFileSync(file, JSON.stringify({ header: h, threads: Ns, workers: W, rounds, rows, skipped, MiB }, null, 2));
+writeFileSync(file, JSON.stringify({ header: h, backend, threads: Ns, workers: W, rounds, rows, skipped, MiB }, null, 2));
 console.log(`# JSON: ${file}`);

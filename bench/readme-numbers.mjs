@@ -1,11 +1,15 @@
 #!/usr/bin/env node
-// Regenerates the README's numbers (and reliability) sections from the benchmark JSON in
-// .bench-out/, never typed by hand: every table is stamped with its date, machine and versions,
-// the targets of issues 5 and 7 are checked against the figures, and every miss is said plainly.
+// Regenerates the published figures from the benchmark JSON in .bench-out/, never typed by hand:
+// every table in docs/benchmarks.md, the README's short headline (the service app and the
+// tool-heavy reference corpus side by side), and the measured paragraphs of docs/reliability.md.
+// Every table is stamped with its date, machine and versions, the targets of issues 5 and 7 are
+// checked against the figures, and every miss is said plainly (in both files).
 // Usage: node bench/readme-numbers.mjs   (npm run bench runs it last)
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { outDir, readResults, repo, stamp } from './lib.mjs';
+import { markdown as containersSection, targets as containerTargets } from './sections/containers.mjs';
+import { markdown as headlineSection } from './sections/headline.mjs';
 import { markdown as microSection } from './sections/micro.mjs';
 import { markdown as packSection } from './sections/pack.mjs';
 import { markdown as resolveSection } from './sections/resolve.mjs';
@@ -37,7 +41,11 @@ const memory = readResults(outDir, 'load-memory').filter(current).map(withoutSet
 const pools = readResults(outDir, 'pools').filter(current).map(withoutSettled);
 const resolves = readResults(outDir, 'resolve');
 const alignments = readResults(outDir, 'alignment');
-if (memory.length === 0 && pools.length === 0) throw new Error(`no benchmark results in ${outDir}: run npm run bench first`);
+// The containers part has its own block (in docs/containers.md): a run of bench/containers.mjs
+// alone regenerates it and leaves the numbers as they were.
+const containersText = containersSection(outDir);
+const haveNumbers = memory.length > 0 || pools.length > 0;
+if (!haveNumbers && !containersText.trim()) throw new Error(`no benchmark results in ${outDir}: run npm run bench first`);
 
 // ---- Targets (issues 5 and 7), checked against the figures of one run each.
 const targets = [];
@@ -78,7 +86,6 @@ for (const x of resolves.filter((r) => ['20', '24'].includes(major(r)))) {
     target('blob pages resident after startup, with the table vs without (KiB)', where(c), table.blobResident / 1024, noTable.blobResident / 1024, (v) => v.toFixed(0));
   }
 }
-
 const lines = [];
 if (targets.length > 0) {
   lines.push('**Targets** (issues 5 and 7), checked by the generator against the figures below:', '');
@@ -130,7 +137,7 @@ for (const x of memory) {
   lines.push('');
   for (const s of x.skipped ?? []) lines.push(`Not measured: ${s.name}: ${s.reason}.`, '');
   for (const r of x.rows) for (const f of r.failures) lines.push(`Failed: ${r.name}, ${f}.`, '');
-  lines.push(`![memory against N child processes, Node ${x.header.node}](docs/bench/memory-processes-${x.header.node}.svg) ![startup, Node ${x.header.node}](docs/bench/startup-${x.header.node}.svg)`, '');
+  lines.push(`![memory against N child processes, Node ${x.header.node}](bench/memory-processes-${x.header.node}.svg) ![startup, Node ${x.header.node}](bench/startup-${x.header.node}.svg)`, '');
 }
 
 // ---- Pools: piscina threads at every N, and a cluster.
@@ -160,7 +167,7 @@ for (const x of pools) {
   }
   for (const s of x.skipped ?? []) lines.push(`Not measured: ${s.name}: ${s.reason}.`, '');
   for (const r of x.rows) for (const f of r.failures) lines.push(`Failed: ${r.name}, ${f}.`, '');
-  lines.push(`![memory against N piscina threads, Node ${x.header.node}](docs/bench/memory-threads-${x.header.node}.svg)`, '');
+  lines.push(`![memory against N piscina threads, Node ${x.header.node}](bench/memory-threads-${x.header.node}.svg)`, '');
 }
 
 for (const section of [resolveSection, syntheticSection, packSection, microSection]) {
@@ -209,20 +216,20 @@ lines.push(
     'The `read` backend, which copies the file into each process, shows what the mapping itself is worth.',
 );
 
-const readme = join(repo, 'README.md');
-let text = readFileSync(readme, 'utf8');
-
-/** Replaces the text between two markers. */
-function fill(startMarker, endMarker, body) {
-  if (!text.includes(startMarker) || !text.includes(endMarker)) throw new Error(`README.md has no ${startMarker} markers`);
-  text = text.slice(0, text.indexOf(startMarker) + startMarker.length) + '\n' + body + '\n' + text.slice(text.indexOf(endMarker));
+/** Replaces the text between two markers of `file` (relative to the repository) with `body`. */
+function fill(file, startMarker, endMarker, body) {
+  const path = join(repo, file);
+  const text = readFileSync(path, 'utf8');
+  if (!text.includes(startMarker) || !text.includes(endMarker)) throw new Error(`${file} has no ${startMarker} markers`);
+  writeFileSync(path, text.slice(0, text.indexOf(startMarker) + startMarker.length) + '\n' + body + '\n' + text.slice(text.indexOf(endMarker)));
 }
 
 const fuzzFile = join(outDir, 'fuzz.json');
 const loadFile = join(outDir, 'load-test.json');
 const RELIABILITY_START = '<!-- reliability:start (generated by bench/readme-numbers.mjs; do not edit) -->';
 // A paragraph whose run is not in .bench-out (the long runs are not part of npm run bench) stays as it was.
-const previous = text.includes(RELIABILITY_START) ? text.slice(text.indexOf(RELIABILITY_START) + RELIABILITY_START.length, text.indexOf('<!-- reliability:end -->')) : '';
+const reliabilityText = readFileSync(join(repo, 'docs/reliability.md'), 'utf8');
+const previous = reliabilityText.includes(RELIABILITY_START) ? reliabilityText.slice(reliabilityText.indexOf(RELIABILITY_START) + RELIABILITY_START.length, reliabilityText.indexOf('<!-- reliability:end -->')) : '';
 const kept = (title) => previous.split(/\n\s*\n/).map((p) => p.trim()).find((p) => p.startsWith(title));
 const reliability = [];
 if (existsSync(loadFile)) {
@@ -244,8 +251,16 @@ if (existsSync(fuzzFile)) {
       `. **Crashes: ${f.crashes.length}. Wrong answers: ${f.wrong.length}.**`,
   ].join('\n'));
 } else if (kept('**Fuzzing**')) reliability.push(kept('**Fuzzing**'));
-if (reliability.length > 0) fill('<!-- reliability:start (generated by bench/readme-numbers.mjs; do not edit) -->', '<!-- reliability:end -->', reliability.join('\n'));
-fill('<!-- numbers:start (generated by bench/readme-numbers.mjs; do not edit) -->', '<!-- numbers:end -->', lines.join('\n'));
-writeFileSync(readme, text);
-writeFileSync(join(outDir, 'targets.json'), JSON.stringify(targets, null, 2));
-console.log(`README.md: numbers regenerated from ${outDir}; targets met ${targets.length - missed.length} of ${targets.length}${missed.length ? `; missed: ${missed.map((t) => `${t.what} (${t.where}) ${t.shown}`).join('; ')}` : ''}`);
+if (reliability.length > 0) fill('docs/reliability.md', RELIABILITY_START, '<!-- reliability:end -->', reliability.join('\n'));
+const NUMBERS_START = '<!-- numbers:start (generated by bench/readme-numbers.mjs; do not edit) -->';
+if (haveNumbers) {
+  fill('docs/benchmarks.md', NUMBERS_START, '<!-- numbers:end -->', lines.join('\n'));
+  fill('README.md', NUMBERS_START, '<!-- numbers:end -->', headlineSection({ memory, pools, resolves, targets }));
+} else {
+  console.log(`README.md, docs/benchmarks.md: numbers left as they were (no load-memory or pools results in ${outDir})`);
+}
+if (containersText.trim()) fill('docs/containers.md', '<!-- containers:start (generated by bench/readme-numbers.mjs; do not edit) -->', '<!-- containers:end -->', containersText.trimEnd());
+const all = [...(haveNumbers ? targets : []), ...containerTargets(outDir)];
+writeFileSync(join(outDir, 'targets.json'), JSON.stringify(all, null, 2));
+const allMissed = all.filter((t) => !t.met);
+console.log(`${haveNumbers ? 'README.md, docs/benchmarks.md: numbers; ' : ''}${containersText.trim() ? 'docs/containers.md: containers; ' : ''}regenerated from ${outDir}; targets met ${all.length - allMissed.length} of ${all.length}${allMissed.length ? `; missed: ${allMissed.map((t) => `${t.what} (${t.where}) ${t.shown}`).join('; ')}` : ''}`);

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanEnv, header, installCorpus, outDir, pack, printHeader, referenceCorpus, registerPath, repo, stats } from './lib.mjs';
+import { askedBackend, cleanEnv, header, installCorpus, outDir, pack, printHeader, referenceCorpus, registerPath, reportedBackend, repo, stats } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -41,7 +41,6 @@ function sample(args, env) {
 
 const base = cleanEnv();
 
-printHeader(h, 'mmap');
 const results = [];
 for (const name of values.corpus.split(',')) {
   if (name === 'service' && !existsSync(join(repo, 'corpus/service/package-lock.json'))) {
@@ -53,14 +52,19 @@ for (const name of values.corpus.split(',')) {
   const blob = join(outDir, `${name}-resolve-${h.node}.blob`);
   const packed = pack(node, dir, ['entry.js'], blob);
   const env = { ...base, BENCH_ENTRY: entry };
+  const withBlob = { ...env, CODEBLOB_FILE: blob, ...askedBackend };
   const modes = [
     { name: 'plain require', args: [], env },
-    { name: 'codeblob, no resolution table', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob, CODEBLOB_RESOLVE: '0' } },
-    { name: 'codeblob', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob } },
-    { name: 'codeblob, checks on the loading thread', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob, CODEBLOB_VERIFY_AHEAD: '0' } },
+    { name: 'codeblob, no resolution table', args: ['--require', registerPath], env: { ...withBlob, CODEBLOB_RESOLVE: '0' } },
+    { name: 'codeblob', args: ['--require', registerPath], env: withBlob },
+    { name: 'codeblob, checks on the loading thread', args: ['--require', registerPath], env: { ...withBlob, CODEBLOB_VERIFY_AHEAD: '0' } },
   ];
   const samples = Object.fromEntries(modes.map((m) => [m.name, []]));
-  for (const m of modes) await sample(m.args, m.env); // warm the page cache for everyone
+  const warm = [];
+  for (const m of modes) warm.push(await sample(m.args, m.env)); // warm the page cache for everyone
+  // Before the first corpus's figures: the backend codeblob's warm-up samples reported.
+  const backend = reportedBackend(warm.slice(1).map((w) => w.backend));
+  if (results.length === 0) printHeader(h, backend);
   for (let r = 0; r < runs; r++) {
     for (let i = 0; i < modes.length; i++) {
       const m = modes[(i + r) % modes.length];
@@ -89,7 +93,7 @@ for (const name of values.corpus.split(',')) {
     loadRatioToPlain: table.load.median / plain.load.median,
     verifyAheadGain: 1 - table.load.median / inline.load.median,
   };
-  results.push({ corpus: name, modules: packed.entries, resolutions: packed.resolutions, blobBytes: packed.fileSize, rows, summary });
+  results.push({ corpus: name, backend, modules: packed.entries, resolutions: packed.resolutions, blobBytes: packed.fileSize, rows, summary });
 
   console.log(`\n${name} corpus: ${packed.entries} modules, ${packed.resolutions.answers} recorded resolutions on ${packed.resolutions.guards} guards; ${runs} fresh processes per mode, interleaved`);
   console.log('mode                             load ms min/med/max   resolve ms min/med/max   resolutions  blob resident after startup');

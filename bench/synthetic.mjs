@@ -11,7 +11,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measure } from '../dist/index.js';
-import { MiB, cleanEnv, hasCompileCache, header, mib, outDir, pack, printHeader, printTable, registerPath, runUnder, startSample, stats, stop } from './lib.mjs';
+import { MiB, askedBackend, cleanEnv, hasCompileCache, header, mib, outDir, pack, printHeader, printTable, registerPath, reportedBackend, runUnder, startSample, stats, stop } from './lib.mjs';
 import { generateSyntheticApp } from './synthetic-corpus.mjs';
 
 const { values } = parseArgs({
@@ -32,7 +32,6 @@ const seed = Number(values.seed);
 mkdirSync(outDir, { recursive: true });
 const h = header(node);
 const compileCache = hasCompileCache(h.node);
-printHeader(h, 'mmap');
 
 const results = [];
 for (const modules of sizes) {
@@ -46,10 +45,19 @@ for (const modules of sizes) {
   const modes = [
     { name: 'plain require', args: [], env },
     ...(compileCache ? [{ name: 'node compile cache', args: [], env: { ...env, NODE_COMPILE_CACHE: cacheDir } }] : []),
-    { name: 'codeblob (mmap)', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob } },
+    { name: 'codeblob', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob, ...askedBackend } },
   ];
-  // One unmeasured run each: the page cache for everyone, the compile cache for Node's.
-  for (const m of modes) await stop((await startSample(node, m.args, m.env)).child);
+  // One unmeasured run each: the page cache for everyone, the compile cache for Node's. The
+  // codeblob mode is named by the backend its run reported, as is the header (first size).
+  let backend;
+  for (const m of modes) {
+    const { child, report } = await startSample(node, m.args, m.env);
+    await stop(child);
+    if (!m.env.CODEBLOB_FILE) continue;
+    backend = reportedBackend([report.backend]);
+    m.name = `codeblob (${backend})`;
+  }
+  if (results.length === 0) printHeader(h, backend);
   if (compileCache && readdirSync(cacheDir).length === 0) throw new Error(`Node wrote no compile cache into ${cacheDir}`);
 
   const samples = Object.fromEntries(modes.map((m) => [m.name, []]));
@@ -73,7 +81,7 @@ for (const modules of sizes) {
     };
   });
   const packMs = stats(packs.map((p) => p.ms));
-  results.push({ modules, packages: app.packages, sourceBytes: app.bytes, entries: packs[0].entries, fileSize: packs[0].fileSize, packMs, rows });
+  results.push({ modules, backend, packages: app.packages, sourceBytes: app.bytes, entries: packs[0].entries, fileSize: packs[0].fileSize, packMs, rows });
 
   const plain = rows[0];
   console.log(`\n${modules} modules (${app.packages} packages, ${mib(app.bytes)} MiB of JavaScript): blob ${packs[0].entries} entries, ${mib(packs[0].fileSize)} MiB; packed in ${(packMs.median / 1000).toFixed(1)} s (median of ${packRuns})`);

@@ -33,6 +33,7 @@ console.log(JSON.stringify({
   loadMs: results.map((r) => r.loadMs),
   compileCache: results.every((r) => r.compileCache),
   codeblob: results.every((r) => r.codeblob),
+  backends: results.map((r) => r.backend),
   uss: m.uss,
   pss: m.pss,
   anon: m.privateDirty,

@@ -17,5 +17,5 @@ module.exports = ({ settle } = {}) => {
   require('v8').setFlagsFromString('--expose-gc');
   require('vm').runInNewContext('gc')();
   const state = globalThis[Symbol.for('codeblob.loader.status')];
-  return { loadMs, compileCache, codeblob: Boolean(state && state.enabled && state.counters.hits > 0), threadId: require('worker_threads').threadId };
+  return { loadMs, compileCache, codeblob: Boolean(state && state.enabled && state.counters.hits > 0), backend: state?.backend ?? null, threadId: require('worker_threads').threadId };
 };

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measure, open } from '../dist/index.js';
 import { preloadPrimary } from '../dist/pool/index.js';
-import { header, mib, outDir, pack, printHeader, referenceCorpus, repo, stats } from '../bench/lib.mjs';
+import { header, mib, outDir, pack, printHeader, referenceCorpus, reportedBackend, repo, stats } from '../bench/lib.mjs';
 
 const { values } = parseArgs({ options: { workers: { type: 'string', default: '4' }, rounds: { type: 'string', default: '2' } } });
 const WORKERS = Number(values.workers);
@@ -49,12 +49,13 @@ async function runCluster(mode) {
   cluster.setupPrimary({ exec: join(appDir, 'server.cjs'), execArgv, silent: true });
   const forkStart = performance.now();
   const workers = Array.from({ length: WORKERS }, () => cluster.fork(env));
-  const ports = await Promise.all(
+  const ready = await Promise.all(
     workers.map((w) => new Promise((resolve, reject) => {
-      w.on('message', (m) => m?.ready && resolve(m.port));
+      w.on('message', (m) => m?.ready && resolve(m));
       w.on('exit', (code) => reject(new Error(`a ${mode} worker exited with ${code}`)));
     })),
   );
+  const ports = ready.map((m) => m.port);
   const readyMs = performance.now() - forkStart;
   // New connection per request: the cluster hands them to the workers in turn.
   const answers = [];
@@ -70,7 +71,7 @@ async function runCluster(mode) {
   }
   await Promise.all(workers.map((w) => new Promise((resolve) => { w.removeAllListeners('exit'); w.on('exit', resolve); w.kill(); })));
   preload?.close();
-  return { mode, preloadMs, readyMs, answers, memory, pageCache };
+  return { mode, preloadMs, readyMs, answers, memory, pageCache, backends: ready.map((m) => m.backend ?? null) };
 }
 
 const runs = [];
@@ -103,7 +104,8 @@ const summary = ['plain', 'codeblob'].map((mode) => {
 });
 const [plain, cb] = summary;
 
-printHeader(h, 'mmap');
+// The backend codeblob's workers reported.
+printHeader(h, reportedBackend(runs.filter((x) => x.mode === 'codeblob').flatMap((x) => x.backends)));
 console.log(`\n${WORKERS}-worker cluster, medians of ${ROUNDS} rounds each, measured after ${reference.length} requests`);
 const rows = [
   ['', 'plain require', 'codeblob', 'ratio'],

@@ -689,6 +689,76 @@ static napi_value js_stat_ahead(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ---- the code cache tag -------------------------------------------------------------- */
+
+/* v8::ScriptCompiler::CachedDataVersionTag(), a static function of V8's public API that the Node
+ * binary exports: what v8.cachedDataVersionTag() returns, without loading node:v8 (which brings
+ * Node's heap-snapshot streams: half a MiB in every worker). Looked up at run time; a build that
+ * does not export it gets null, and the caller asks node:v8. */
+typedef uint32_t (*cache_tag_fn)(void);
+static cache_tag_fn cache_tag_impl = NULL;
+static pthread_once_t cache_tag_once = PTHREAD_ONCE_INIT;
+
+static void cache_tag_lookup(void) {
+  cache_tag_impl = (cache_tag_fn)dlsym(RTLD_DEFAULT, "_ZN2v814ScriptCompiler20CachedDataVersionTagEv");
+}
+
+static napi_value js_cache_tag(napi_env env, napi_callback_info info) {
+  pthread_once(&cache_tag_once, cache_tag_lookup);
+  napi_value result;
+  if (cache_tag_impl == NULL) {
+    NAPI_CALL(env, napi_get_null(env, &result));
+  } else {
+    NAPI_CALL(env, napi_create_uint32(env, cache_tag_impl(), &result));
+  }
+  return result;
+}
+
+/* ---- a function's code cache, made late (packing) ------------------------------------ */
+
+/* v8::ScriptCompiler::CreateCodeCacheForFunction(v8::Local<v8::Function>), exported by the Node
+ * binary: the code cache of a function compiled by vm.compileFunction, made when asked, so after
+ * the function ran it holds the inner functions compiled meanwhile. Node's JavaScript API makes
+ * one only at compile time (produceCachedData). The packer uses it on Node 20, where workers
+ * compile with vm.compileFunction (cjs-compile.ts); it checks every cache it gets back by
+ * compiling with it once more, and makes one at compile time where this is not there.
+ * A napi_value is a v8::Local<v8::Value> in Node (node_api.cc converts by copying the pointer),
+ * and a Local is passed as that pointer. v8::ScriptCompiler::CachedData begins { const uint8_t*
+ * data; int length; }. The CachedData is not freed: the packer's trace is a short-lived process. */
+typedef struct v8_cached_data {
+  const uint8_t* data;
+  int length;
+} v8_cached_data;
+typedef v8_cached_data* (*function_cache_fn)(void* local_function);
+static function_cache_fn function_cache_impl = NULL;
+static pthread_once_t function_cache_once = PTHREAD_ONCE_INIT;
+
+static void function_cache_lookup(void) {
+  function_cache_impl = (function_cache_fn)dlsym(RTLD_DEFAULT, "_ZN2v814ScriptCompiler26CreateCodeCacheForFunctionENS_5LocalINS_8FunctionEEE");
+}
+
+static napi_value js_function_cache(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype type = napi_undefined;
+  if (argc >= 1) NAPI_CALL(env, napi_typeof(env, argv[0], &type));
+  if (type != napi_function) {
+    throw_argument(env, false, "expected a function compiled by vm.compileFunction");
+    return NULL;
+  }
+  pthread_once(&function_cache_once, function_cache_lookup);
+  napi_value result;
+  v8_cached_data* cache = function_cache_impl == NULL ? NULL : function_cache_impl((void*)argv[0]);
+  if (cache == NULL || cache->data == NULL || cache->length <= 0) {
+    NAPI_CALL(env, napi_get_null(env, &result));
+    return result;
+  }
+  void* copy = NULL;
+  NAPI_CALL(env, napi_create_buffer_copy(env, (size_t)cache->length, cache->data, &copy, &result));
+  return result;
+}
+
 /* ---- verification ahead ------------------------------------------------------------ */
 
 /* SHA-256 comes from the OpenSSL (or BoringSSL) inside the Node binary, looked up at run time:
@@ -701,6 +771,34 @@ static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
 static void sha256_lookup(void) {
   sha256_impl = (sha256_fn)dlsym(RTLD_DEFAULT, "SHA256");
+}
+
+/* sha256(data: Uint8Array, out: Uint8Array(>= 32)) -> boolean (see codeblob.h). */
+static napi_value js_sha256(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint8_t* data = NULL;
+  uint8_t* out = NULL;
+  size_t data_len = 0, out_len = 0;
+  napi_typedarray_type data_type = napi_int8_array, out_type = napi_int8_array;
+  bool data_typed = false, out_typed = false;
+  if (argc >= 2) {
+    NAPI_CALL(env, napi_is_typedarray(env, argv[0], &data_typed));
+    NAPI_CALL(env, napi_is_typedarray(env, argv[1], &out_typed));
+  }
+  if (data_typed) NAPI_CALL(env, napi_get_typedarray_info(env, argv[0], &data_type, &data_len, (void**)&data, NULL, NULL));
+  if (out_typed) NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &out_type, &out_len, (void**)&out, NULL, NULL));
+  if (!data_typed || !out_typed || data_type != napi_uint8_array || out_type != napi_uint8_array || out_len < 32) {
+    throw_argument(env, false, "expected (Uint8Array, Uint8Array of at least 32 bytes)");
+    return NULL;
+  }
+  pthread_once(&sha256_once, sha256_lookup);
+  bool ok = sha256_impl != NULL;
+  if (ok) sha256_impl(data_len == 0 ? (const unsigned char*)"" : data, data_len, out);
+  napi_value result;
+  NAPI_CALL(env, napi_get_boolean(env, ok, &result));
+  return result;
 }
 
 enum { AHEAD_PENDING = 0, AHEAD_OK = 1, AHEAD_BAD = 2, AHEAD_TAKEN = 3 };
@@ -1058,6 +1156,9 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"fstatInto", NULL, js_fstat_into, NULL, NULL, NULL, napi_enumerable, NULL},
       {"verifyAhead", NULL, js_verify_ahead, NULL, NULL, NULL, napi_enumerable, NULL},
       {"verifyAheadStop", NULL, js_verify_ahead_stop, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sha256", NULL, js_sha256, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"cacheTag", NULL, js_cache_tag, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"functionCache", NULL, js_function_cache, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_value abi, page_size;
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;

@@ -10,6 +10,10 @@
  *     of ms to start): the startup range's hashes and files' stats, on detached threads of
  *     idle priority that share memory with the loading thread through a few status bytes.
  *   - stat(2)/fstat(2) without a Stats object, for the checks made before every module.
+ *   - SHA-256 without node:crypto (OpenSSL's, from the Node binary, as the hash thread uses):
+ *     a worker checks the blob's header, index and sections, and loading node:crypto for that
+ *     would cost every worker half a MiB of heap. Likewise V8's code cache tag (cacheTag) without
+ *     node:v8.
  * Everything else (format, validation, lookup, the loader) is TypeScript; src/native/binding.ts
  * is the one file that loads this addon and translates its errors. Node-API only: one build
  * serves Node 20..26.
@@ -93,6 +97,21 @@
  *       stopped job is replaced by a new one that starts with the sections it found sound. No
  *       `identity`: never shared. The mapping keeps its last job's status bytes until unmapped.
  *
+ *   functionCache(fn: Function) -> Buffer | null
+ *       v8::ScriptCompiler::CreateCodeCacheForFunction(fn) for a function compiled by
+ *       vm.compileFunction: its code cache as of now (after it ran: with the inner functions
+ *       compiled meanwhile), copied into a Buffer; null when the Node binary does not export
+ *       it. For the packer on Node 20 (see the function's comment in codeblob.c); TypeError for
+ *       a non-function.
+ *
+ *   cacheTag() -> number | null
+ *       v8::ScriptCompiler::CachedDataVersionTag(), as v8.cachedDataVersionTag() returns it (the
+ *       V8 version, flags and CPU features); null when the Node binary does not export it.
+ *
+ *   sha256(data: Uint8Array, out: Uint8Array) -> boolean
+ *       SHA-256 of data into out[0..32) (out must hold 32 bytes); false, out untouched, when the
+ *       process has no SHA256() to call (looked up in the Node binary at run time, as below).
+ *
  *   verifyAheadStop(status: Uint8Array) -> undefined
  *       This caller wants no more from the job behind `status` (idempotent); the thread stops
  *       once no array sharing the job wants more, or all of them are collected.
@@ -100,6 +119,6 @@
 #ifndef CODEBLOB_H
 #define CODEBLOB_H
 
-#define CODEBLOB_NATIVE_ABI 5
+#define CODEBLOB_NATIVE_ABI 7
 
 #endif

@@ -8,7 +8,8 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanEnv, cli, referenceCorpus, registerPath, repo, run, runtimes } from './helpers/env.js';
+import { expectSameRun, runFromBlob, runPlain, totalCounters } from './helpers/differential.js';
+import { cleanEnv, cli, referenceCorpus, repo, run, runtimes } from './helpers/env.js';
 
 const TASKS = ['tsc', 'eslint', 'prettier', 'babel', 'webpack', 'express'] as const;
 
@@ -23,26 +24,6 @@ function filesUnder(dir: string): Record<string, string> {
   };
   walk(dir);
   return out;
-}
-
-interface Counters {
-  hits: number; jsonHits: number; esmHits: number; misses: number; stale: number;
-  cacheRejected: number; corrupt: number; deferred: number; stringsCopied: number; noCache: number;
-  resolveHits: number; resolveMisses: number; resolveStale: number;
-}
-
-function readCounters(dir: string): { enabled: boolean[]; total: Counters } {
-  const total: Counters = {
-    hits: 0, jsonHits: 0, esmHits: 0, misses: 0, stale: 0, cacheRejected: 0, corrupt: 0, deferred: 0, stringsCopied: 0, noCache: 0,
-    resolveHits: 0, resolveMisses: 0, resolveStale: 0,
-  };
-  const enabled: boolean[] = [];
-  for (const f of readdirSync(dir).filter((n) => n.startsWith('status-'))) {
-    const s = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { enabled: boolean; counters: Counters };
-    enabled.push(s.enabled);
-    for (const k of Object.keys(total) as (keyof Counters)[]) total[k] += s.counters[k];
-  }
-  return { enabled, total };
 }
 
 describe.each(runtimes())('reference corpus on $name', (rt) => {
@@ -74,23 +55,18 @@ describe.each(runtimes())('reference corpus on $name', (rt) => {
   it.each(TASKS)('%s gives identical output, exit code and files from the blob', (task) => {
     const plainOut = join(scratch, `${task}-plain`);
     const blobOut = join(scratch, `${task}-blob`);
-    const statusDir = mkdtempSync(join(scratch, `${task}-status-`));
-    const plain = run(rt.bin, [`${task}.cjs`], { cwd: tasks, env: cleanEnv({ TASK_OUT: plainOut }) });
-    const fromBlob = run(rt.bin, ['--require', registerPath, `${task}.cjs`], {
-      cwd: tasks,
-      env: cleanEnv({ TASK_OUT: blobOut, CODEBLOB_FILE: blob, CODEBLOB_STATUS_FILE: join(statusDir, 'status-%p-%t.json') }),
-    });
-    expect(fromBlob.signal).toBeNull();
-    expect(fromBlob.status).toBe(plain.status);
-    expect(fromBlob.stdout.replaceAll(blobOut, 'OUT')).toBe(plain.stdout.replaceAll(plainOut, 'OUT'));
-    expect(fromBlob.stderr.replaceAll(blobOut, 'OUT')).toBe(plain.stderr.replaceAll(plainOut, 'OUT'));
+    const program = { node: rt.bin, cwd: tasks, script: [`${task}.cjs`] };
+    const plain = runPlain(program, { TASK_OUT: plainOut });
+    const fromBlob = runFromBlob(program, blob, { TASK_OUT: blobOut });
+    // Each run writes into its own directory, which its output names.
+    expectSameRun(plain, fromBlob, { normalize: (text, run) => text.replaceAll(run === 'plain' ? plainOut : blobOut, 'OUT') });
     if (task === 'tsc' || task === 'webpack') {
       expect(filesUnder(blobOut)).toEqual(filesUnder(plainOut));
     }
 
-    const { enabled, total } = readCounters(statusDir);
-    expect(enabled.length).toBeGreaterThan(0);
-    expect(enabled.every(Boolean)).toBe(true);
+    // Every thread of every process that loaded codeblob (the main thread's report among them).
+    expect(fromBlob.reports.every((r) => r.enabled)).toBe(true);
+    const total = totalCounters(fromBlob.reports);
     const served = total.hits + total.jsonHits + total.esmHits;
     const loaded = served + total.misses + total.stale + total.deferred + total.corrupt;
     expect(served).toBeGreaterThan(0);

@@ -1093,3 +1093,33 @@ describe('errors', () => {
     expect({ [Symbol.for('codeblob.error')]: false, code: 'ERR_CODEBLOB_BAD_FORMAT' }).not.toBeInstanceOf(errors.ERR_CODEBLOB_BAD_FORMAT);
   });
 });
+
+describe("the format's msgpack decoder", () => {
+  it('decodes what msgpackr encodes, for every type the formats use, as msgpackr decodes it', async () => {
+    const { decode } = await import('../src/format/msgpack.js');
+    const packr = new Packr({ useRecords: false, variableMapSize: true });
+    const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
+    const values: unknown[] = [
+      null, true, false, 0, 1, 127, 128, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, 2 ** 53 - 1,
+      -1, -32, -33, -128, -129, -32768, -32769, -(2 ** 31), -(2 ** 31) - 1, -(2 ** 53 - 1),
+      0.5, -1.25, 1e300, Number.MIN_VALUE, 1733580000123.456,
+      '', 'a', 'x'.repeat(31), 'x'.repeat(32), 'y'.repeat(255), 'y'.repeat(256), 'z'.repeat(70000), 'über — ✓ 𝄞',
+      Buffer.alloc(0), Buffer.from([1, 2, 3]), Buffer.alloc(300, 7), Buffer.alloc(70000, 9),
+      [], [1, [2, [3, 'four']]], Array.from({ length: 20 }, (_, i) => i), Array.from({ length: 70000 }, (_, i) => i % 300),
+      new Map<unknown, unknown>([['k', 1], [2, [3]]]),
+    ];
+    for (const v of values) {
+      const bytes = packr.pack(v);
+      expect(decode(bytes), `${String(v).slice(0, 40)}`).toEqual(unpackr.unpack(bytes));
+    }
+  });
+
+  it('refuses trailing bytes, truncation and extension types', async () => {
+    const { decode } = await import('../src/format/msgpack.js');
+    expect(() => decode(Uint8Array.of(0x01, 0x02))).toThrow(/1 bytes after the value/);
+    expect(() => decode(Uint8Array.of(0x92, 0x01))).toThrow(/unexpected end/);
+    expect(() => decode(Uint8Array.of(0xd4, 0x01, 0x02))).toThrow(/not used/);
+    expect(() => decode(Uint8Array.of(0xc1))).toThrow(/not used/);
+    expect(typeof decode(Uint8Array.of(0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))).toBe('bigint');
+  });
+});

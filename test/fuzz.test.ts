@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 // @ts-ignore: plain ESM module
 import { fuzz } from './fuzz/fuzz.mjs';
-import { cleanEnv, cli, nodePackageBin, referenceCorpus, registerPath, repo, run } from './helpers/env.js';
+import { expectSameRun, runFromBlob, runPlain } from './helpers/differential.js';
+import { cleanEnv, cli, nodePackageBin, referenceCorpus, repo, run } from './helpers/env.js';
 import { existsSync } from 'node:fs';
 
 describe('fuzzing real blobs', () => {
@@ -55,7 +56,8 @@ describe('an app over mutated blobs', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('behaves exactly as without codeblob, whatever byte was damaged', () => {
-    const plain = run(process.execPath, ['main.js'], { cwd: dir, env: cleanEnv() });
+    const app = { node: process.execPath, cwd: dir, script: ['main.js'] };
+    const plain = runPlain(app);
     const original = readFileSync(blob);
     let seed = 12345;
     const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
@@ -67,10 +69,7 @@ describe('an app over mutated blobs', () => {
         bytes[at]! ^= 1 << Math.floor(rand() * 8);
         writeFileSync(join(dir, 'bad.blob'), bytes);
       }
-      const r = run(process.execPath, ['--require', registerPath, 'main.js'], { cwd: dir, env: cleanEnv({ CODEBLOB_FILE: join(dir, 'bad.blob') }) });
-      expect(r.signal, `case ${i} at byte ${at}`).toBeNull();
-      expect(r.stdout, `case ${i} at byte ${at}`).toBe(plain.stdout);
-      expect(r.status).toBe(plain.status);
+      expectSameRun(plain, runFromBlob(app, join(dir, 'bad.blob')), { what: `case ${i} at byte ${at}` });
     }
   }, 120_000);
 });

@@ -7,7 +7,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, stat
 import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { open } from '../src/index.js';
 import { Burst } from '../src/loader/burst.js';
 import { readLoaderConfig } from '../src/loader/config.js';
@@ -15,20 +15,9 @@ import { FreshAhead, isFresh } from '../src/loader/freshness.js';
 import { checkFresh, endStatsAhead, startStatsAhead, type ServeContext } from '../src/loader/serve.js';
 import { loaderState, newCounters } from '../src/loader/status.js';
 import { native } from '../src/native/binding.js';
-import { cleanEnv, cli, registerPath, repo, run, runtimes, type RunResult } from './helpers/env.js';
+import { differential, expectSameRun, runFromBlob, runPlain, type Program, type StatusReport } from './helpers/differential.js';
+import { cleanEnv, cli, registerPath, repo, run, runtimes } from './helpers/env.js';
 import { STALENESS_LINE, touchTree } from './helpers/files.js';
-
-/**
- * Stack frames inside the module loader differ by construction (codeblob adds its hook frames
- * and the one-line `node:codeblob` stub between your module and Node's `Module._compile`):
- * compare everything else, every frame of the app included.
- */
-function withoutLoaderFrames(stderr: string): string {
-  return stderr
-    .split('\n')
-    .filter((l) => !/^\s+at (.*\()?(node:internal\/|node:codeblob|(file:\/\/)?\/.*\/dist\/loader\/)/.test(l))
-    .join('\n');
-}
 
 /** Sets a file's mtime to the nanosecond, as `touch -d` does. */
 function setMtimeNs(path: string, mtimeNs: bigint): void {
@@ -37,36 +26,12 @@ function setMtimeNs(path: string, mtimeNs: bigint): void {
   execFileSync('touch', ['-m', '-d', `@${sec}.${nsec}`, path]);
 }
 
-interface Status {
-  enabled: boolean;
-  reason?: string;
-  esm: string;
-  esmReason?: string;
-  cachesUsable: boolean;
-  verify: string;
-  counters: Record<string, number>;
-}
-
 describe.each(runtimes())('loader on $name', (rt) => {
   let dir: string;
   let blob: string;
-  let n = 0;
 
-  const plain = (args: string[], env: NodeJS.ProcessEnv = {}) => run(rt.bin, args, { cwd: dir, env: cleanEnv(env) });
-  const withBlob = (args: string[], env: NodeJS.ProcessEnv = {}, file = blob): { r: RunResult; status: Status } => {
-    const statusFile = join(dir, `status-${n++}.json`);
-    const r = run(rt.bin, ['--require', registerPath, ...args], {
-      cwd: dir,
-      env: cleanEnv({ CODEBLOB_FILE: file, CODEBLOB_STATUS_FILE: statusFile, ...env }),
-    });
-    return { r, status: JSON.parse(readFileSync(statusFile, 'utf8')) as Status };
-  };
-  const same = (a: RunResult, b: RunResult) => {
-    expect(b.signal).toBeNull();
-    expect(b.stdout).toBe(a.stdout);
-    expect(withoutLoaderFrames(b.stderr)).toBe(withoutLoaderFrames(a.stderr));
-    expect(b.status).toBe(a.status);
-  };
+  /** A script of the fixture (with Node's `options`), run on this runtime. */
+  const program = (script: string, options: string[] = []): Program => ({ node: rt.bin, cwd: dir, script: [script], options });
   const repack = () => {
     const r = run(process.execPath, [cli, 'pack', '--node', rt.bin, '--allow-failure', '--json', '-o', blob, 'main.js', 'sourcemaps.js', 'esm/main.mjs'], { cwd: dir, env: cleanEnv() });
     expect(r.status, r.stderr).toBe(0);
@@ -85,10 +50,8 @@ describe.each(runtimes())('loader on $name', (rt) => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('runs the semantics fixture identically, from the blob', () => {
-    const a = plain(['main.js']);
-    expect(a.status).toBe(3);
-    const { r, status } = withBlob(['main.js']);
-    same(a, r);
+    const { plain, report: status } = differential(program('main.js'), blob);
+    expect(plain.status).toBe(3);
     expect(status.enabled).toBe(true);
     expect(status.counters.hits).toBeGreaterThanOrEqual(12);
     expect(status.counters.jsonHits).toBe(1);
@@ -100,15 +63,72 @@ describe.each(runtimes())('loader on $name', (rt) => {
     expect(status.counters.misses).toBe(1);
   });
 
+  it('a process that loads nothing from the blob (a cluster primary started with the preload) keeps none of its pages', () => {
+    // The checks ahead start with the first load: none here, so no thread reads the startup range
+    // into this process, where no end of a loading burst would ever drop it again.
+    const app = mkdtempSync(join(tmpdir(), `codeblob-idle-${rt.name}-`));
+    try {
+      writeFileSync(join(app, 'package.json'), '{}');
+      writeFileSync(join(app, 'big.js'), `exports.text = ${JSON.stringify('x'.repeat(2 << 20))};\n`);
+      writeFileSync(join(app, 'main.js'), "require('./big.js');\n");
+      expect(run(process.execPath, [cli, 'pack', '--node', rt.bin, 'main.js', '-o', 'app.blob'], { cwd: app, env: cleanEnv() }).status).toBe(0);
+      const probe = `
+        const { readFileSync } = require('fs');
+        const store = globalThis[Symbol.for('codeblob.loader.status')][Symbol.for('codeblob.loader.store')];
+        const wait = () => {
+          if (store.verifyAheadProgress()?.running) return setImmediate(wait);
+          let rss = 0, inBlob = false;
+          for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {
+            if (/^[0-9a-f]+-[0-9a-f]+ /.test(line)) inBlob = line.endsWith('app.blob');
+            else if (inBlob && line.startsWith('Rss:')) rss += Number(line.split(/ +/)[1]);
+          }
+          const range = store.startupRange();
+          console.log(JSON.stringify({ rss: rss * 1024, progress: store.verifyAheadProgress() ?? null, meta: range.start, startup: range.end - range.start }));
+        };
+        wait();`;
+      const r = run(rt.bin, ['--require', registerPath, '-e', probe], { cwd: app, env: cleanEnv({ CODEBLOB_FILE: join(app, 'app.blob') }) });
+      expect(r.status, r.stderr).toBe(0);
+      const { rss, progress, meta, startup } = JSON.parse(r.stdout) as { rss: number; progress: unknown; meta: number; startup: number };
+      expect(progress).toBeNull();
+      expect(startup).toBeGreaterThan(2 << 20);
+      // What opening it reads (header and index, with the kernel's fault-around), not the modules.
+      expect(rss).toBeLessThanOrEqual(meta + 64 * 1024);
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps no more bytecode alive than a plain run (no compilation cache holding every module\'s top level)', () => {
+    // On Node 20 a vm.Script stays in V8's compilation cache with all of its bytecode: 300
+    // modules of generated top-level code kept ~2.4 MiB alive that a plain run frees.
+    const app = mkdtempSync(join(tmpdir(), `codeblob-bytecode-${rt.name}-`));
+    try {
+      const body = Array.from({ length: 40 }, (_, i) => `const v${i} = [${i}, ${i + 1}, 'x${i}'].map((y) => String(y) + '${i}');`).join('\n');
+      let main = '';
+      for (let m = 0; m < 300; m++) {
+        writeFileSync(join(app, `m${m}.js`), `// module ${m}\n${body}\nexports.f = function (a) { return a + ${m}; };\n`);
+        main += `require('./m${m}.js');\n`;
+      }
+      writeFileSync(join(app, 'package.json'), '{}');
+      writeFileSync(join(app, 'main.js'), main);
+      writeFileSync(join(app, 'measure.js'), `require('./main.js');
+        const v8 = require('v8'); v8.setFlagsFromString('--expose-gc'); const gc = require('vm').runInNewContext('gc');
+        gc(); gc(); console.log(v8.getHeapCodeStatistics().bytecode_and_metadata_size);`);
+      expect(run(process.execPath, [cli, 'pack', '--node', rt.bin, 'main.js', '-o', 'app.blob'], { cwd: app, env: cleanEnv() }).status).toBe(0);
+      const plainRun = run(rt.bin, ['measure.js'], { cwd: app, env: cleanEnv() });
+      const blobRun = run(rt.bin, ['--require', registerPath, 'measure.js'], { cwd: app, env: cleanEnv({ CODEBLOB_FILE: join(app, 'app.blob'), CODEBLOB_STATUS: '1' }) });
+      expect(blobRun.stderr).toMatch(/: 30[0-9] cjs \+ 0 json/);
+      expect(Number(blobRun.stdout)).toBeLessThan(Number(plainRun.stdout) * 1.5 + 512 * 1024);
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  });
+
   it('moved with its blob to another path (cp -a), the app runs identically there: stack traces name the new path', () => {
     const moved = `${dir}-moved`;
     execFileSync('cp', ['-a', dir, moved]);
     try {
-      const a = run(rt.bin, ['main.js'], { cwd: moved, env: cleanEnv() });
-      const statusFile = join(moved, 'moved-status.json');
-      const r = run(rt.bin, ['--require', registerPath, 'main.js'], { cwd: moved, env: cleanEnv({ CODEBLOB_FILE: join(moved, 'app.blob'), CODEBLOB_STATUS_FILE: statusFile }) });
-      same(a, r);
-      const status = JSON.parse(readFileSync(statusFile, 'utf8')) as Status;
+      const { report: status } = differential({ node: rt.bin, cwd: moved, script: ['main.js'] }, join(moved, 'app.blob'));
       expect(status.counters.hits).toBeGreaterThanOrEqual(12);
       // Node 20's caches name the file they were made from: there the sources serve, the caches do not.
       expect(status.cachesUsable).toBe(rt.major >= 22);
@@ -119,18 +139,14 @@ describe.each(runtimes())('loader on $name', (rt) => {
   });
 
   it('keeps --enable-source-maps working (the mapped module is handed to Node)', () => {
-    const a = plain(['--enable-source-maps', 'sourcemaps.js']);
-    expect(a.stdout).toContain('sourcemapped.ts:2:3');
-    const { r, status } = withBlob(['--enable-source-maps', 'sourcemaps.js']);
-    same(a, r);
+    const { plain, report: status } = differential(program('sourcemaps.js', ['--enable-source-maps']), blob);
+    expect(plain.stdout).toContain('sourcemapped.ts:2:3');
     expect(status.counters.deferred).toBe(1);
   });
 
   it('runs an ES module entry identically; ESM comes from the blob where Node has registerHooks', () => {
-    const a = plain(['esm/main.mjs']);
-    expect(a.status).toBe(0);
-    const { r, status } = withBlob(['esm/main.mjs']);
-    same(a, r);
+    const { plain, report: status } = differential(program('esm/main.mjs'), blob);
+    expect(plain.status).toBe(0);
     const hasHooks = run(rt.bin, ['-p', 'typeof require("module").registerHooks']).stdout.trim() === 'function';
     if (hasHooks) {
       expect(status.esm).toBe('blob');
@@ -144,9 +160,7 @@ describe.each(runtimes())('loader on $name', (rt) => {
 
   it('treats a V8 flag mismatch as unusable caches: same output, sources still from the blob', () => {
     const flag = '--no-opt'; // changes the cache tag on every supported Node (heap-size flags do not from Node 24)
-    const a = plain([flag, 'main.js']);
-    const { r, status } = withBlob([flag, 'main.js']);
-    same(a, r);
+    const { report: status } = differential(program('main.js', [flag]), blob);
     expect(status.enabled).toBe(true);
     expect(status.cachesUsable).toBe(false);
     expect(status.reason).toMatch(/cache tag/);
@@ -155,9 +169,7 @@ describe.each(runtimes())('loader on $name', (rt) => {
   });
 
   it('runs as if absent when the blob is missing, and says why', () => {
-    const a = plain(['main.js']);
-    const { r, status } = withBlob(['main.js'], {}, join(dir, 'missing.blob'));
-    same(a, r);
+    const { report: status } = differential(program('main.js'), join(dir, 'missing.blob'));
     expect(status.enabled).toBe(false);
     expect(status.reason).toMatch(/ENOENT/);
   });
@@ -167,9 +179,7 @@ describe.each(runtimes())('loader on $name', (rt) => {
     const bytes = readFileSync(blob);
     bytes[20]! ^= 0xff;
     writeFileSync(bad, bytes);
-    const a = plain(['main.js']);
-    const { r, status } = withBlob(['main.js'], {}, bad);
-    same(a, r);
+    const { report: status } = differential(program('main.js'), bad);
     expect(status.enabled).toBe(false);
     expect(status.reason).toMatch(/Not a valid codeblob file/);
   });
@@ -183,26 +193,45 @@ describe.each(runtimes())('loader on $name', (rt) => {
     const bytes = readFileSync(blob);
     bytes[at]! ^= 0x01;
     writeFileSync(bad, bytes);
-    const a = plain(['main.js']);
-    const { r, status } = withBlob(['main.js'], {}, bad);
-    same(a, r);
+    const { report: status } = differential(program('main.js'), bad);
     expect(status.counters.corrupt).toBe(1);
     expect(status.counters.hits).toBeGreaterThanOrEqual(11);
   });
 
   it('loads the same with the hash checks on the loading thread (CODEBLOB_VERIFY_AHEAD=0) as with them ahead', () => {
-    const a = plain(['main.js']);
-    const ahead = withBlob(['main.js']);
-    const inline = withBlob(['main.js'], { CODEBLOB_VERIFY_AHEAD: '0' });
-    same(a, ahead.r);
-    same(a, inline.r);
-    expect(inline.status.counters.verifiedAhead).toBe(0);
-    expect(inline.status.counters.hits).toBe(ahead.status.counters.hits);
+    const p = program('main.js');
+    const plain = runPlain(p);
+    const ahead = runFromBlob(p, blob);
+    const inline = runFromBlob(p, blob, { CODEBLOB_VERIFY_AHEAD: '0' });
+    expectSameRun(plain, ahead);
+    expectSameRun(plain, inline);
+    expect(inline.report.counters.verifiedAhead).toBe(0);
+    expect(inline.report.counters.hits).toBe(ahead.report.counters.hits);
     // How many the thread got to first depends on the machine's load; never more than it was given.
     const s = open(blob);
     const sections = s.entries().length * 2;
     s.close();
-    expect(ahead.status.counters.verifiedAhead).toBeLessThanOrEqual(sections);
+    expect(ahead.report.counters.verifiedAhead).toBeLessThanOrEqual(sections);
+    // An app that loads only once the check has ended (it joins the loader's check through a
+    // store of its own on the same file, and waits for it) finds every section it uses checked
+    // ahead; with the check off, none.
+    writeFileSync(join(dir, 'after-check.cjs'), `
+      (async () => {
+        const { open } = await import(${JSON.stringify(join(repo, 'dist/index.js'))});
+        const store = open(process.env.CODEBLOB_FILE);
+        store.verifyAhead();
+        while (store.verifyAheadProgress().running) await new Promise((r) => setTimeout(r, 5));
+        store.close();
+        require('./main.js');
+      })();
+    `);
+    const late = program('after-check.cjs');
+    const checked = runFromBlob(late, blob);
+    const unchecked = runFromBlob(late, blob, { CODEBLOB_VERIFY_AHEAD: '0' });
+    expectSameRun(checked, unchecked);
+    expect(checked.report.counters.hits).toBeGreaterThanOrEqual(12);
+    expect(checked.report.counters.verifiedAhead).toBeGreaterThanOrEqual(checked.report.counters.hits);
+    expect(unchecked.report.counters.verifiedAhead).toBe(0);
   });
 
   it('a corrupt entry found by the background check loads from disk, the same as without it', () => {
@@ -214,18 +243,17 @@ describe.each(runtimes())('loader on $name', (rt) => {
     const bytes = readFileSync(blob);
     bytes[at]! ^= 0x01;
     writeFileSync(bad, bytes);
-    const a = plain(['main.js']);
+    const p = program('main.js');
+    const plain = runPlain(p);
     for (const env of [{}, { CODEBLOB_VERIFY_AHEAD: '0' }]) {
-      const { r, status } = withBlob(['main.js'], env, bad);
-      same(a, r);
-      expect(status.counters.corrupt).toBe(1);
+      const fromBlob = runFromBlob(p, bad, env);
+      expectSameRun(plain, fromBlob);
+      expect(fromBlob.report.counters.corrupt).toBe(1);
     }
   });
 
   it('rejects an unknown CODEBLOB_VERIFY value and runs without codeblob', () => {
-    const a = plain(['main.js']);
-    const { r, status } = withBlob(['main.js'], { CODEBLOB_VERIFY: 'sometimes' });
-    same(a, r);
+    const { report: status } = differential(program('main.js'), blob, { CODEBLOB_VERIFY: 'sometimes' });
     expect(status.enabled).toBe(false);
     expect(status.reason).toMatch(/CODEBLOB_VERIFY/);
   });
@@ -243,7 +271,7 @@ describe.each(runtimes())('loader on $name', (rt) => {
     // Any --import makes Node run the main module through its ES module loader (module.id is then
     // the path, not '.'): compare with plain Node given an --import too.
     writeFileSync(join(dir, 'noop.mjs'), '');
-    const a = plain(['--import', './noop.mjs', 'main.js']);
+    const a = runPlain(program('main.js', ['--import', './noop.mjs']));
     expect(r.stdout).toBe(a.stdout);
     expect(r.status).toBe(a.status);
     const lines = r.stderr.split('\n').filter((l) => l.startsWith('codeblob: '));
@@ -274,130 +302,100 @@ describe.each(runtimes())('loader on $name', (rt) => {
       const blobRun = await stopped(script, { CODEBLOB_FILE: blob, CODEBLOB_STATUS: '1', CODEBLOB_STATUS_FILE: statusFile });
       expect([blobRun.code, blobRun.signal, blobRun.stdout]).toEqual([plainRun.code, plainRun.signal, plainRun.stdout]);
       expect(blobRun.stderr.split('\n').filter((l) => l.startsWith('codeblob: '))).toEqual([expect.stringMatching(/^codeblob: on \(mmap.*[1-9]\d* cjs/)]);
-      const status = JSON.parse(readFileSync(statusFile, 'utf8')) as Status;
+      const status = JSON.parse(readFileSync(statusFile, 'utf8')) as StatusReport;
       expect(status.counters.hits).toBeGreaterThan(0);
     }
   });
 
   describe('staleness', () => {
     const fn = () => join(dir, 'lib/fn.js');
+    const other = () => join(dir, 'lib/fn-other.js');
     let original: Buffer;
     let mtimeNs: bigint;
     beforeAll(() => {
       original = readFileSync(fn());
       mtimeNs = statSync(fn(), { bigint: true }).mtimeNs;
     });
-    const restore = () => {
+    // Each test changes lib/fn.js under the blob: the next finds the packed file again, mtime included.
+    afterEach(() => {
       rmSync(fn(), { force: true });
+      rmSync(other(), { force: true });
       writeFileSync(fn(), original);
       setMtimeNs(fn(), mtimeNs);
-    };
+    });
 
     it('loads a same-length edit from disk (mtime changed), with the file stats made ahead or not', () => {
       writeFileSync(fn(), original.toString().replace('return a + b;', 'return b + a;'));
-      try {
-        const a = plain(['main.js']);
-        expect(a.stdout).toContain('return b + a;');
-        for (const env of [{}, { CODEBLOB_VERIFY_AHEAD: '0' }]) {
-          const { r, status } = withBlob(['main.js'], env);
-          same(a, r);
-          expect(status.counters.stale).toBe(1);
-          const served = status.counters.hits + status.counters.jsonHits + status.counters.esmHits + status.counters.stale;
-          // How many the thread had made first depends on the machine; never more than were checked.
-          expect(status.counters.statsAhead).toBeLessThanOrEqual(served);
-          if (Object.keys(env).length > 0) expect(status.counters.statsAhead).toBe(0);
-        }
-      } finally {
-        restore();
+      const p = program('main.js');
+      const plain = runPlain(p);
+      expect(plain.stdout).toContain('return b + a;');
+      for (const env of [{}, { CODEBLOB_VERIFY_AHEAD: '0' }]) {
+        const fromBlob = runFromBlob(p, blob, env);
+        expectSameRun(plain, fromBlob);
+        expect(fromBlob.report.counters.stale).toBe(1);
+        // Only files in node_modules are statted ahead (freshness.ts), and this app has none:
+        // each of its files is statted when it loads, the edited one included.
+        expect(fromBlob.report.counters.statsAhead).toBe(0);
       }
     });
 
     // Issue 19: content, not time, decides.
     it('a new mtime, the same content: served from the blob after a content check (counted), with the file stats made ahead or not', () => {
-      const baseline = withBlob(['main.js']).status.counters;
+      const p = program('main.js');
+      const baseline = runFromBlob(p, blob).report.counters;
       setMtimeNs(fn(), mtimeNs + 1_000_000_000n);
-      try {
-        const a = plain(['main.js']);
-        for (const env of [{}, { CODEBLOB_VERIFY_AHEAD: '0' }]) {
-          const { r, status } = withBlob(['main.js'], env);
-          same(a, r);
-          expect(status.counters).toMatchObject({ stale: 0, timeOnly: 1, hits: baseline.hits, jsonHits: baseline.jsonHits });
-        }
-      } finally {
-        restore();
+      const a = runPlain(p);
+      for (const env of [{}, { CODEBLOB_VERIFY_AHEAD: '0' }]) {
+        const fromBlob = runFromBlob(p, blob, env);
+        expectSameRun(a, fromBlob);
+        expect(fromBlob.report.counters).toMatchObject({ stale: 0, timeOnly: 1, hits: baseline.hits, jsonHits: baseline.jsonHits });
       }
     });
 
     it('a content change in one module: that module, and only it, loads from disk, and NODE_DEBUG=codeblob names it with why', () => {
-      const baseline = withBlob(['main.js']).status.counters;
+      const p = program('main.js');
+      const baseline = runFromBlob(p, blob).report.counters;
       writeFileSync(fn(), original.toString().replace('return a + b;', 'return b + a;'));
-      try {
-        const { r, status } = withBlob(['main.js'], { NODE_DEBUG: 'codeblob' });
-        expect(status.counters).toMatchObject({ stale: 1, timeOnly: 0, hits: baseline.hits - 1, misses: baseline.misses });
-        const stale = r.stderr.split('\n').filter((l) => / stale \(/.test(l));
-        expect(stale).toEqual([expect.stringMatching(new RegExp(`^CODEBLOB \\d+: stale \\(its content changed\\), loading from disk: ${fn().replaceAll('/', '\\/')}$`))]);
-        // What the table could not answer is named too, with why; no status line of zeros at startup.
-        expect(r.stderr).toMatch(/^CODEBLOB \d+: resolution from Node \(the main module\): /m);
-        expect(r.stderr).not.toMatch(/: 0 cjs \+ 0 json \+ 0 esm from blob/);
-      } finally {
-        restore();
-      }
+      const { report: status, ...r } = runFromBlob(p, blob, { NODE_DEBUG: 'codeblob' });
+      expect(status.counters).toMatchObject({ stale: 1, timeOnly: 0, hits: baseline.hits - 1, misses: baseline.misses });
+      const stale = r.stderr.split('\n').filter((l) => / stale \(/.test(l));
+      expect(stale).toEqual([expect.stringMatching(new RegExp(`^CODEBLOB \\d+: stale \\(its content changed\\), loading from disk: ${fn().replaceAll('/', '\\/')}$`))]);
+      // What the table could not answer is named too, with why; no status line of zeros at startup.
+      expect(r.stderr).toMatch(/^CODEBLOB \d+: resolution from Node \(the main module\): /m);
+      expect(r.stderr).not.toMatch(/: 0 cjs \+ 0 json \+ 0 esm from blob/);
     });
 
     it('same length and same mtime: stat mode cannot see it, hash mode loads from disk', () => {
       writeFileSync(fn(), original.toString().replace('return a + b;', 'return b + a;'));
       setMtimeNs(fn(), mtimeNs);
-      try {
-        const a = plain(['main.js']);
-        const statMode = withBlob(['main.js']);
-        expect(statMode.r.stdout).toContain('return a + b;'); // the documented limit of `stat`
-        const hashMode = withBlob(['main.js'], { CODEBLOB_VERIFY: 'hash' });
-        same(a, hashMode.r);
-        expect(hashMode.status.counters.stale).toBe(1);
-      } finally {
-        restore();
-      }
+      const p = program('main.js');
+      const statMode = runFromBlob(p, blob);
+      expect(statMode.stdout).toContain('return a + b;'); // the documented limit of `stat`
+      const { report } = differential(p, blob, { CODEBLOB_VERIFY: 'hash' });
+      expect(report.counters.stale).toBe(1);
     });
 
     it('a deleted module fails exactly as without codeblob', () => {
       unlinkSync(fn());
-      try {
-        const a = plain(['main.js']);
-        expect(a.stderr).toContain('MODULE_NOT_FOUND');
-        const { r } = withBlob(['main.js']);
-        same(a, r);
-      } finally {
-        restore();
-      }
+      const { plain } = differential(program('main.js'), blob);
+      expect(plain.stderr).toContain('MODULE_NOT_FOUND');
     });
 
     it('a module replaced by a symlink loads its target from disk', () => {
-      const target = join(dir, 'lib/fn-other.js');
-      writeFileSync(target, original.toString().replace('return a + b;', 'return a - b;'));
+      writeFileSync(other(), original.toString().replace('return a + b;', 'return a - b;'));
       unlinkSync(fn());
-      symlinkSync(target, fn());
-      try {
-        const a = plain(['main.js']);
-        expect(a.stdout).toContain('return a - b;');
-        const { r, status } = withBlob(['main.js']);
-        same(a, r);
-        expect(status.counters.misses).toBe(2); // transformed.js, and fn-other.js (the symlink's real path)
-      } finally {
-        restore();
-        rmSync(target);
-      }
+      symlinkSync(other(), fn());
+      const { plain, report: status } = differential(program('main.js'), blob);
+      expect(plain.stdout).toContain('return a - b;');
+      expect(status.counters.misses).toBe(2); // transformed.js, and fn-other.js (the symlink's real path)
     });
 
     it('CODEBLOB_VERIFY=none trusts the blob', () => {
       writeFileSync(fn(), original.toString().replace('return a + b;', 'return b + a;'));
-      try {
-        const { r, status } = withBlob(['main.js'], { CODEBLOB_VERIFY: 'none' });
-        expect(r.stdout).toContain('return a + b;');
-        expect(status.verify).toBe('none');
-        expect(status.counters.stale).toBe(0);
-      } finally {
-        restore();
-      }
+      const r = runFromBlob(program('main.js'), blob, { CODEBLOB_VERIFY: 'none' });
+      expect(r.stdout).toContain('return a + b;');
+      expect(r.report.verify).toBe('none');
+      expect(r.report.counters.stale).toBe(0);
     });
   });
 });
@@ -416,6 +414,10 @@ describe('file stats made ahead (FreshAhead)', () => {
     'node_modules/pkg/index.js': "module.exports = require('./lib').name;\n",
     'node_modules/pkg/lib.js': "exports.name = 'lib-a';\n",
   };
+  // The tests change pkg's lib.js, and every run of main.js rewrites generated.js: each test
+  // starts from the files as packed, mtimes included (a rewrite with the same bytes is still stale).
+  const changed = ['node_modules/pkg/lib.js', 'generated.js'];
+  const packed = new Map<string, { text: Buffer; mtimeNs: bigint }>();
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'codeblob-fresh-ahead-'));
     for (const [f, text] of Object.entries(files)) {
@@ -425,10 +427,18 @@ describe('file stats made ahead (FreshAhead)', () => {
     blob = join(dir, 'app.blob');
     const r = run(process.execPath, [cli, 'pack', '--json', '-o', blob, 'main.js'], { cwd: dir, env: cleanEnv() });
     expect(r.status, r.stderr).toBe(0);
+    // generated.js as the traced run wrote it, which the blob holds.
+    for (const f of changed) packed.set(f, { text: readFileSync(join(dir, f)), mtimeNs: statSync(join(dir, f), { bigint: true }).mtimeNs });
   }, 120_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const restore = () => writeFileSync(pkg('lib.js'), files['node_modules/pkg/lib.js']!);
+  afterEach(() => {
+    for (const [f, { text, mtimeNs }] of packed) {
+      writeFileSync(join(dir, f), text);
+      setMtimeNs(join(dir, f), mtimeNs);
+    }
+  });
 
+  /** Waits, without blocking the event loop, for the thread's finished byte (shared memory: there is no event to await). */
   async function finished(ahead: FreshAhead): Promise<void> {
     for (let i = 0; i < 2000 && !ahead.finished; i++) await new Promise((r) => setTimeout(r, 5));
     expect(ahead.finished).toBe(true);
@@ -454,7 +464,6 @@ describe('file stats made ahead (FreshAhead)', () => {
       expect(verdict('node_modules/pkg/index.js')).toBeUndefined(); // after the burst: stat when loading
     } finally {
       store.close();
-      restore();
     }
   });
 
@@ -483,20 +492,12 @@ describe('file stats made ahead (FreshAhead)', () => {
 
   it('a changed package file loads from disk; a module the app writes at startup loads as written', () => {
     writeFileSync(pkg('lib.js'), "exports.name = 'lib-b';\n");
-    try {
-      const env = { GENERATED: 'written at startup' };
-      const a = run(process.execPath, ['main.js'], { cwd: dir, env: cleanEnv(env) });
-      expect(a.stdout).toBe('lib-b local written at startup\n');
-      const statusFile = join(dir, 'status.json');
-      const r = run(process.execPath, ['--require', registerPath, 'main.js'], { cwd: dir, env: cleanEnv({ ...env, CODEBLOB_FILE: blob, CODEBLOB_STATUS_FILE: statusFile }) });
-      expect(r.stdout).toBe(a.stdout);
-      const status = JSON.parse(readFileSync(statusFile, 'utf8')) as Status;
-      expect(status.counters.stale).toBe(2); // lib.js, generated.js
-      expect(status.counters.hits).toBe(3); // main.js, local.js, pkg/index.js
-      expect(status.counters.statsAhead).toBeLessThanOrEqual(3); // pkg's files, as far as the thread got
-    } finally {
-      restore();
-    }
+    const app = { node: process.execPath, cwd: dir, script: ['main.js'], env: { GENERATED: 'written at startup' } };
+    const { plain, report: status } = differential(app, blob, {}, { stalenessLine: true }); // 2 of 5 modules stale
+    expect(plain.stdout).toBe('lib-b local written at startup\n');
+    expect(status.counters.stale).toBe(2); // lib.js, generated.js
+    expect(status.counters.hits).toBe(3); // main.js, local.js, pkg/index.js
+    expect(status.counters.statsAhead).toBeLessThanOrEqual(3); // pkg's files, as far as the thread got
   });
 });
 

@@ -755,8 +755,9 @@ describe('verifyAhead lifetime', () => {
             if (i % 2 === 0) { await new Promise((r) => setTimeout(r, 1)); await w.terminate(); }
             else await new Promise((r) => w.once('exit', r));
           }
-          await new Promise((r) => setTimeout(r, 300));
-          await settle();
+          // The checks of the ended workers hold the mapping until their threads end, which no
+          // event announces: poll (bounded; a mapping that stays fails below).
+          for (let i = 0; i < 1000 && n.liveMappings() > 0; i++) { await settle(); await new Promise((r) => setTimeout(r, 5)); }
           report({ live: n.liveMappings() });
         })();
       }`, { FILE: blob });
@@ -911,3 +912,38 @@ describe('across worker threads', () => {
     for (const round of r.lines[0] as WorkerRound[]) expect(round.whileAlive).toEqual({ maps: 1, live: 1 });
   });
 });
+
+describe('functionCache', () => {
+  it('makes a function\'s code cache after it ran, with its inner functions, and V8 takes it back', async () => {
+    const vm = await import('node:vm');
+    const body = 'const inner = (x) => x * 2;\nfunction later(y) { return [y].map((z) => z + 1); }\nexports.r = later(inner(3));';
+    const params = ['exports', 'require', 'module', '__filename', '__dirname'];
+    const early = vm.compileFunction(body, params, { filename: '/f.js', produceCachedData: true }) as unknown as { cachedData: Buffer };
+    const fn = vm.compileFunction(body, params, { filename: '/f.js' }) as unknown as (e: object) => void;
+    const exports: { r?: number[] } = {};
+    fn(exports);
+    const late = n.functionCache(fn as never)!;
+    expect(late).toBeInstanceOf(Buffer);
+    expect(late.length).toBeGreaterThan(early.cachedData.length); // the functions compiled since are in it
+    const again = vm.compileFunction(body, params, { filename: '/f.js', cachedData: late }) as unknown as ((e: object) => void) & { cachedDataRejected: boolean };
+    expect(again.cachedDataRejected).toBe(false);
+    const e2: { r?: number[] } = {};
+    again(e2);
+    expect(e2.r).toEqual([7]);
+    expect(thrown(() => (n.functionCache as (x: unknown) => unknown)(42))).toMatchObject({ name: 'TypeError', code: 'ERR_CODEBLOB_NATIVE_ARGUMENT' });
+  });
+
+  it('cacheTag is v8.cachedDataVersionTag(), and sha256 is SHA-256', async () => {
+    const { cachedDataVersionTag } = await import('node:v8');
+    const { createHash } = await import('node:crypto');
+    expect(n.cacheTag()).toBe(cachedDataVersionTag());
+    const data = Buffer.from('codeblob '.repeat(1000));
+    const out = Buffer.alloc(32);
+    expect(n.sha256(data, out)).toBe(true);
+    expect(out.equals(createHash('sha256').update(data).digest())).toBe(true);
+    expect(n.sha256(new Uint8Array(0), out)).toBe(true);
+    expect(out.equals(createHash('sha256').digest())).toBe(true);
+    expect(thrown(() => n.sha256(data, Buffer.alloc(31)))).toMatchObject({ code: 'ERR_CODEBLOB_NATIVE_ARGUMENT' });
+  });
+});
+

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { cleanEnv } from '../bench/lib.mjs';
 import { TARGETS } from '../scripts/prebuild/targets.mjs';
 import { prebuilds } from './helpers/platforms.js';
 
@@ -27,15 +28,11 @@ const { version } = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8'))
 /** What a pack must not see, besides what "files" leaves out anyway: outputs and local state. */
 const NOT_COPIED = new Set(['.git', 'node_modules', 'build', 'dist', 'prebuilds', 'coverage', '.bench-out']);
 
-// Inherited npm_* variables (this test usually runs under `npm test`) would make the nested npm
-// runs behave like lifecycle scripts of this repository, and CODEBLOB_BACKEND would change the
-// backend under test: the children get a plain environment instead.
-const env = Object.fromEntries(
-  Object.entries(process.env).filter(([k]) => !/^(npm_|CODEBLOB_)/i.test(k) && k !== 'INIT_CWD' && k !== 'NODE_OPTIONS'),
-);
-
+// The children get cleanEnv(): without npm's lifecycle variables (this test usually runs under
+// `npm test`, and they would make the nested npm runs behave like lifecycle scripts of this
+// repository), and without CODEBLOB_BACKEND, which would change the backend under test.
 function run(cmd: string, args: string[], cwd: string, extraEnv: NodeJS.ProcessEnv = {}): string {
-  const r = spawnSync(cmd, args, { cwd, env: { ...env, ...extraEnv }, encoding: 'utf8', timeout: 300_000, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(cmd, args, { cwd, env: cleanEnv(extraEnv), encoding: 'utf8', timeout: 300_000, stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.status !== 0) {
     const out = `${r.stdout ?? ''}\n${r.stderr ?? ''}`.trim().split('\n').slice(-30).join('\n');
     throw new Error(`${cmd} ${args.join(' ')} (in ${cwd}) failed: status ${r.status}, signal ${r.signal}, error ${r.error?.message}\n${out}`);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
 import { encodeHeader, HEADER_SIZE, sha256 } from '../src/format/index.js';
+import { runFromBlob } from './helpers/differential.js';
 import { cleanEnv, cli, registerPath, repo, run } from './helpers/env.js';
 
 let dir: string;
@@ -26,13 +27,9 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function loaderStatus(file: string, env: NodeJS.ProcessEnv = {}) {
-  const statusFile = join(dir, `status-${Math.random().toString(36).slice(2)}.json`);
-  const r = run(process.execPath, ['--require', registerPath, 'main.js'], {
-    cwd: appDir,
-    env: cleanEnv({ CODEBLOB_FILE: file, CODEBLOB_STATUS_FILE: statusFile, ...env }),
-  });
+  const r = runFromBlob({ node: process.execPath, cwd: appDir, script: ['main.js'] }, file, env);
   expect(r.status).toBe(3); // the fixture's own exit code: the app ran either way
-  return JSON.parse(readFileSync(statusFile, 'utf8')) as { enabled: boolean; reason?: string };
+  return r.report;
 }
 
 describe('hostile files', () => {
@@ -140,6 +137,7 @@ describe('a blob written in place under a running process', () => {
     writeFileSync(
       join(app, 'inplace.js'),
       "require('./first.js');\n" +
+        "console.log('ready');\n" +
         "process.stdin.once('data', () => {\n" +
         "  const v = require('./second.js').v.slice(0, 6);\n" +
         "  const s = globalThis[Symbol.for('codeblob.loader.status')];\n" +
@@ -151,16 +149,19 @@ describe('a blob written in place under a running process', () => {
     expect(run(process.execPath, [cli, 'pack', '--include', 'second.js', '--settle-ms', '200', 'inplace.js', '-o', target], { cwd: app, env: cleanEnv() }).status).toBe(0);
     const child = spawn(process.execPath, ['--require', registerPath, 'inplace.js'], { cwd: app, env: cleanEnv({ CODEBLOB_FILE: target }), stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
-    child.stdout.on('data', (d) => (out += d));
     const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (code, signal) => r([code, signal])));
-    await new Promise((r) => setTimeout(r, 500));
+    // Loaded inplace.js and first.js from the blob, and now waits for stdin.
+    await new Promise<void>((ready) => child.stdout.on('data', (d) => {
+      out += d;
+      if (out.startsWith('ready\n')) ready();
+    }));
     // What an operator must never do: truncate the mapped file in place.
     writeFileSync(target, readFileSync(target).subarray(0, 4096));
     child.stdin.write('go\n');
     const [code, signal] = await exited;
     expect(signal).toBeNull();
     expect(code).toBe(0);
-    const r = JSON.parse(out) as { v: string; modified: number; hits: number };
+    const r = JSON.parse(out.slice('ready\n'.length)) as { v: string; modified: number; hits: number };
     expect(r).toMatchObject({ v: 'second', modified: 1 });
     expect(r.hits).toBe(2); // inplace.js and first.js came from the blob before the damage
   });
@@ -184,9 +185,12 @@ describe('no leaks', () => {
       const fds = () => readdirSync('/proc/self/fd').length;
       const maps = () => readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.endsWith(${JSON.stringify(blob)})).length;
       const cycle = (n) => { for (let i = 0; i < n; i++) { const s = open(${JSON.stringify(blob)}); s.source(s.get('lib/fn.js')); s.close(); } };
-      cycle(200); gc(); await new Promise((r) => setTimeout(r, 50)); gc();
+      // The strings handed out keep their mapping until collected and finalized: collect until
+      // nothing is mapped (at most 200 rounds; a leak stays mapped and fails below).
+      const collected = async () => { for (let i = 0; i < 200 && native().liveMappings() > 0; i++) { gc(); await new Promise((r) => setImmediate(r)); } };
+      cycle(200); await collected();
       const before = { fds: fds(), maps: maps(), live: native().liveMappings(), rss: process.memoryUsage().rss };
-      cycle(10000); gc(); await new Promise((r) => setTimeout(r, 100)); gc(); await new Promise((r) => setTimeout(r, 100));
+      cycle(10000); await collected();
       const after = { fds: fds(), maps: maps(), live: native().liveMappings(), rss: process.memoryUsage().rss };
       console.log(JSON.stringify({ before, after }));
     `], { env: cleanEnv() });

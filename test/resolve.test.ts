@@ -25,15 +25,9 @@ vi.mock('../src/native/binding.js', async (importOriginal) => {
   const copy = real ? { ...real } : undefined;
   return { ...actual, native: () => copy };
 });
-import { cleanEnv, cli, registerPath, repo, run, runtimes, type RunResult } from './helpers/env.js';
-import { setMtimeNs, touchTree, withoutStalenessLine } from './helpers/files.js';
-
-interface Status {
-  enabled: boolean;
-  resolve: 'blob' | 'disk';
-  resolveReason?: string;
-  counters: Record<string, number>;
-}
+import { differential, runFromBlob, runPlain, type Program, type StatusReport } from './helpers/differential.js';
+import { cleanEnv, cli, repo, run, runtimes } from './helpers/env.js';
+import { setMtimeNs, touchTree } from './helpers/files.js';
 
 interface PackedFixture {
   blob: string;
@@ -60,24 +54,15 @@ describe.each(runtimes())('resolution table on $name', (rt) => {
     return { dir, ...packFixture(dir, rt.bin, packArgs) };
   }
 
-  const plain = (dir: string, args: string[] = []) => run(rt.bin, [...args, 'main.js'], { cwd: dir, env: cleanEnv() });
-  function withBlob(dir: string, blob: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): { r: RunResult; status: Status } {
-    const statusFile = join(dir, `status-${n++}.json`);
-    const r = run(rt.bin, [...args, '--require', registerPath, 'main.js'], {
-      cwd: dir,
-      env: cleanEnv({ CODEBLOB_FILE: blob, CODEBLOB_STATUS_FILE: statusFile, ...env }),
-    });
-    return { r, status: JSON.parse(readFileSync(statusFile, 'utf8')) as Status };
-  }
-  function same(dir: string, blob: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Status {
-    const a = plain(dir, args);
-    const { r: b, status } = withBlob(dir, blob, args, env);
-    expect(a.status, a.stderr).toBe(0);
+  /** The fixture's main.js in `dir`, with Node's `options` (given before codeblob's --require). */
+  const app = (dir: string, options: string[] = []): Program => ({ node: rt.bin, cwd: dir, script: ['main.js'], options });
+  const plain = (dir: string) => runPlain(app(dir));
+  /** Runs plain and from the blob, expects the same run, and an exit code 0; the blob run's status. */
+  function same(dir: string, blob: string, options: string[] = [], env: NodeJS.ProcessEnv = {}): StatusReport {
     // When a large share of the answers went stale, codeblob says so in one line (issue 19).
-    expect(withoutStalenessLine(b.stderr)).toBe(a.stderr);
-    expect(b.stdout).toBe(a.stdout);
-    expect(b.status).toBe(0);
-    return status;
+    const { plain: a, report } = differential(app(dir, options), blob, env, { stalenessLine: true });
+    expect(a.status, a.stderr).toBe(0);
+    return report;
   }
 
   let main: ReturnType<typeof fixture>;
@@ -238,10 +223,10 @@ describe.each(runtimes())('resolution table on $name', (rt) => {
   it('trusts the table under CODEBLOB_VERIFY=none (immutable deploys)', () => {
     const f = fixture();
     writeFileSync(join(f.dir, 'node_modules/pkg-main.js'), "exports.name = 'shadow';");
-    const { r, status } = withBlob(f.dir, f.blob, [], { CODEBLOB_VERIFY: 'none' });
+    const { stdout, report: status } = runFromBlob(app(f.dir), f.blob, { CODEBLOB_VERIFY: 'none' });
     expect(status.counters.resolveStale).toBe(0);
     // The recorded answer stands, as the mode promises; plain Node now finds the shadow.
-    expect(JSON.parse(r.stdout)['resolve pkg-main']).toBe('node_modules/pkg-main/lib/index.js');
+    expect(JSON.parse(stdout)['resolve pkg-main']).toBe('node_modules/pkg-main/lib/index.js');
     expect(JSON.parse(plain(f.dir).stdout)['resolve pkg-main']).toBe('node_modules/pkg-main.js');
   });
 

@@ -6,12 +6,13 @@
  * same answer (or the same error) with and without codeblob, and the same files must load; the
  * answers must come from the table, none stale.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installCorpus } from '../bench/lib.mjs';
-import { cacheDir, cleanEnv, cli, registerPath, repo, run, runtimes } from './helpers/env.js';
+import { expectSameRun, runFromBlob, runPlain, type Program } from './helpers/differential.js';
+import { cacheDir, cleanEnv, cli, repo, run, runtimes } from './helpers/env.js';
 
 const corpus = installCorpus('service', join(cacheDir, 'service-corpus'));
 const tracer = join(repo, 'test/fixtures/service/trace-resolutions.cjs');
@@ -20,7 +21,7 @@ describe.each(runtimes())('service corpus on $name', (rt) => {
   let scratch: string;
   let blob: string;
   let packed: { entries: number; resolutions: { answers: number } };
-  const env = (extra: NodeJS.ProcessEnv = {}) => cleanEnv({ SERVICE_ROOT: corpus, SERVICE_ENTRY: join(corpus, 'entry.js'), ...extra });
+  const traced: Program = { node: rt.bin, cwd: corpus, script: [tracer], env: { SERVICE_ROOT: corpus, SERVICE_ENTRY: join(corpus, 'entry.js') } };
 
   beforeAll(() => {
     scratch = mkdtempSync(join(tmpdir(), `codeblob-service-${rt.name}-`));
@@ -34,21 +35,20 @@ describe.each(runtimes())('service corpus on $name', (rt) => {
   it('resolves every request exactly as Node does, from the table', () => {
     expect(packed.entries).toBeGreaterThan(1400);
     expect(packed.resolutions.answers).toBeGreaterThan(1500);
-    const plain = run(rt.bin, [tracer], { cwd: corpus, env: env() });
+    const plain = runPlain(traced);
     expect(plain.status, plain.stderr).toBe(0);
-    const statusFile = join(scratch, 'status.json');
-    const fromBlob = run(rt.bin, ['--require', registerPath, tracer], { cwd: corpus, env: env({ CODEBLOB_FILE: blob, CODEBLOB_STATUS_FILE: statusFile }) });
+    const fromBlob = runFromBlob(traced, blob);
     expect(fromBlob.status, fromBlob.stderr).toBe(0);
-    expect(fromBlob.stderr).toBe(plain.stderr);
     const a = plain.stdout.trim().split('\n');
     const b = fromBlob.stdout.trim().split('\n');
     expect(a.length).toBeGreaterThan(2000);
-    // Line by line first, for a readable failure; then the whole.
+    // Line by line first, for a readable failure; then the whole run.
     for (let i = 0; i < a.length; i++) expect(b[i], `resolution ${i}`).toBe(a[i]);
     expect(b.length).toBe(a.length);
+    expectSameRun(plain, fromBlob);
     // Conditional exports and self-references are among them.
     expect(plain.stdout).toContain('node_modules/axios/dist/node/axios.cjs');
-    const status = JSON.parse(readFileSync(statusFile, 'utf8')) as { resolve: string; counters: Record<string, number> };
+    const status = fromBlob.report;
     expect(status.resolve).toBe('blob');
     expect(status.counters.resolveStale).toBe(0);
     expect(status.counters.resolveHits / (status.counters.resolveHits + status.counters.resolveMisses)).toBeGreaterThanOrEqual(0.95);

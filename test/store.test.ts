@@ -700,12 +700,17 @@ describe.each(['mmap', 'read'] as const)('%s backend', (backend) => {
     });
 
     it('close() while it runs stops it; strings handed out stay valid', async () => {
-      const s = openStore(writeBlob());
+      const path = writeBlob();
+      const s = openStore(path);
       s.verifyAhead();
       const text = s.source(entry(s, 'index.js'));
+      // A second store joins the check, to see when its thread has ended (stopping it stops it for both).
+      const watcher = openStore(path);
+      watcher.verifyAhead();
       s.close();
       expectCode(() => s.verifyAheadProgress(), 'ERR_CODEBLOB_CLOSED');
-      await new Promise((r) => setTimeout(r, 20));
+      expect(await finished(watcher)).toMatchObject({ running: false });
+      watcher.close(); // the string is now all that holds the mapping
       expect(text.split('').join('')).toBe(FILES['index.js']!.text);
     });
   });

@@ -1,4 +1,4 @@
-// README section for bench/micro.mjs: the store's hot paths, in-process (tinybench).
+// docs/benchmarks.md section for bench/micro.mjs: the store's hot paths, in-process (tinybench).
 import { readResults, stamp } from '../lib.mjs';
 
 const us = (ms) => (ms * 1000).toFixed(ms < 0.01 ? 3 : 1);

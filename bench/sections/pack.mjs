@@ -1,4 +1,4 @@
-// README section for bench/pack-cost.mjs: what packing the reference corpus costs.
+// docs/benchmarks.md section for bench/pack-cost.mjs: what packing the reference corpus costs.
 import { readResults, stamp } from '../lib.mjs';
 
 const MiB = 1024 * 1024;

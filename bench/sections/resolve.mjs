@@ -1,4 +1,4 @@
-// README section for bench/resolve.mjs (issue 7): resolution from the blob's table.
+// docs/benchmarks.md section for bench/resolve.mjs (issue 7): resolution from the blob's table.
 import { readResults, stamp } from '../lib.mjs';
 
 const pct = (x) => `${(100 * x).toFixed(0)}%`;

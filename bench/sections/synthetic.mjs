@@ -1,4 +1,4 @@
-// README section for bench/synthetic.mjs: how load time, memory, pack time and blob size grow
+// docs/benchmarks.md section for bench/synthetic.mjs: how load time, memory, pack time and blob size grow
 // with the number of modules of a generated app.
 import { readResults, stamp } from '../lib.mjs';
 

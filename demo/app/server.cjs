@@ -29,6 +29,9 @@ app.get('/stats', (req, res) => {
 
 const server = http.createServer(app);
 server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
-  if (process.send) process.send({ ready: true, port: server.address().port });
+  // For the demo's header: the backend codeblob loaded this worker with, read from the loader's
+  // global record (undefined without codeblob).
+  const backend = globalThis[Symbol.for('codeblob.loader.status')]?.backend;
+  if (process.send) process.send({ ready: true, port: server.address().port, backend });
 });
 module.exports = server;

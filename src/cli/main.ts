@@ -65,9 +65,14 @@ const COMMANDS: Record<string, Command> = {
     run: runCommand,
   },
   mem: {
-    usage: `  codeblob mem <pid...> | --tree <pid> [--json] [--watch <seconds>]
+    usage: `  codeblob mem <pid...> | --tree <pid> | --cgroup <id|path|pid:n>... [--json] [--watch <seconds>]
       USS, PSS, anonymous memory per process and how much of each blob is shared, from
-      /proc/<pid>/smaps (Linux). RSS is shown too, but it counts shared pages in every process.`,
+      /proc/<pid>/smaps (Linux). RSS is shown too, but it counts shared pages in every process.
+        --cgroup <c>            every process of a container or pod (repeat): a container id,
+                                a cgroup path, or pid:<n> for the cgroup of a process; adds
+                                what the cgroup is charged (page cache, kubelet working set) and
+                                each blob matched across containers by the file on the node,
+                                with its page-cache size (needs root)`,
     run: memCommand,
   },
 };

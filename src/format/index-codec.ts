@@ -5,8 +5,7 @@
  * Tuples (not maps) keep the index small and fast to decode, and leave no object keys for a
  * hostile file to play with (`__proto__`); maps decode as `Map` and are rejected.
  */
-import { Packr, Unpackr } from 'msgpackr';
-import { unpackAndRelease } from './msgpack.js';
+import { decode, encoder } from './msgpack.js';
 import { codeblobError } from '../errors.js';
 import { ENTRY_HASH_BYTES } from './hash.js';
 
@@ -72,8 +71,7 @@ type Tuple = [
   number, number, Uint8Array, number,
 ];
 
-const packr = new Packr({ useRecords: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
+const pack = encoder({ useRecords: false, variableMapSize: true });
 
 export function encodeIndex(index: Index): Buffer {
   const tuples: Tuple[] = index.entries.map((e) => [
@@ -81,8 +79,8 @@ export function encodeIndex(index: Index): Buffer {
     e.suffixChars, e.shebang ? FLAG_SHEBANG : 0, e.sourceOffset, e.sourceLength, e.sourceHash,
     e.cacheOffset, e.cacheLength, e.cacheHash, e.fileSize, e.mtimeMs, e.contentHash, e.order,
   ]);
-  if (index.tracedRoot !== undefined) return packr.pack([INDEX_TAG, index.root, tuples, index.resolutions ?? null, index.tracedRoot]);
-  return packr.pack(index.resolutions ? [INDEX_TAG, index.root, tuples, index.resolutions] : [INDEX_TAG, index.root, tuples]);
+  if (index.tracedRoot !== undefined) return pack([INDEX_TAG, index.root, tuples, index.resolutions ?? null, index.tracedRoot]);
+  return pack(index.resolutions ? [INDEX_TAG, index.root, tuples, index.resolutions] : [INDEX_TAG, index.root, tuples]);
 }
 
 const bad = (detail: string) => codeblobError('ERR_CODEBLOB_BAD_FORMAT', detail);
@@ -153,7 +151,7 @@ function decodeEntry(t: unknown, i: number): Entry {
 export function decodeIndex(bytes: Uint8Array, expectedEntries: number): Index {
   let raw: unknown;
   try {
-    raw = unpackAndRelease(unpackr, bytes);
+    raw = decode(bytes);
   } catch (cause) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `index is not valid msgpack (${(cause as Error).message})`, cause);
   }

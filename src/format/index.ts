@@ -3,7 +3,7 @@
  * prose version of this directory.
  */
 import { arch, platform, version as nodeVersion } from 'node:process';
-import { cachedDataVersionTag } from 'node:v8';
+import { createRequire } from 'node:module';
 import { codeblobError } from '../errors.js';
 import { decodeHeader, type Header } from './header.js';
 import { sha256 } from './hash.js';
@@ -15,7 +15,7 @@ export { CJS_PREFIX, CJS_SUFFIX, encodeIndex, decodeIndex, isValidKey } from './
 export type { Entry, EntryKind, Index, SourceEncoding } from './index-codec.js';
 export { layoutBlob, checkSections, fitsLatin1, alignUp } from './layout.js';
 export type { BlobPlan, BlobLayoutStats, SectionInput } from './layout.js';
-export { sha256, entryHash, ENTRY_HASH_BYTES } from './hash.js';
+export { sha256, entryHash, provideSha256, ENTRY_HASH_BYTES } from './hash.js';
 export {
   RESOLUTION_TAG, RESOLUTION_TAG_V2, ROOT_REQUEST, GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_REAL, GUARD_IS_FILE, GUARD_IS_DIR, encodeResolutions, decodeResolutions,
   recheckOf, type Answer, type DecodedResolutions, type Guard, type GuardKind, type ResolutionTable,
@@ -41,11 +41,15 @@ export function cachesNameTheirFile(v8Version: string = process.versions.v8): bo
   return Number(v8Version.split('.')[0]) < 12;
 }
 
-export function compatibility(header: Header): Compatibility {
+/**
+ * Whether this process can use the header's caches. `tag`: this process's
+ * `v8.cachedDataVersionTag()`, if the caller has it (node:v8 is loaded otherwise).
+ */
+export function compatibility(header: Header, tag?: number): Compatibility {
   const problems: string[] = [];
   if (header.platform !== platform) problems.push(`platform ${header.platform} ≠ ${platform}`);
   if (header.arch !== arch) problems.push(`arch ${header.arch} ≠ ${arch}`);
-  const tag = cachedDataVersionTag();
+  tag ??= (createRequire(import.meta.url)('node:v8') as typeof import('node:v8')).cachedDataVersionTag();
   if (header.v8Tag !== tag) {
     problems.push(
       `V8 cache tag ${header.v8Tag} ≠ ${tag} (packed with Node ${header.nodeVersion}, running ${nodeVersion}; ` +

@@ -6,6 +6,7 @@
  * decode: a few strings and typed arrays, no per-answer objects.
  *
  *   [ RESOLUTION_TAG, env, paths, requests, answers, guardLists, guards, recheck ]
+ *   [ RESOLUTION_TAG, env, paths, requests, answers, guardLists, guards, recheck, [esmFrom, esmConditions] ]
  *
  * - `env` (str): the resolution environment the answers hold for (Node version, conditions,
  *   symlink flags, NODE_PATH); a loader in another environment does not use the table.
@@ -25,11 +26,14 @@
  *   decoded only then. Tables tagged `codeblob-resolve/2` have no `recheck`: a guard whose time
  *   changed is broken.
  *
+ * - the optional last element ([esmFrom, esmConditions]): answers from `esmFrom` on are what `import` resolved to (ES
+ *   module resolution, under the conditions `esmConditions`, comma-joined), the ones before it
+ *   what `require()` resolved to; each group sorted by (directory path, request).
+ *
  * Decoding checks the shape only; every index is checked when used, and an answer with an
  * index out of range is simply not used.
  */
-import { Packr, Unpackr } from 'msgpackr';
-import { unpackAndRelease } from './msgpack.js';
+import { decode, encoder } from './msgpack.js';
 import { codeblobError } from '../errors.js';
 import { decodeRecheck, encodeRecheck, type DecodedRecheck, type Recheck } from './recheck-codec.js';
 
@@ -70,6 +74,10 @@ export interface Answer {
 /** The writer's view. */
 export interface ResolutionTable {
   env: string;
+  /** Answers of `import` (ES module resolution), after the `answers` of require(). */
+  esmAnswers?: Answer[];
+  /** The conditions the `import` answers were resolved under, comma-joined. */
+  esmConditions?: string;
   paths: string[];
   guards: Guard[];
   answers: Answer[];
@@ -94,10 +102,13 @@ export interface DecodedResolutions {
   recheckAt?: readonly [number, number];
   /** The recheck section itself, when the decoder copied it (then `recheckAt` is undefined). */
   recheckCopy?: Uint8Array;
+  /** Answers from this one on are `import`'s (requests.length when there are none). */
+  esmFrom: number;
+  /** The conditions those were resolved under, comma-joined ('' when there are none). */
+  esmConditions: string;
 }
 
-const packr = new Packr({ useRecords: false, variableMapSize: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
+const pack = encoder({ useRecords: false, variableMapSize: true });
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function bytesOf(array: Uint32Array | Float64Array): Buffer {
@@ -106,21 +117,23 @@ function bytesOf(array: Uint32Array | Float64Array): Buffer {
 
 export function encodeResolutions(table: ResolutionTable): Buffer {
   if (!littleEndian) throw codeblobError('ERR_CODEBLOB_INCOMPATIBLE', 'the resolution table is written little-endian only');
-  const answers = new Uint32Array(table.answers.length * 4);
+  const all = [...table.answers, ...(table.esmAnswers ?? [])];
+  const answers = new Uint32Array(all.length * 4);
   const lists: number[] = [];
-  table.answers.forEach((a, i) => {
+  all.forEach((a, i) => {
     answers.set([a.dir, a.file, lists.length, a.guards.length], i * 4);
     lists.push(...a.guards);
   });
   const guards = new Float64Array(table.guards.length * 4);
   table.guards.forEach((g, i) => guards.set([g.path, g.kind, g.mtimeMs, g.size], i * 4));
-  for (const s of [...table.paths, ...table.answers.map((a) => a.request)]) {
+  for (const s of [...table.paths, ...all.map((a) => a.request)]) {
     if (s.includes('\0')) throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', `a path or request contains NUL: ${JSON.stringify(s)}`);
   }
-  return packr.pack([
-    RESOLUTION_TAG, table.env, table.paths.join('\0'), table.answers.map((a) => a.request).join('\0'),
+  const esm = table.esmAnswers?.length ? [[table.answers.length, table.esmConditions ?? '']] : [];
+  return pack([
+    RESOLUTION_TAG, table.env, table.paths.join('\0'), all.map((a) => a.request).join('\0'),
     bytesOf(answers), bytesOf(new Uint32Array(lists)), bytesOf(guards),
-    encodeRecheck(table.recheck ?? { paths: [], listings: [], contents: [] }),
+    encodeRecheck(table.recheck ?? { paths: [], listings: [], contents: [] }), ...esm,
   ]);
 }
 
@@ -137,21 +150,39 @@ export function decodeResolutions(bytes: Uint8Array): DecodedResolutions {
   if (!littleEndian) throw bad('this machine is big-endian; the table is little-endian');
   let raw: unknown;
   try {
-    raw = unpackAndRelease(unpackr, bytes);
+    raw = decode(bytes);
   } catch (cause) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `resolution table is not valid msgpack (${(cause as Error).message})`, cause);
   }
-  const v3 = Array.isArray(raw) && raw.length === 8 && raw[0] === RESOLUTION_TAG;
-  if (!v3 && !(Array.isArray(raw) && raw.length === 7 && raw[0] === RESOLUTION_TAG_V2)) throw bad('wrong tag or shape');
-  const [, env, paths, requests, answers, guardLists, guards, recheck] = raw as unknown[];
+  // Version 3: the recheck section, then the optional import part. Version 2 (still read): no
+  // recheck section; its optional 8th element is the import part.
+  const v3 = Array.isArray(raw) && (raw.length === 8 || raw.length === 9) && raw[0] === RESOLUTION_TAG;
+  if (!v3 && !(Array.isArray(raw) && (raw.length === 7 || raw.length === 8) && raw[0] === RESOLUTION_TAG_V2)) throw bad('wrong tag or shape');
+  const list = raw as unknown[];
+  const [, env, paths, requests, answers, guardLists, guards] = list;
+  const recheck = v3 ? list[7] : undefined;
+  const esm = v3 ? list[8] : list[7];
   if (typeof env !== 'string' || typeof paths !== 'string' || typeof requests !== 'string') throw bad('env, paths or requests is not a string');
+  const requestList = requests === '' ? [] : requests.split('\0');
+  let esmFrom = requestList.length;
+  let esmConditions = '';
+  if (esm !== undefined) {
+    const [from, conditions] = Array.isArray(esm) ? (esm as unknown[]) : [];
+    if (!Number.isSafeInteger(from) || (from as number) < 0 || (from as number) > requestList.length || typeof conditions !== 'string') {
+      throw bad('the import part is not [first answer, conditions]');
+    }
+    esmFrom = from as number;
+    esmConditions = conditions;
+  }
   const decoded: DecodedResolutions = {
     env,
     paths: paths.split('\0'),
-    requests: requests === '' ? [] : requests.split('\0'),
+    requests: requestList,
     answers: typed(answers, 4, (b) => new Uint32Array(b), 'answers'),
     guardLists: typed(guardLists, 4, (b) => new Uint32Array(b), 'guard lists'),
     guards: typed(guards, 8, (b) => new Float64Array(b), 'guards'),
+    esmFrom,
+    esmConditions,
   };
   if (decoded.answers.length !== decoded.requests.length * 4) throw bad('answers and requests differ in number');
   if (decoded.guards.length % 4 !== 0) throw bad('guards are not groups of four numbers');

@@ -15,7 +15,7 @@
  *
  * Each end fires once per burst, after at least one load; a later load starts a new burst.
  */
-import { isMainThread } from 'node:worker_threads';
+import { currentThread } from './node-internals.js';
 
 export type BurstEnd = 'chain' | 'idle' | 'quiet';
 
@@ -23,6 +23,7 @@ const QUIET_MS = 2000;
 
 export class Burst {
   readonly #listeners: Record<BurstEnd, (() => void)[]> = { chain: [], idle: [], quiet: [] };
+  #first: (() => void)[] | undefined = [];
   #chainPending = false;
   #idlePending = false;
   #quietTimer: NodeJS.Timeout | undefined;
@@ -33,9 +34,24 @@ export class Burst {
     this.#listeners[end].push(listener);
   }
 
+  /**
+   * Runs `listener` at the thread's first load, not before: work ahead of loading (hashing the
+   * startup range, statting its files) must not run in a process that loads nothing from the
+   * blob, such as a cluster primary started with the preload, where no burst would ever end it.
+   */
+  onFirstLoad(listener: () => void): void {
+    if (this.#first) this.#first.push(listener);
+    else listener();
+  }
+
   /** A module was loaded (served from the blob, or checked against it). */
   noteLoad(): void {
     this.#loads++;
+    if (this.#first) {
+      const first = this.#first;
+      this.#first = undefined;
+      for (const listener of first) listener();
+    }
     if (!this.#chainPending) {
       this.#chainPending = true;
       queueMicrotask(() => {
@@ -60,7 +76,7 @@ export class Burst {
           }, QUIET_MS).unref();
         }
       };
-      if (isMainThread) setImmediate(idle).unref();
+      if (currentThread().isMainThread) setImmediate(idle).unref();
       else queueMicrotask(idle);
     }
   }

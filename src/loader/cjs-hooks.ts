@@ -14,7 +14,7 @@
  */
 import { codeblobError } from '../errors.js';
 import type { Entry } from '../format/index.js';
-import { STUB, STUB_NAME, compileCjs, stash, unstash } from './cjs-compile.js';
+import { STUB, STUB_NAME, compileCjs, compilesAsFunction, stash, unstash } from './cjs-compile.js';
 import { Module, requireEsm, type CompileFn, type ExtensionHandler, type NodeModuleLike } from './node-internals.js';
 import { blobModified, checkFresh, freshText, type ServeContext } from './serve.js';
 
@@ -84,18 +84,19 @@ function runFromBlob(ctx: CjsContext, module: NodeModuleLike, entry: Entry, file
   let fn: unknown;
   try {
     const cache = cacheOf(ctx, entry, filename);
-    let unit: string;
+    let text: string;
     try {
-      unit = ctx.store.compileSource(entry);
+      // What this Node compiles (cjs-compile.ts): the source itself on V8 11, its wrapped form after.
+      text = compilesAsFunction ? ctx.store.source(entry) : ctx.store.compileSource(entry);
     } catch (error) {
       return defer(ctx, entry, 'corrupt', `refused ${filename}: ${(error as Error).message}`);
     }
-    const script = compileCjs(unit, filename, cache);
+    const compiled = compileCjs(text, filename, cache);
     // Node registers source maps inside its own compile: let it, for this module.
-    if (script.sourceMapURL && sourceMapsEnabled()) return defer(ctx, entry, 'deferred', `deferred to Node (source map): ${filename}`);
+    if (compiled.sourceMapURL && sourceMapsEnabled()) return defer(ctx, entry, 'deferred', `deferred to Node (source map): ${filename}`);
     if (cache === undefined) c.noCache++;
-    else if (script.cachedDataRejected) c.cacheRejected++;
-    fn = script.runInThisContext();
+    else if (compiled.cacheRejected) c.cacheRejected++;
+    fn = compiled.fn;
   } catch (error) {
     // A syntax error (or anything odd): Node's own compile reports it exactly as it would.
     return defer(ctx, entry, 'deferred', `deferred to Node: ${filename}: ${(error as Error).message}`);

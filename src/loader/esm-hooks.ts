@@ -1,20 +1,25 @@
 /**
  * ES modules from the blob, where Node has in-thread synchronous hooks (`module.registerHooks`,
- * Node 22.15+ / 23.5+). The hook hands Node the blob's source string for `file:` URLs of ESM
- * entries that are still fresh; everything else goes to the next hook. ESM has no code cache
+ * Node 22.15+ / 23.5+): a resolve hook answering `import` from the blob's resolution table
+ * (resolve-cache.ts), and a load hook handing Node the blob's source string for `file:` URLs of
+ * ESM entries that are still fresh. Everything else goes to the next hook. ESM has no code cache
  * path in Node, so only the source comes from the blob.
  */
 import { fileURLToPath } from 'node:url';
-import { registerHooks } from './node-internals.js';
+import { registerHooks, type ModuleHooks } from './node-internals.js';
+import type { ImportResolver } from './resolve-cache.js';
 import { blobModified, freshText, type ServeContext } from './serve.js';
 
-/** Installs the ESM hook, or returns why it cannot be (then ES modules load from disk). */
-export function installEsmHooks(ctx: ServeContext): string | undefined {
+/** Installs the ESM hooks, or returns why they cannot be (then ES modules load from disk). */
+export function installEsmHooks(ctx: ServeContext, resolveImport: ImportResolver | undefined): string | undefined {
   if (!registerHooks) {
     return `Node ${process.version} has no module.registerHooks (22.15+/23.5+): ES modules load from disk`;
   }
   const { store, state } = ctx;
-  registerHooks({
+  // A hook is not free: Node then runs every load of the thread, require() too, through its hook
+  // chain (and keeps the machinery for it). Without ES modules in the blob it has nothing to do.
+  if (!store.entries().some((e) => e.kind === 'esm')) return 'the blob has no ES modules';
+  const hooks: ModuleHooks = {
     load(url, context, next) {
       if (!url.startsWith('file:')) return next(url, context);
       let filename: string;
@@ -33,6 +38,62 @@ export function installEsmHooks(ctx: ServeContext): string | undefined {
       state.counters.esmHits++;
       return { format: 'module', source, shortCircuit: true };
     },
-  });
+  };
+  if (resolveImport) {
+    let extraFrames: number | undefined;
+    hooks.resolve = function codeblobResolveImport(specifier, context, next) {
+      // An import from a file (require() calls come with require's conditions: Node's own path,
+      // answered in front of Module._resolveFilename instead).
+      const parentURL = context.parentURL;
+      if (parentURL !== undefined && parentURL.startsWith('file:') && context.conditions?.includes('import') && !blobModified(ctx)) {
+        // Only imports of ES modules: for anything else Node's answer carries a format that
+        // decides how its ES module loader goes on (CommonJS through Module._load, JSON ...).
+        const answer = resolveImport(specifier, parentURL, context.conditions);
+        if (answer && store.get(answer.file)?.kind === 'esm') return { url: answer.url, format: 'module', shortCircuit: true };
+      }
+      // Node's answer, with room in an error's stack for the frames of the hook chain this hook
+      // put there, so that an error (ERR_MODULE_NOT_FOUND ...) shows as many frames of the app
+      // as without codeblob. (require() calls through the chain get theirs in front of
+      // Module._resolveFilename.) No catch: an error rethrown here would name this function as
+      // where it was thrown, and asking again would run the hooks below this one twice.
+      const limit = Error.stackTraceLimit;
+      if (typeof limit !== 'number' || !context.conditions?.includes('import')) return next(specifier, context);
+      Error.stackTraceLimit = limit + (extraFrames ??= importHookFrames());
+      try {
+        return next(specifier, context);
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
+    };
+  }
+  registerHooks(hooks);
   return undefined;
+}
+
+/**
+ * Frames a resolve error has because of this hook: this one and the step into the next hook,
+ * and, when no hook called this one, the chain's own (resolveWithHooks and its first step), which
+ * Node skips without hooks (looked at once, at the first import: a hook registered later, or one
+ * registered before codeblob's, gives an error two frames more than without codeblob, never less). (Node's frame names; on a Node that names them otherwise this finds
+ * fewer, and the error keeps fewer frames of the app, as before.)
+ */
+// Node 22 resolves without hooks straight from ModuleLoader.resolve; with hooks it goes through
+// resolveSync and #resolveAndMaybeBlockOnLoaderThread too (24 and later take those two always).
+const chainOnlyFrames = process.versions.node.startsWith('22.') ? 2 : 0;
+
+function importHookFrames(): number {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 64;
+  const stack = new Error().stack ?? '';
+  Error.stackTraceLimit = limit;
+  const lines = stack.split('\n').slice(2); // past "Error" and this function
+  const at = lines.findIndex((l) => / at codeblobResolveImport /.test(l));
+  if (at < 0) return 0;
+  let machinery = 0;
+  for (const line of lines.slice(at + 1)) {
+    if (/ at nextStep \(node:internal\//.test(line)) machinery++;
+    else if (/ at resolveWithHooks \(node:internal\//.test(line)) return 2 + machinery + 1 + chainOnlyFrames;
+    else return 2; // another hook called this one: the chain is there without codeblob too
+  }
+  return 2;
 }

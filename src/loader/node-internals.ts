@@ -56,3 +56,21 @@ export const registerHooks: ((hooks: ModuleHooks) => unknown) | undefined =
 
 /** require() of an ES module works (Node 20.19+, 22.12+). */
 export const requireEsm = (process.features as { require_module?: boolean }).require_module === true;
+
+/**
+ * Whether this is the main thread, and this thread's id, without loading `worker_threads` where
+ * nothing else did: in a main thread it brings Node's stream machinery (0.15 MiB of heap in every
+ * process). Node's own bootstrap of a worker thread loads it, so there it costs nothing.
+ */
+export function currentThread(): { isMainThread: boolean; threadId: number } {
+  return (thread ??= findThread());
+}
+
+let thread: { isMainThread: boolean; threadId: number } | undefined;
+
+function findThread(): { isMainThread: boolean; threadId: number } {
+  const list = (process as { moduleLoadList?: unknown }).moduleLoadList;
+  if (Array.isArray(list) && !list.includes('NativeModule worker_threads')) return { isMainThread: true, threadId: 0 };
+  const { isMainThread, threadId } = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
+  return { isMainThread, threadId };
+}

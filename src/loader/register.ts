@@ -8,13 +8,13 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { debuglog } from 'node:util';
-import { isMainThread, threadId } from 'node:worker_threads';
 import { native } from '../native/binding.js';
 import { open, type BlobStore } from '../store/store.js';
 import { Burst } from './burst.js';
 import { assertNoPolicy, installCjsHooks } from './cjs-hooks.js';
 import { readLoaderConfig, type LoaderConfig } from './config.js';
 import { installEsmHooks } from './esm-hooks.js';
+import { currentThread } from './node-internals.js';
 import { releasePagesWhenIdle } from './pages.js';
 import { installResolveCache } from './resolve-cache.js';
 import { unsafeReason } from './safety.js';
@@ -51,15 +51,19 @@ function install(state: LoaderStatus, config: LoaderConfig, store: BlobStore, bu
   const ctx: ServeContext = { store, state, config, debug, burst, native: store.backend === 'mmap' ? native() : undefined };
   store.prefetchStartup();
   if (config.checkAhead) {
-    store.verifyAhead();
-    startStatsAhead(ctx);
+    burst.onFirstLoad(() => {
+      if (store.closed) return;
+      store.verifyAhead();
+      startStatsAhead(ctx);
+    });
   }
   releasePagesWhenIdle(ctx);
   installCjsHooks(ctx);
   reportStalenessWhenIdle(ctx);
-  state.resolveReason = installResolveCache(ctx);
+  const resolution = installResolveCache(ctx);
+  state.resolveReason = 'reason' in resolution ? resolution.reason : undefined;
   state.resolve = state.resolveReason ? 'disk' : 'blob';
-  state.esmReason = installEsmHooks(ctx);
+  state.esmReason = installEsmHooks(ctx, 'resolveImport' in resolution ? resolution.resolveImport : undefined);
   state.esm = state.esmReason ? 'disk' : 'blob';
   state.enabled = true;
   const fallback = store.fallbackReason;
@@ -98,6 +102,7 @@ const config = enableFromEnvironment(burst);
 
 function writeStatusFile(path: string): void {
   try {
+    const { threadId } = currentThread();
     const file = path.replaceAll('%p', String(process.pid)).replaceAll('%t', String(threadId));
     writeFileSync(file, JSON.stringify({ pid: process.pid, threadId, ...status() }) + '\n');
   } catch (error) {
@@ -127,7 +132,7 @@ function reportOnExit(config: LoaderConfig): void {
     reported = true;
   };
   process.on('exit', once);
-  if (!isMainThread) {
+  if (!currentThread().isMainThread) {
     const file = config.statusFile;
     if (file) burst.on('idle', () => writeStatusFile(file));
     return;

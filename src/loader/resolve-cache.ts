@@ -18,6 +18,7 @@
  */
 import { readdirSync, readFileSync, realpathSync, statSync, type Dirent } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import {
   ENTRY_HASH_BYTES, FACT_ABSENT, FACT_FILE, FACT_UNRECORDED, GUARD_ABSENT, ROOT_REQUEST, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, SUFFIXES,
   decodeResolutions, entryHash, recheckOf, type DecodedRecheck, type DecodedResolutions,
@@ -25,7 +26,7 @@ import {
 import type { NativeBinding } from '../native/binding.js';
 import { KIND_ABSENT, KIND_DIRECTORY, KIND_FILE, StatJob } from '../native/jobs.js';
 import { Module } from './node-internals.js';
-import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from './resolve-env.js';
+import { conditionsKey, defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableImportSpecifier, tableRequest } from './resolve-env.js';
 import type { ServeContext } from './serve.js';
 
 interface ParentLike {
@@ -85,6 +86,10 @@ export class LoadedTable {
   readonly #rootPrefix: string;
   /** directory → request → answer: plain strings as keys, no concatenation per lookup. */
   readonly #byDir = new Map<string, Map<string, number>>();
+  /** The same for `import` answers. */
+  readonly #importsByDir = new Map<string, Map<string, number>>();
+  /** The file URL of each `import` answer, made once. */
+  readonly #urls = new Map<number, string>();
   readonly #abs: (string | undefined)[];
   readonly #guardState: Uint8Array;
   /** Per guard, its row in the stats made ahead (-1: checked on its own, in JS). */
@@ -107,21 +112,48 @@ export class LoadedTable {
     this.#options = options;
     if (options.explain) this.#why = new Map();
     if (checkGuards && binding) this.#statAhead(binding);
-    const { answers, requests } = table;
+    this.#index(0, table.esmFrom, this.#byDir);
+    this.#index(table.esmFrom, table.requests.length, this.#importsByDir);
+  }
+
+  /** Indexes answers [from, to) by directory and request (they come grouped by directory). */
+  #index(from: number, to: number, byDir: Map<string, Map<string, number>>): void {
+    const { answers, requests } = this.#t;
     let dirIndex = -1;
     let byRequest: Map<string, number> | undefined;
-    for (let i = 0; i < requests.length; i++) {
-      // Answers come grouped by directory.
+    for (let i = from; i < to; i++) {
       if (answers[i * 4] !== dirIndex || byRequest === undefined) {
         dirIndex = answers[i * 4]!;
         const dir = this.path(dirIndex);
         byRequest = undefined;
         if (dir === undefined) continue;
-        byRequest = this.#byDir.get(dir);
-        if (byRequest === undefined) this.#byDir.set(dir, (byRequest = new Map()));
+        byRequest = byDir.get(dir);
+        if (byRequest === undefined) byDir.set(dir, (byRequest = new Map()));
       }
       byRequest.set(requests[i]!, i);
     }
+  }
+
+  /** The conditions the `import` answers hold for (comma-joined; '' when there are none). */
+  get importConditions(): string {
+    return this.#t.esmConditions;
+  }
+
+  /** The recorded `import` answer, or -1. */
+  findImport(dir: string, specifier: string): number {
+    return this.#importsByDir.get(dir)?.get(specifier) ?? -1;
+  }
+
+  /** The file URL of answer i (undefined when out of range). */
+  url(i: number): string | undefined {
+    let url = this.#urls.get(i);
+    if (url === undefined) {
+      const file = this.file(i);
+      if (file === undefined) return undefined;
+      url = pathToFileURL(file).href;
+      this.#urls.set(i, url);
+    }
+    return url;
   }
 
   /** Absolute path of path index i (undefined when out of range). */
@@ -421,16 +453,51 @@ export class LoadedTable {
   }
 }
 
-/** Installs the table in front of Node's resolver; returns why it cannot be used, if so. */
-export function installResolveCache(ctx: ServeContext): string | undefined {
+/**
+ * How many frames of the current stack, between here and Module._load, are there only because
+ * codeblob registered a resolve hook: its own hook frames, and, when no other hook is in the
+ * chain, the hook machinery Node then runs (resolveWithHooks, nextStep, defaultResolve), which
+ * it skips without hooks. (Node's frame names; on a Node that names them otherwise this finds
+ * fewer, and the error keeps fewer frames of the app, as before.)
+ */
+function hookFrames(): number {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 64;
+  const stack = new Error().stack ?? '';
+  Error.stackTraceLimit = limit;
+  let ours = 0;
+  let machinery = 0;
+  let others = 0;
+  for (const line of stack.split('\n').slice(2)) {
+    if (/[ .]Module\._load /.test(line)) break;
+    if (/codeblobResolveFilename/.test(line)) continue; // the +1 above is for this one
+    if (/codeblobResolveImport/.test(line) || line.includes(ownBundle)) ours++;
+    else if (/ at (nextStep|resolveWithHooks|defaultResolve) \(node:internal\//.test(line)) machinery++;
+    else if (!/\(node:internal\/modules\/cjs\/loader/.test(line)) others++;
+  }
+  if (ours === 0) return 0;
+  return others === 0 ? ours + machinery : ours * 2;
+}
+
+// This file as it appears in stack frames (the bundle or the module).
+const ownBundle = fileURLToPath(import.meta.url);
+
+/** Answers `import` from the table (for the ES module hooks), or undefined to ask Node. */
+export type ImportResolver = (specifier: string, parentURL: string, conditions: unknown) => { url: string; file: string } | undefined;
+
+/**
+ * Installs the table in front of Node's resolver. Returns why it cannot be used, if so, or the
+ * resolver of `import`s for the ES module hooks.
+ */
+export function installResolveCache(ctx: ServeContext): { reason: string } | { resolveImport: ImportResolver } {
   const { store, state, debug } = ctx;
-  if (!ctx.config.resolve) return 'switched off by CODEBLOB_RESOLVE';
-  if (!store.hasResolutionTable()) return 'the blob has no resolution table (packed with --no-resolutions or by an older codeblob)';
+  if (!ctx.config.resolve) return { reason: 'switched off by CODEBLOB_RESOLVE' };
+  if (!store.hasResolutionTable()) return { reason: 'the blob has no resolution table (packed with --no-resolutions or by an older codeblob)' };
   const original = Module._resolveFilename;
   // Another tool's resolver installed before codeblob (path aliases, Yarn PnP) must see every
   // request; one installed after wraps this one and still does.
   if (!String(original).includes('_resolveLookupPaths')) {
-    return 'Module._resolveFilename was replaced before codeblob/register ran (by a tool that maps requests)';
+    return { reason: 'Module._resolveFilename was replaced before codeblob/register ran (by a tool that maps requests)' };
   }
   const c = state.counters;
   const trust = ctx.config.freshness === 'none';
@@ -481,6 +548,25 @@ export function installResolveCache(ctx: ServeContext): string | undefined {
     ctx.burst.noteLoad(); // so that the table is dropped once quiet, even if nothing else loads
     return table;
   }
+  /** Answer i of `t` if its guards hold or were settled by a recheck (counted), else undefined. */
+  function holding(t: LoadedTable, i: number, request: string, dir: string): string | undefined {
+    const verdict = trust ? ANSWER_HOLDS : t.verdict(i);
+    if (verdict === ANSWER_STALE) {
+      c.resolveStale++;
+      if (verbose) debug(`resolution stale (${t.why(i)}), asking Node: ${request} from ${dir}`);
+      return undefined;
+    }
+    const file = t.file(i);
+    if (file === undefined) {
+      c.resolveMisses++;
+      fromNode('the recorded answer is out of range', request, dir);
+      return undefined;
+    }
+    c.resolveHits++;
+    if (verdict === ANSWER_RECHECKED) c.resolveTimeOnly++;
+    return file;
+  }
+
   function answer(request: string, parent: ParentLike): string | undefined {
     const dir = parent.path;
     const filename = parent.filename;
@@ -504,22 +590,39 @@ export function installResolveCache(ctx: ServeContext): string | undefined {
       fromNode(i === -1 ? 'not in the table' : 'module.paths was changed', request, dir);
       return undefined;
     }
-    const verdict = trust ? ANSWER_HOLDS : t.verdict(i);
-    if (verdict === ANSWER_STALE) {
-      c.resolveStale++;
-      if (verbose) debug(`resolution stale (${t.why(i)}), asking Node: ${request} from ${dir}`);
-      return undefined;
-    }
-    const file = t.file(i);
-    if (file === undefined) {
-      c.resolveMisses++;
-      fromNode('the recorded answer is out of range', request, dir);
-      return undefined;
-    }
-    c.resolveHits++;
-    if (verdict === ANSWER_RECHECKED) c.resolveTimeOnly++;
-    return file;
+    return holding(t, i, request, dir);
   }
+
+  // The directory of each importing module's URL, made once.
+  const dirs = new Map<string, string>();
+  let knownConditions: unknown;
+  const resolveImport: ImportResolver = (specifier, parentURL, conditions) => {
+    if (!tableImportSpecifier(specifier) || store.closed) return undefined;
+    const t = table ?? loaded();
+    if (!t) return undefined;
+    // The hooks pass the same conditions array for every import of a thread: compare it once.
+    if (conditions !== knownConditions) {
+      if (conditionsKey(conditions) !== t.importConditions) return undefined;
+      knownConditions = conditions;
+    }
+    let dir = dirs.get(parentURL);
+    if (dir === undefined) {
+      try {
+        dir = dirname(fileURLToPath(parentURL));
+      } catch {
+        return undefined;
+      }
+      dirs.set(parentURL, dir);
+    }
+    const i = t.findImport(dir, specifier);
+    if (i === -1) {
+      c.resolveMisses++;
+      return undefined;
+    }
+    const file = holding(t, i, specifier, dir);
+    const url = file === undefined ? undefined : t.url(i);
+    return url === undefined ? undefined : { url, file: file! };
+  };
 
   Module._resolveFilename = function codeblobResolveFilename(request, parent, isMain, options) {
     if (!isMain && typeof request === 'string' && parent && typeof parent === 'object' && (options === undefined || plainOptions(options)) && !store.closed) {
@@ -535,9 +638,16 @@ export function installResolveCache(ctx: ServeContext): string | undefined {
     Error.stackTraceLimit = limit + 1;
     try {
       return original.call(this, request, parent, isMain, options);
+    } catch {
+      // With codeblob's resolve hook in place (ES module apps), Node runs require() through its
+      // hook chain: frames a plain run does not have. Resolve again with room for exactly those,
+      // so the error shows as many frames of the app as without codeblob. (Again in any case:
+      // an error rethrown here would name this file as where it was thrown.)
+      Error.stackTraceLimit = limit + 1 + hookFrames();
+      return original.call(this, request, parent, isMain, options);
     } finally {
       Error.stackTraceLimit = limit;
     }
   };
-  return undefined;
+  return { resolveImport };
 }

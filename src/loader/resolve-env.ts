@@ -33,12 +33,61 @@ export function resolutionEnvironment(): string {
   });
 }
 
-/** Options `require.resolve` passes that leave resolution as plain `require` does it. */
+/**
+ * The conditions Node resolves `require()` under (its getCjsConditions): 'require', 'node',
+ * 'node-addons' unless --no-addons, 'module-sync' where require(esm) is on, then --conditions.
+ */
+function defaultCjsConditions(): string[] {
+  const flags = flagTokens();
+  return [
+    'require',
+    'node',
+    ...(flags.includes('--no-addons') ? [] : ['node-addons']),
+    ...((process.features as { require_module?: boolean }).require_module === true ? ['module-sync'] : []),
+    ...flags.filter((f) => f.startsWith('--conditions=')).map((f) => f.slice('--conditions='.length)),
+  ];
+}
+
+let cjsConditions: Set<string> | undefined;
+
+/**
+ * Is this `conditions` (a Set or an array) exactly the set require() resolves under? Node's is
+ * a Set of its internal realm (no `instanceof Set` here): anything with `has` and `size`.
+ */
+function defaultConditions(conditions: unknown): boolean {
+  const want = (cjsConditions ??= new Set(defaultCjsConditions()));
+  if (Array.isArray(conditions)) return conditions.length === want.size && conditions.every((c) => want.has(c as string));
+  const set = conditions as { has?: unknown; size?: unknown } | null;
+  if (typeof set !== 'object' || set === null || typeof set.has !== 'function' || set.size !== want.size) return false;
+  for (const c of want) if (!(set as Set<string>).has(c)) return false;
+  return true;
+}
+
+/**
+ * Options `require.resolve` passes that leave resolution as plain `require` does it. With module
+ * hooks registered (Node 22.15+), Node passes require()'s own conditions explicitly: those count
+ * as plain too.
+ */
 export function plainOptions(options: unknown): boolean {
   if (options === undefined) return true;
   if (typeof options !== 'object' || options === null) return false;
   const o = options as { paths?: unknown; conditions?: unknown };
-  return o.paths === undefined && o.conditions === undefined;
+  return o.paths === undefined && (o.conditions === undefined || defaultConditions(o.conditions));
+}
+
+/** A key for the conditions an `import` is resolved under (the hooks' `context.conditions`). */
+export function conditionsKey(conditions: unknown): string | undefined {
+  return Array.isArray(conditions) && conditions.every((c) => typeof c === 'string') ? conditions.join(',') : undefined;
+}
+
+/**
+ * A specifier whose ES module resolution the table may hold: relative, absolute, a package or
+ * an import map ("#x"), without URL syntax the CommonJS-style guards do not model (percent
+ * escapes, queries, fragments, schemes).
+ */
+export function tableImportSpecifier(specifier: unknown): specifier is string {
+  if (!tableRequest(specifier) || /[%?\\]/.test(specifier) || specifier.includes('#', 1)) return false;
+  return !/^[a-zA-Z][a-zA-Z0-9+.-]*:/.test(specifier);
 }
 
 export function isRelativeRequest(request: string): boolean {

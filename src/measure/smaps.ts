@@ -3,13 +3,26 @@
  * RSS counts every shared page in every process that maps it; PSS divides shared pages among
  * their sharers; USS (private clean + private dirty) is what the process alone costs.
  */
-import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
+import { accessSync, closeSync, constants, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 import { codeblobError } from '../errors.js';
 import { MAGIC } from '../format/header.js';
 
 export interface MappingFigures {
-  /** Path of the mapped file. */
+  /** Path of the mapped file, as the process sees it (inside its container, if it runs in one). */
   path: string;
+  /**
+   * Device (`major:minor`, hex, as /proc/<pid>/maps prints it) and inode of the mapping. On
+   * overlayfs the device is the container's overlay mount and the inode the layer file's: the
+   * same blob in two containers shows two devices; `backingFile()` (shared-files.ts) finds the
+   * one file behind them.
+   */
+  device: string;
+  inode: number;
+  /**
+   * A path through which this process's file can be opened from here: the mapping itself
+   * (`/proc/<pid>/map_files/...`) or the process's root (`/proc/<pid>/root/...`), else `path`.
+   */
+  openPath: string;
   /** Size of the mapping (virtual). */
   size: number;
   rss: number;
@@ -73,49 +86,83 @@ function readProc(pid: number, file: string): string {
 }
 
 const blobCache = new Map<string, boolean>();
-/** Is this file a codeblob blob? (Its first bytes are the magic.) Cached per path. */
-function isBlob(path: string): boolean {
-  let known = blobCache.get(path);
-  if (known === undefined) {
-    known = false;
-    try {
-      const fd = openSync(path, 'r');
-      try {
-        const b = Buffer.alloc(MAGIC.length);
-        known = readSync(fd, b, 0, b.length, 0) === b.length && b.toString('latin1') === MAGIC;
-      } finally {
-        closeSync(fd);
-      }
-    } catch {
-      // Deleted or unreadable: a blob replaced by a newer pack still shows as "(deleted)".
-      known = path.endsWith(' (deleted)') ? isBlob(path.slice(0, -' (deleted)'.length)) : false;
-    }
-    blobCache.set(path, known);
+
+function hasMagic(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(MAGIC.length);
+    return readSync(fd, b, 0, b.length, 0) === b.length && b.toString('latin1') === MAGIC;
+  } finally {
+    closeSync(fd);
   }
-  return known;
 }
 
-/** Per-mapping figures of every codeblob blob the process maps. */
+/**
+ * The paths through which a mapped file can be read from this process, best first: the
+ * mapping itself (works for deleted files and across mount namespaces, needs root), the
+ * process's root (a path inside a container), and the path as printed.
+ */
+function openPaths(pid: number, range: string, path: string): string[] {
+  const clean = path.endsWith(' (deleted)') ? path.slice(0, -' (deleted)'.length) : path;
+  const [start, end] = range.split('-').map((h) => BigInt(`0x${h}`).toString(16));
+  return [`/proc/${pid}/map_files/${start}-${end}`, `/proc/${pid}/root${clean}`, clean];
+}
+
+/**
+ * Is the mapped file a codeblob blob (its first bytes are the magic)? Returns the path that
+ * opened it, or undefined. Cached per device and inode: two containers that map one layer file
+ * show two overlay devices, and each is read once.
+ */
+function blobPath(pid: number, range: string, path: string, device: string, inode: number): string | undefined {
+  const key = `${device}:${inode}:${path}`;
+  const known = blobCache.get(key);
+  if (known === false) return undefined;
+  for (const candidate of openPaths(pid, range, path)) {
+    try {
+      if (known === undefined) {
+        const blob = hasMagic(candidate);
+        blobCache.set(key, blob);
+        if (!blob) return undefined;
+      } else {
+        accessSync(candidate, constants.R_OK);
+      }
+      return candidate;
+    } catch {
+      // Not readable this way (no permission, another namespace, deleted): try the next.
+    }
+  }
+  if (known === undefined) blobCache.set(key, false);
+  return undefined;
+}
+
+/** Per-mapping figures of every codeblob blob the process maps (one row per file). */
 function blobMappings(pid: number): MappingFigures[] {
   const text = readProc(pid, 'smaps');
   const out = new Map<string, MappingFigures>();
-  let current: { path: string; lines: string[] } | undefined;
+  let current: { range: string; path: string; device: string; inode: number; lines: string[] } | undefined;
   const flush = () => {
-    if (!current || !current.path.startsWith('/') || !isBlob(current.path)) return;
+    if (!current || !current.path.startsWith('/') || current.inode === 0) return;
+    const key = `${current.device}:${current.inode}:${current.path}`;
+    let m = out.get(key);
+    if (!m) {
+      const openPath = blobPath(pid, current.range, current.path, current.device, current.inode);
+      if (openPath === undefined) return;
+      m = { path: current.path, device: current.device, inode: current.inode, openPath, size: 0, rss: 0, pss: 0, shared: 0, private: 0 };
+      out.set(key, m);
+    }
     const f = fields(current.lines.join('\n'));
-    const m = out.get(current.path) ?? { path: current.path, size: 0, rss: 0, pss: 0, shared: 0, private: 0 };
     m.size += f.get('Size') ?? 0;
     m.rss += f.get('Rss') ?? 0;
     m.pss += f.get('Pss') ?? 0;
     m.shared += (f.get('Shared_Clean') ?? 0) + (f.get('Shared_Dirty') ?? 0);
     m.private += (f.get('Private_Clean') ?? 0) + (f.get('Private_Dirty') ?? 0);
-    out.set(current.path, m);
   };
   for (const line of text.split('\n')) {
-    const header = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    // start-end perms offset major:minor inode path
+    const header = /^([0-9a-f]+-[0-9a-f]+) \S+ \S+ ([0-9a-f]+:[0-9a-f]+) (\d+)\s*(.*)$/.exec(line);
     if (header) {
       flush();
-      current = { path: header[1]!, lines: [] };
+      current = { range: header[1]!, device: header[2]!, inode: Number(header[3]), path: header[4]!, lines: [] };
     } else if (current) {
       current.lines.push(line);
     }

@@ -68,10 +68,16 @@ export interface NativeBinding {
    * all their arrays are collected). Writing the cancel byte stops it for all at once.
    */
   verifyAheadStop(status: Uint8Array): void;
+  /** The code cache of a function compiled by vm.compileFunction, made now (packing, Node 20). */
+  functionCache(fn: Function): Buffer | null;
+  /** v8.cachedDataVersionTag(), without loading node:v8; null when the binary does not export it. */
+  cacheTag(): number | null;
+  /** SHA-256 of data into out[0..32); false when this process has no SHA256() to call. */
+  sha256(data: Uint8Array, out: Uint8Array): boolean;
 }
 
 /** The addon's ABI this code is written against (CODEBLOB_NATIVE_ABI in codeblob.h). */
-export const EXPECTED_ABI = 5;
+export const EXPECTED_ABI = 7;
 const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 type Libc = 'glibc' | 'musl';
@@ -119,11 +125,28 @@ function checked(binding: NativeBinding, file: string): { binding?: NativeBindin
   return { binding };
 }
 
+/** Where the package's prebuild for this arch and a libc is (whether it is there or not). */
+function prebuildFor(libc: Libc | undefined): string | undefined {
+  return libc && join(packageRoot, 'prebuilds', `linux-${process.arch}`, `codeblob.${libc}.node`);
+}
+
 function load(): { binding?: NativeBinding; reason?: string } {
   if (process.platform !== 'linux') {
     return { reason: `the mmap backend supports Linux only (this is ${process.platform}); reading blobs into memory instead (backend 'read')` };
   }
   const require = createRequire(import.meta.url);
+  // The two places a build is, tried directly: a local node-gyp build, then the prebuild for this
+  // arch and the libc this process runs on. Every worker loads this; node-gyp-build (and the
+  // node:os it loads) would cost each 0.15 MiB more. Anything else goes the long way below.
+  for (const direct of [join(packageRoot, 'build/Release/codeblob.node'), prebuildFor(runningLibc())]) {
+    if (!direct || !existsSync(direct)) continue;
+    try {
+      const result = checked(require(direct) as NativeBinding, direct);
+      if (result.binding) return result;
+    } catch {
+      // Not loadable here (another arch, another libc): node-gyp-build's search says why.
+    }
+  }
   // node-gyp-build takes build/Release first (a local node-gyp build), then the prebuild whose
   // tags fit this platform, arch and libc.
   let file: string | undefined;
@@ -136,7 +159,7 @@ function load(): { binding?: NativeBinding; reason?: string } {
     failure = (error as Error).message.split('\n')[0]!;
   }
   const libc = runningLibc();
-  const fit = libc && join(packageRoot, 'prebuilds', `linux-${process.arch}`, `codeblob.${libc}.node`);
+  const fit = prebuildFor(libc);
   if (fit && fit !== file && existsSync(fit)) {
     // What node-gyp-build picked does not load here: the other libc's build (it takes every
     // system without /etc/alpine-release for glibc) or a build/ made on another machine. The

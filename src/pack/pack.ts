@@ -170,8 +170,13 @@ function mergeThreads(main: TraceResult, frames: readonly TraceResult[], warning
       if (frame.flagsChanged || frame.v8Tag !== main.v8Tag) delete m.cache;
       main.modules.push({ ...m, order: order++ });
     }
-    if (frame.resolveEnv === main.resolveEnv) main.resolutions.push(...frame.resolutions);
-    else otherEnv += frame.resolutions.length;
+    if (frame.resolveEnv === main.resolveEnv) {
+      main.resolutions.push(...frame.resolutions);
+      main.esmConditions ??= frame.esmConditions;
+      if (frame.esmConditions === main.esmConditions) (main.esmResolutions ??= []).push(...(frame.esmResolutions ?? []));
+    } else {
+      otherEnv += frame.resolutions.length + (frame.esmResolutions?.length ?? 0);
+    }
   }
   if (otherEnv > 0) {
     warnings.push(`${otherEnv} resolutions made by worker threads started with other flags than the main thread were not recorded`);
@@ -202,12 +207,16 @@ interface Traced {
   nodeVersion: string;
   resolveEnv: string;
   resolutions: [string, string, string][];
+  esmResolutions: [string, string, string][];
+  esmConditions: string | undefined;
 }
 
 /** Traces each entry in turn (the first with the included files) and merges what they loaded. */
 async function traceAll(opts: ResolvedPackOptions, include: string[], warnings: string[]): Promise<Traced> {
   const modules = new Map<string, TracedModule>();
   const resolutions: [string, string, string][] = [];
+  const esmResolutions: [string, string, string][] = [];
+  let esmConditions: string | undefined;
   let first: TraceResult | undefined;
   let order = 0;
   for (const [i, entry] of opts.entries.entries()) {
@@ -220,6 +229,8 @@ async function traceAll(opts: ResolvedPackOptions, include: string[], warnings: 
     if (first && trace.resolveEnv !== first.resolveEnv) throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the traces disagree on the resolution environment');
     first ??= trace;
     resolutions.push(...trace.resolutions);
+    esmConditions ??= trace.esmConditions;
+    if (trace.esmConditions === esmConditions) esmResolutions.push(...(trace.esmResolutions ?? []));
     if (trace.flagsChanged) {
       warnings.push(`${abs} changed V8 flags while running (v8.setFlagsFromString): caches made after that would be rejected, so none were kept from this trace`);
     }
@@ -229,7 +240,7 @@ async function traceAll(opts: ResolvedPackOptions, include: string[], warnings: 
     }
   }
   if (modules.size === 0) throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the trace loaded no module from disk');
-  return { modules, v8Tag: first!.v8Tag, nodeVersion: first!.nodeVersion, resolveEnv: first!.resolveEnv, resolutions };
+  return { modules, v8Tag: first!.v8Tag, nodeVersion: first!.nodeVersion, resolveEnv: first!.resolveEnv, resolutions, esmResolutions, esmConditions };
 }
 
 /** The root keys are relative to: as given, or the deepest directory holding every file (warned about when it leaves the entry's package). */
@@ -289,7 +300,7 @@ export async function pack(options: PackOptions): Promise<PackResult> {
   opts.onProgress?.({ phase: 'layout', modules: traced.modules.size });
   const inputs = [...traced.modules.values()].map((m) => sectionInput(m, root, warnings)).filter((x) => x !== undefined);
   const table = opts.resolutions
-    ? buildResolutionTable(root, traced.resolveEnv, traced.resolutions)
+    ? buildResolutionTable(root, traced.resolveEnv, { require: traced.resolutions, import: traced.esmResolutions, ...(traced.esmConditions !== undefined && { importConditions: traced.esmConditions }) })
     : { bytes: undefined, answers: 0, guards: 0, skipped: {} };
   const { nodeVersion } = traced;
   const { chunks, header, stats } = layoutBlob({

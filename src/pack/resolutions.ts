@@ -269,10 +269,11 @@ function guardNodeModules(b: TableBuilder, dir: string, request: string, file: s
   return 'not found in node_modules (a global folder)';
 }
 
-function guardsFor(b: TableBuilder, dir: string, request: string, file: string): Set<number> | Why {
+function guardsFor(b: TableBuilder, dir: string, request: string, file: string, esm: boolean): Set<number> | Why {
   const out = new Set<number>();
   if (isRelativeRequest(request) || isAbsolute(request)) {
-    if (!guardTarget(b, resolve(dir, request), out)) return 'broken main';
+    // An import names its file exactly (no extensions, no directory index): it must only still be there.
+    if (!esm && !guardTarget(b, resolve(dir, request), out)) return 'broken main';
   } else if (request.startsWith('#')) {
     const scope = guardScope(b, dir, out);
     // "#x" mapped to another package would need that package's lookup guarded too: left to Node.
@@ -295,13 +296,9 @@ function guardsFor(b: TableBuilder, dir: string, request: string, file: string):
   return out;
 }
 
-/** Builds and encodes the table for answers made under `env`; files outside `root` are kept relative too. */
-export function buildResolutionTable(root: string, env: string, resolutions: readonly [string, string, string][]): ResolutionBuild {
-  const b = new TableBuilder(root);
+/** The answers (with their guards) for a list of resolutions, in the order they were made. */
+function answersFor(b: TableBuilder, root: string, resolutions: readonly [string, string, string][], skipped: Record<string, number>, esm: boolean): Answer[] {
   const made: { dir: string; answer: Answer }[] = [];
-  const skipped: Record<string, number> = {};
-  // Guards are numbered as the traced run first needed them (the resolutions come in the order
-  // it made them), so a loader statting them in index order works ahead of its own requires.
   const seen = new Set<string>();
   for (const [dir, request, file] of resolutions) {
     // Several traces (entries, worker threads) and modules of one directory make the same request.
@@ -310,7 +307,7 @@ export function buildResolutionTable(root: string, env: string, resolutions: rea
     seen.add(key);
     let guards: Set<number> | Why;
     try {
-      guards = statSync(file, { throwIfNoEntry: false })?.isFile() ? guardsFor(b, dir, request, file) : 'target is gone';
+      guards = statSync(file, { throwIfNoEntry: false })?.isFile() ? guardsFor(b, dir, request, file, esm) : 'target is gone';
     } catch (error) {
       guards = `error: ${(error as NodeJS.ErrnoException).code ?? 'unknown'}`;
     }
@@ -320,14 +317,40 @@ export function buildResolutionTable(root: string, env: string, resolutions: rea
     }
     // An absolute request below the root (Next.js requires its own files by absolute path) is
     // recorded relative to the root, so the answer survives a move of the app.
-    const recorded = isAbsolute(request) && within(request, root) && request !== root ? ROOT_REQUEST + relative(root, request).split(sep).join('/') : request;
+    const recorded = !esm && isAbsolute(request) && within(request, root) && request !== root ? ROOT_REQUEST + relative(root, request).split(sep).join('/') : request;
     made.push({ dir, answer: { dir: b.path(dir), request: recorded, file: b.path(file), guards: [...guards].sort((x, y) => x - y) } });
   }
-  const answers = made
+  return made
     .sort((x, y) => (x.dir < y.dir ? -1 : x.dir > y.dir ? 1 : x.answer.request < y.answer.request ? -1 : x.answer.request > y.answer.request ? 1 : 0))
     .map((m) => m.answer);
+}
+
+export interface Resolutions {
+  /** What require() resolved to: [requesting module's directory, request, filename]. */
+  require: readonly [string, string, string][];
+  /** What `import` resolved to, the same way, under `importConditions`. */
+  import?: readonly [string, string, string][];
+  importConditions?: string;
+}
+
+/**
+ * Builds and encodes the table for answers made under `env`; files outside `root` are kept
+ * relative too. The guards of an `import` answer are those of a require() of the same request
+ * (for a package: the node_modules folders searched, the package.json whose "exports" decide),
+ * but a relative or absolute import names its file exactly: only that file must still be there.
+ */
+export function buildResolutionTable(root: string, env: string, resolutions: Resolutions): ResolutionBuild {
+  const b = new TableBuilder(root);
+  const skipped: Record<string, number> = {};
+  // Guards are numbered as the traced run first needed them (the resolutions come in the order
+  // it made them), so a loader statting them in index order works ahead of its own requires.
+  const answers = answersFor(b, root, resolutions.require, skipped, false);
+  const esmAnswers = resolutions.import?.length ? answersFor(b, root, resolutions.import, skipped, true) : [];
   const paths = b.paths.length;
-  const recheck = b.recheck();
-  const bytes = encodeResolutions({ env, paths: b.paths.slice(0, paths), guards: b.guards, answers, recheck });
-  return { bytes, answers: answers.length, guards: b.guards.length, skipped };
+  const recheck = b.recheck(); // adds the paths it names after the table's own
+  const bytes = encodeResolutions({
+    env, paths: b.paths.slice(0, paths), guards: b.guards, answers, recheck,
+    ...(esmAnswers.length > 0 && { esmAnswers, esmConditions: resolutions.importConditions ?? '' }),
+  });
+  return { bytes, answers: answers.length + esmAnswers.length, guards: b.guards.length, skipped };
 }

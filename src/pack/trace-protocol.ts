@@ -42,6 +42,10 @@ export interface TraceResult {
   modules: TracedModule[];
   /** Every plain resolution the run made: [requesting module's directory, request, filename]. */
   resolutions: [string, string, string][];
+  /** Every plain `import` resolution: [importing module's directory, specifier, filename]. */
+  esmResolutions?: [string, string, string][];
+  /** The conditions those were resolved under (comma-joined). */
+  esmConditions?: string;
   /** resolutionEnvironment() of the traced thread. */
   resolveEnv: string;
   exitCode: number;

@@ -17,16 +17,15 @@
  */
 import { appendFileSync, closeSync, openSync, readFileSync, realpathSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, extname, isAbsolute, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cachedDataVersionTag } from 'node:v8';
-import type vm from 'node:vm';
 import { getEnvironmentData, isMainThread, setEnvironmentData, threadId } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import { mayReachImport } from './dynamic-import.js';
-import { STUB, STUB_NAME, compileCjs, stash, unstash, wrapCjs } from '../loader/cjs-compile.js';
+import { STUB, STUB_NAME, cjsText, compileCjs, stash, unstash, type CompiledCjs } from '../loader/cjs-compile.js';
 import { Module, registerHooks, type CompileFn, type NodeModuleLike } from '../loader/node-internals.js';
-import { defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableRequest } from '../loader/resolve-env.js';
+import { conditionsKey, defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableImportSpecifier, tableRequest } from '../loader/resolve-env.js';
 
 import { threadFile, type TraceConfig, type TracedModule, type TraceProgress, type TraceResult } from './trace-protocol.js';
 
@@ -52,7 +51,7 @@ const packr = new Packr({ useRecords: false });
 interface Record {
   kind: TracedModule['kind'];
   text?: string;
-  script?: vm.Script;
+  compiled?: CompiledCjs;
   order: number;
   /** The module whose request first resolved to this file, if known. */
   parent?: string;
@@ -69,6 +68,10 @@ interface Resolution {
 /** Keys (requesting file, request) of the resolutions made, each kept once, in order. */
 const resolutionKeys = new Set<string>();
 const resolutions: Resolution[] = [];
+/** The same for `import` (ES module resolution), under one set of conditions. */
+const esmKeys = new Set<string>();
+const esmResolutions: Resolution[] = [];
+let esmConditions: string | undefined;
 /** The first module known to have asked for each file (resolution is what tells). */
 const parentOf = new Map<string, string>();
 /** Records from this order on were made while the training script ran. */
@@ -92,6 +95,10 @@ function record(filename: string, r: Omit<Record, 'order' | 'parent'>): void {
   if (!isMainThread) scheduleThreadFlush();
 }
 
+// codeblob's own files (this tracer, the addon it loads): what they require is not the app's.
+const ownDir = dirname(dirname(fileURLToPath(import.meta.url))) + sep;
+const ours = (filename: unknown) => typeof filename === 'string' && filename.startsWith(ownDir);
+
 function noteParent(filename: unknown, parent: unknown): void {
   if (typeof filename === 'string' && typeof parent === 'string' && !parentOf.has(filename)) parentOf.set(filename, parent);
 }
@@ -104,17 +111,15 @@ function install(): void {
       record(filename, { kind: 'esm', text: content });
     }
     if (format !== undefined && format !== 'commonjs') return originalCompile.call(this, content, filename, format);
-    let fn;
-    let script;
+    let compiled;
     try {
-      script = compileCjs(wrapCjs(content), filename);
-      fn = script.runInThisContext();
+      compiled = compileCjs(cjsText(content), filename, undefined, shouldCache(content));
     } catch {
       // Not valid CommonJS (maybe ESM syntax Node will detect): let Node decide and report.
       return originalCompile.call(this, content, filename, format);
     }
-    record(filename, { kind: 'cjs', text: content, script });
-    stash(fn as never, filename);
+    record(filename, { kind: 'cjs', text: content, compiled });
+    stash(compiled.fn, filename);
     try {
       return originalCompile.call(this, STUB, STUB_NAME, 'commonjs');
     } finally {
@@ -145,7 +150,7 @@ function installResolveTrace(): void {
     const p = parent as { filename?: unknown; path?: unknown; paths?: unknown } | undefined;
     noteParent(filename, p?.filename);
     if (
-      !isMain && tableRequest(request) && plainOptions(options) && typeof filename === 'string' && isAbsolute(filename) &&
+      !isMain && tableRequest(request) && !ours(p?.filename) && plainOptions(options) && typeof filename === 'string' && isAbsolute(filename) &&
       typeof p?.filename === 'string' && typeof p.path === 'string' && p.path === dirname(p.filename) &&
       (isRelativeRequest(request) || isAbsolute(request) || defaultLookupPaths(p.path, p.paths))
     ) {
@@ -168,29 +173,36 @@ function fileOf(url: string | undefined): string | undefined {
   }
 }
 
+/**
+ * ES modules: their loads (the load hook) and what each `import` resolved to and who asked (the
+ * resolve hook). With a resolve hook in place Node passes require()'s default conditions to
+ * Module._resolveFilename explicitly; plainOptions takes those as plain.
+ */
 function installEsmTrace(): void {
   if (!registerHooks) return; // Node < 22.15: ES modules are not traced.
   registerHooks({
+    resolve(specifier, context, next) {
+      const result = next(specifier, context);
+      const file = fileOf(result.url);
+      const parent = fileOf(context.parentURL);
+      noteParent(file, parent);
+      // Imports of ES modules only: the loader answers those (esm-hooks.ts); Node's own answer
+      // carries the format that decides how anything else loads.
+      if (file !== undefined && parent !== undefined && result.format === 'module' && context.conditions?.includes('import') && tableImportSpecifier(specifier)) {
+        const key = conditionsKey(context.conditions);
+        esmConditions ??= key;
+        const seen = `${dirname(parent)}\0${specifier}`;
+        if (key === esmConditions && !esmKeys.has(seen)) {
+          esmKeys.add(seen);
+          esmResolutions.push({ from: parent, entry: [dirname(parent), specifier, file] });
+        }
+      }
+      return result;
+    },
     load(url, context, next) {
       const result = next(url, context);
       const filename = result.format === 'module' ? fileOf(url) : undefined;
       if (filename !== undefined) record(filename, { kind: 'esm' });
-      return result;
-    },
-  });
-}
-
-/**
- * While the training script runs, tells which module imported each file, so that what only it
- * imported is left out. Not before: with a resolve hook in place Node passes require()'s
- * default conditions to Module._resolveFilename explicitly, and the resolution trace keeps
- * only plain calls (resolutions made during training are then Node's in workers, as before).
- */
-function traceImportParents(): void {
-  registerHooks?.({
-    resolve(specifier, context, next) {
-      const result = next(specifier, context);
-      noteParent(fileOf(result.url), fileOf(context.parentURL));
       return result;
     },
   });
@@ -205,9 +217,9 @@ function compileIncluded(filename: string): TracedModule {
   if (ext === '.js' && packageType(filename) === 'module') return { filename, kind: 'esm', order: -1 };
   const text = readFileSync(filename, 'utf8');
   try {
-    const script = compileCjs(wrapCjs(text), filename);
+    const compiled = compileCjs(cjsText(text), filename, undefined, shouldCache(text));
     if (!shouldCache(text)) return { filename, kind: 'cjs', text, order: -1 };
-    return { filename, kind: 'cjs', text, cache: script.createCachedData(), order: -1 };
+    return { filename, kind: 'cjs', text, cache: compiled.cache(), order: -1 };
   } catch (error) {
     return { filename, kind: 'cjs', text, order: -1, warning: `not compiled: ${(error as Error).message}` };
   }
@@ -237,7 +249,7 @@ function shouldCache(text: string | undefined): boolean {
 function traced(filename: string, r: Record): TracedModule {
   const m: TracedModule = { filename, kind: r.kind, order: r.order };
   if (r.text !== undefined) m.text = r.text;
-  if (r.script && shouldCache(r.text)) m.cache = r.script.createCachedData();
+  if (r.compiled && shouldCache(r.text)) m.cache = r.compiled.cache();
   return m;
 }
 
@@ -278,9 +290,11 @@ function dump(exitCode: number): void {
   const flagsChanged = cachedDataVersionTag() !== startTag;
   if (flagsChanged) for (const m of modules) delete m.cache;
   const kept = resolutions.filter((r) => !leaveOut.has(r.from) && !leaveOut.has(r.entry[2]));
+  const keptEsm = esmResolutions.filter((r) => !leaveOut.has(r.from) && !leaveOut.has(r.entry[2]));
   const result: TraceResult = {
     v8Tag: startTag, nodeVersion: process.version, modules, exitCode, flagsChanged,
     resolutions: kept.map((r) => r.entry), resolveEnv: resolutionEnvironment(), trainingOnly: leaveOut.size,
+    esmResolutions: keptEsm.map((r) => r.entry), ...(esmConditions !== undefined && { esmConditions }),
   };
   const fd = openSync(config.out, 'w');
   try {
@@ -295,6 +309,7 @@ function dump(exitCode: number): void {
 let flushed = 0;
 let flushScheduled = false;
 let flushedResolutions = 0;
+let flushedEsm = 0;
 
 function scheduleThreadFlush(): void {
   if (flushScheduled) return;
@@ -306,16 +321,19 @@ function scheduleThreadFlush(): void {
 function flushThread(): void {
   flushScheduled = false;
   if (!config) return;
-  if (recorded.length === flushed && resolutions.length === flushedResolutions) return;
+  if (recorded.length === flushed && resolutions.length === flushedResolutions && esmResolutions.length === flushedEsm) return;
   const frame: TraceResult = {
     v8Tag: startTag, nodeVersion: process.version, exitCode: 0,
     modules: recorded.slice(flushed).map((filename) => traced(filename, records.get(filename)!)),
     resolutions: resolutions.slice(flushedResolutions).map((r) => r.entry),
+    esmResolutions: esmResolutions.slice(flushedEsm).map((r) => r.entry),
+    ...(esmConditions !== undefined && { esmConditions }),
     resolveEnv: resolutionEnvironment(),
     flagsChanged: cachedDataVersionTag() !== startTag,
   };
   flushed = recorded.length;
   flushedResolutions = resolutions.length;
+  flushedEsm = esmResolutions.length;
   const bytes = packr.pack(frame);
   const head = Buffer.alloc(4);
   head.writeUInt32LE(bytes.length);
@@ -329,7 +347,6 @@ function flushThread(): void {
 async function train(): Promise<void> {
   if (!config?.train) return;
   trainingFrom = order;
-  traceImportParents();
   progress('train');
   const loaded = (await import(pathToFileURL(config.train).href)) as { default?: unknown };
   const fn = typeof loaded.default === 'function' ? loaded.default : undefined;

@@ -5,6 +5,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { codeblobError } from '../errors.js';
+import { provideSha256 } from '../format/index.js';
 import { native, nativeUnavailableReason, type Advice, type NativeBinding } from '../native/binding.js';
 import type { JobStatus } from '../native/jobs.js';
 
@@ -191,6 +192,11 @@ export function openBackend(path: string, choice: BackendChoice): { backend: Bac
     if (choice === 'mmap') throw codeblobError('ERR_CODEBLOB_NATIVE_UNAVAILABLE', reason);
     return { backend: new ReadBackend(path), fallbackReason: reason };
   }
+  // The addon hashes too: a store that has it never loads node:crypto.
+  provideSha256((bytes) => {
+    const out = Buffer.allocUnsafe(32);
+    return n.sha256(bytes, out) ? out : undefined;
+  });
   try {
     return { backend: new MmapBackend(n, path) };
   } catch (error) {

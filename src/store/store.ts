@@ -94,7 +94,7 @@ export class BlobStore {
       // alive in every process (5.7 MiB for a 10,000-module app); the pages of the file are shared.
       this.#resolutionsAt = resolutionsAt;
       this.#resolutions = resolutionsAt ? undefined : index.resolutions;
-      const compat = compatibility(header);
+      const compat = compatibility(header, backend.binding?.cacheTag() ?? undefined);
       if (!compat.cachesUsable && opts.requireCompatible) {
         throw codeblobError('ERR_CODEBLOB_INCOMPATIBLE', `${this.path}: ${compat.reason}`);
       }

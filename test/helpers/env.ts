@@ -10,6 +10,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { installReferenceCorpus, nodePackageBin, NODE_PACKAGES } from '../../bench/lib.mjs';
 
+/** The environment for a child, without what the caller's shell would leak into it (one list, shared with the benchmarks). */
+export { cleanEnv } from '../../bench/lib.mjs';
+
 export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const cacheDir = join(repo, 'node_modules/.cache/codeblob-test');
 export const cli = join(repo, 'dist/cli/main.js');
@@ -40,6 +43,7 @@ export function referenceCorpus(): string {
 }
 
 export interface RunResult {
+  pid: number;
   stdout: string;
   stderr: string;
   status: number | null;
@@ -49,12 +53,5 @@ export interface RunResult {
 export function run(bin: string, args: string[], options: SpawnSyncOptions = {}): RunResult {
   const r = spawnSync(bin, args, { encoding: 'utf8', timeout: 180_000, maxBuffer: 64 << 20, ...options });
   if (r.error) throw r.error;
-  return { stdout: r.stdout as string, stderr: r.stderr as string, status: r.status, signal: r.signal };
-}
-
-/** Env for a plain run: no codeblob variables leaking in from the test runner. */
-export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) if (k.startsWith('CODEBLOB_') || k === 'NODE_OPTIONS' || k === 'NODE_DEBUG') delete env[k];
-  return { ...env, ...extra };
+  return { pid: r.pid, stdout: r.stdout as string, stderr: r.stderr as string, status: r.status, signal: r.signal };
 }
