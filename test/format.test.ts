@@ -22,6 +22,15 @@ import {
   MAGIC,
   GUARD_ABSENT,
   GUARD_DIR,
+  GUARD_FILE,
+  FACT_ABSENT,
+  FACT_DIR,
+  FACT_FILE,
+  FACT_UNRECORDED,
+  decodeRecheck,
+  encodeRecheck,
+  recheckOf,
+  type Recheck,
   checkSections,
   compatibility,
   decodeResolutions,
@@ -284,6 +293,73 @@ describe('layoutBlob + readMeta round trip', () => {
     ];
     for (const c of cases) expectCode(() => decodeResolutions(packr.pack(c)), 'ERR_CODEBLOB_BAD_FORMAT');
     expectCode(() => decodeResolutions(Buffer.from([0xc1])), 'ERR_CODEBLOB_BAD_FORMAT');
+  });
+
+  it('carries a recheck section at the end of a version-3 table, found without copying it, decoded on demand', () => {
+    const hash = entryHash(Buffer.from('{"name":"x"}'));
+    const recheck: Recheck = {
+      paths: ['packages/real-x', 'packages/ü'],
+      listings: [
+        { guard: 0, names: [{ name: 'x', states: [FACT_DIR, FACT_ABSENT, FACT_ABSENT, FACT_ABSENT], reals: [4] }, { name: 'y', states: [FACT_ABSENT, FACT_FILE, FACT_UNRECORDED, FACT_ABSENT] }] },
+        { guard: 3, names: [{ name: 'package.json', states: [FACT_FILE, FACT_UNRECORDED, FACT_UNRECORDED, FACT_UNRECORDED], reals: [undefined] }] },
+      ],
+      contents: [{ guard: 2, hash }],
+    };
+    const table = encodeResolutions({
+      env: 'env',
+      paths: ['', 'node_modules', 'node_modules/x/package.json', 'node_modules/x'],
+      guards: [
+        { path: 1, kind: GUARD_DIR, mtimeMs: 1.5, size: 0 }, { path: 0, kind: GUARD_ABSENT, mtimeMs: 0, size: 0 },
+        { path: 2, kind: GUARD_FILE, mtimeMs: 2.5, size: 12 }, { path: 3, kind: GUARD_DIR, mtimeMs: 3.5, size: 0 },
+      ],
+      answers: [{ dir: 0, request: 'x', file: 2, guards: [0, 1, 2, 3] }],
+      recheck,
+    });
+    const d = decodeResolutions(table);
+    expect(d.recheckAt).toBeDefined();
+    expect(d.recheckCopy).toBeUndefined();
+    const r = recheckOf(d, table)!;
+    expect(r.paths).toEqual(['packages/real-x', 'packages/ü']);
+    expect([...r.listings]).toEqual([0, 0, 2, 3, 2, 1]);
+    expect(r.names).toEqual(['x', 'y', 'package.json']);
+    expect([...r.masks]).toEqual([FACT_DIR, FACT_FILE << 2 | FACT_UNRECORDED << 4, FACT_FILE | 0b111111 << 2]);
+    expect([...r.reals]).toEqual([0, 4]); // name 0, suffix 0 → path 4 (the section's first path)
+    expect([...r.contentGuards]).toEqual([2]);
+    expect(Buffer.from(r.contentHashes).equals(hash)).toBe(true);
+    // The round trip is exact, and a table without a recheck gets an empty one.
+    expect(encodeRecheck(recheck).equals(Buffer.from(table.subarray(d.recheckAt![0], d.recheckAt![0] + d.recheckAt![1])))).toBe(true);
+    const plain = decodeResolutions(encodeResolutions({ env: 'e', paths: [''], guards: [], answers: [] }));
+    expect(recheckOf(plain, encodeResolutions({ env: 'e', paths: [''], guards: [], answers: [] }))).toMatchObject({ listings: new Uint32Array(0), names: [] });
+  });
+
+  it('reads a version-2 table (no recheck section) as before', () => {
+    const packr = new Packr({ useRecords: false });
+    const u32 = (...n: number[]) => Buffer.from(new Uint32Array(n).buffer);
+    const v2 = decodeResolutions(packr.pack(['codeblob-resolve/2', 'env', 'a\0b', 'r', u32(0, 1, 0, 0), u32(), Buffer.alloc(0)]));
+    expect(v2.requests).toEqual(['r']);
+    expect([v2.recheckAt, v2.recheckCopy]).toEqual([undefined, undefined]);
+    expect(recheckOf(v2, Buffer.alloc(0))).toBeUndefined();
+    // Version 3 needs its eighth element, binary; version 2 must not have one.
+    expectCode(() => decodeResolutions(packr.pack(['codeblob-resolve/3', 'env', 'a', 'r', u32(0, 0, 0, 0), u32(), Buffer.alloc(0)])), 'ERR_CODEBLOB_BAD_FORMAT');
+    expectCode(() => decodeResolutions(packr.pack(['codeblob-resolve/3', 'env', 'a', 'r', u32(0, 0, 0, 0), u32(), Buffer.alloc(0), 'x'])), 'ERR_CODEBLOB_BAD_FORMAT');
+    expectCode(() => decodeResolutions(packr.pack(['codeblob-resolve/2', 'env', 'a', 'r', u32(0, 0, 0, 0), u32(), Buffer.alloc(0), Buffer.alloc(0)])), 'ERR_CODEBLOB_BAD_FORMAT');
+  });
+
+  it('refuses a malformed recheck section with a typed error', () => {
+    const good = encodeRecheck({ paths: ['p'], listings: [{ guard: 1, names: [{ name: 'a', states: [FACT_ABSENT, FACT_ABSENT, FACT_ABSENT, FACT_ABSENT] }] }], contents: [{ guard: 0, hash: Buffer.alloc(16, 7) }] });
+    expect(decodeRecheck(good).names).toEqual(['a']);
+    const cases: Array<[string, Buffer]> = [
+      ['short', good.subarray(0, 20)],
+      ['magic', Buffer.concat([Buffer.from('XXXX'), good.subarray(4)])],
+      ['version', (() => { const b = Buffer.from(good); b.writeUInt32LE(2, 4); return b; })()],
+      ['truncated', good.subarray(0, good.length - 1)],
+      ['appended', Buffer.concat([good, Buffer.alloc(1)])],
+      ['count', (() => { const b = Buffer.from(good); b.writeUInt32LE(0xffffffff, 12); return b; })()],
+      ['names', (() => { const b = Buffer.from(good); b.writeUInt32LE(2, 12); return b; })()],
+    ];
+    for (const [what, bytes] of cases) expect(() => decodeRecheck(bytes), what).toThrow(/recheck section/);
+    for (const [, bytes] of cases) expectCode(() => decodeRecheck(bytes), 'ERR_CODEBLOB_BAD_FORMAT');
+    expectCode(() => encodeRecheck({ paths: [], listings: [{ guard: 0, names: [{ name: 'a/b', states: [0, 0, 0, 0] }] }], contents: [] }), 'ERR_CODEBLOB_INVALID_OPTION');
   });
 
   it('wraps a CommonJS source in CJS_PREFIX … CJS_SUFFIX inside its section', () => {

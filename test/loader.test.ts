@@ -3,7 +3,7 @@
  * not change, on every runtime: identical output with and without codeblob, counters read from
  * the child, staleness, flag mismatch, missing and corrupt blobs, ES modules.
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -17,6 +17,7 @@ import { loaderState, newCounters } from '../src/loader/status.js';
 import { native } from '../src/native/binding.js';
 import { differential, expectSameRun, runFromBlob, runPlain, type Program, type StatusReport } from './helpers/differential.js';
 import { cleanEnv, cli, registerPath, repo, run, runtimes } from './helpers/env.js';
+import { STALENESS_LINE, touchTree } from './helpers/files.js';
 
 /** Sets a file's mtime to the nanosecond, as `touch -d` does. */
 function setMtimeNs(path: string, mtimeNs: bigint): void {
@@ -338,6 +339,32 @@ describe.each(runtimes())('loader on $name', (rt) => {
       }
     });
 
+    // Issue 19: content, not time, decides.
+    it('a new mtime, the same content: served from the blob after a content check (counted), with the file stats made ahead or not', () => {
+      const p = program('main.js');
+      const baseline = runFromBlob(p, blob).report.counters;
+      setMtimeNs(fn(), mtimeNs + 1_000_000_000n);
+      const a = runPlain(p);
+      for (const env of [{}, { CODEBLOB_VERIFY_AHEAD: '0' }]) {
+        const fromBlob = runFromBlob(p, blob, env);
+        expectSameRun(a, fromBlob);
+        expect(fromBlob.report.counters).toMatchObject({ stale: 0, timeOnly: 1, hits: baseline.hits, jsonHits: baseline.jsonHits });
+      }
+    });
+
+    it('a content change in one module: that module, and only it, loads from disk, and NODE_DEBUG=codeblob names it with why', () => {
+      const p = program('main.js');
+      const baseline = runFromBlob(p, blob).report.counters;
+      writeFileSync(fn(), original.toString().replace('return a + b;', 'return b + a;'));
+      const { report: status, ...r } = runFromBlob(p, blob, { NODE_DEBUG: 'codeblob' });
+      expect(status.counters).toMatchObject({ stale: 1, timeOnly: 0, hits: baseline.hits - 1, misses: baseline.misses });
+      const stale = r.stderr.split('\n').filter((l) => / stale \(/.test(l));
+      expect(stale).toEqual([expect.stringMatching(new RegExp(`^CODEBLOB \\d+: stale \\(its content changed\\), loading from disk: ${fn().replaceAll('/', '\\/')}$`))]);
+      // What the table could not answer is named too, with why; no status line of zeros at startup.
+      expect(r.stderr).toMatch(/^CODEBLOB \d+: resolution from Node \(the main module\): /m);
+      expect(r.stderr).not.toMatch(/: 0 cjs \+ 0 json \+ 0 esm from blob/);
+    });
+
     it('same length and same mtime: stat mode cannot see it, hash mode loads from disk', () => {
       writeFileSync(fn(), original.toString().replace('return a + b;', 'return b + a;'));
       setMtimeNs(fn(), mtimeNs);
@@ -466,10 +493,94 @@ describe('file stats made ahead (FreshAhead)', () => {
   it('a changed package file loads from disk; a module the app writes at startup loads as written', () => {
     writeFileSync(pkg('lib.js'), "exports.name = 'lib-b';\n");
     const app = { node: process.execPath, cwd: dir, script: ['main.js'], env: { GENERATED: 'written at startup' } };
-    const { plain, report: status } = differential(app, blob);
+    const { plain, report: status } = differential(app, blob, {}, { stalenessLine: true }); // 2 of 5 modules stale
     expect(plain.stdout).toBe('lib-b local written at startup\n');
     expect(status.counters.stale).toBe(2); // lib.js, generated.js
     expect(status.counters.hits).toBe(3); // main.js, local.js, pkg/index.js
     expect(status.counters.statsAhead).toBeLessThanOrEqual(3); // pkg's files, as far as the thread got
+  });
+});
+
+describe.each(runtimes())('the staleness line on $name (issue 19)', (rt) => {
+  const MODULES = 12;
+  let base: string;
+  let template: string;
+  let n = 0;
+
+  beforeAll(() => {
+    base = mkdtempSync(join(tmpdir(), `codeblob-staleness-${rt.name}-`));
+    template = join(base, 'template');
+    mkdirSync(join(template, 'm'), { recursive: true });
+    const requires = Array.from({ length: MODULES }, (_, i) => `require('./m/${i}')`).join(' + ');
+    writeFileSync(join(template, 'main.js'), `console.log('sum', ${requires});\nif (require('node:cluster').isWorker) process.disconnect();\n`);
+    for (let i = 0; i < MODULES; i++) writeFileSync(join(template, `m/${i}.js`), `module.exports = ${i};\n`);
+    // A cluster of three workers: one process tree, one process group.
+    writeFileSync(join(template, 'primary.js'), "const cluster = require('node:cluster');\ncluster.setupPrimary({ exec: require('node:path').join(__dirname, 'main.js') });\nfor (let i = 0; i < 3; i++) cluster.fork();\n");
+    const r = run(process.execPath, [cli, 'pack', '--node', rt.bin, '-o', join(template, 'app.blob'), 'main.js'], { cwd: template, env: cleanEnv() });
+    expect(r.status, r.stderr).toBe(0);
+  }, 120_000);
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+  /** A copy of the packed app (times kept), with its own temp dir for the markers. */
+  function app(): { dir: string; tmp: string } {
+    const dir = join(base, `app-${n}`);
+    const tmp = join(base, `tmp-${n++}`);
+    execFileSync('cp', ['-a', template, dir]);
+    mkdirSync(tmp);
+    return { dir, tmp };
+  }
+
+  /** Runs the cluster as a process tree of its own (a new session and process group). */
+  function cluster(dir: string, tmp: string): Promise<{ stdout: string; stderr: string; code: number | null }> {
+    const child = spawn(rt.bin, ['--require', registerPath, 'primary.js'], {
+      cwd: dir, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+      env: cleanEnv({ CODEBLOB_FILE: join(dir, 'app.blob'), TMPDIR: tmp }),
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    return new Promise((resolve) => child.on('close', (code) => resolve({ stdout, stderr, code })));
+  }
+  const lines = (stderr: string) => stderr.match(STALENESS_LINE) ?? [];
+  const markers = (tmp: string) => readdirSync(tmp).filter((f) => f.startsWith('codeblob-stale-'));
+
+  it('nothing changed: no line, no marker', async () => {
+    const { dir, tmp } = app();
+    const r = await cluster(dir, tmp);
+    expect(r.code).toBe(0);
+    expect(r.stdout.match(/^sum 66$/gm)).toHaveLength(3);
+    expect(r.stderr).toBe('');
+    expect(markers(tmp)).toEqual([]);
+  });
+
+  it('every file with a new mtime (a copy that reset times): one line for the whole tree, with the cause and the fix; another tree says it again', async () => {
+    const { dir, tmp } = app();
+    touchTree(dir);
+    const first = await cluster(dir, tmp);
+    expect(first.stdout.match(/^sum 66$/gm)).toHaveLength(3);
+    expect(lines(first.stderr)).toEqual([expect.stringMatching(
+      new RegExp(`^codeblob: ${MODULES + 1} of the ${MODULES + 1} modules packed in ${join(dir, 'app.blob').replaceAll('/', '\\/')} .*new modification times.*copied after packing without keeping times.*cp -p or rsync -t`),
+    )]);
+    expect(first.stderr.replace(STALENESS_LINE, '').trim()).toBe('');
+    const [marker] = markers(tmp);
+    expect(markers(tmp)).toHaveLength(1);
+    // A new tree (the first is gone): its own line, and the gone tree's marker is swept.
+    const second = await cluster(dir, tmp);
+    expect(lines(second.stderr)).toHaveLength(1);
+    expect(markers(tmp)).toHaveLength(1);
+    expect(markers(tmp)).not.toContain(marker);
+  });
+
+  it('3 of 13 modules changed: the line says they changed since packing; 1 of 13 is under the 10% that makes a line', async () => {
+    const { dir, tmp } = app();
+    writeFileSync(join(dir, 'm/0.js'), 'module.exports = 100;\n');
+    const one = await cluster(dir, tmp);
+    expect(one.stdout.match(/^sum 166$/gm)).toHaveLength(3);
+    expect(lines(one.stderr)).toEqual([]);
+    for (const i of [1, 2]) writeFileSync(join(dir, `m/${i}.js`), 'module.exports = 100;\n');
+    const three = await cluster(dir, tmp);
+    expect(three.stdout.match(/^sum 363$/gm)).toHaveLength(3);
+    expect(lines(three.stderr)).toEqual([expect.stringMatching(/^codeblob: 3 of the 13 modules packed in .* changed on disk since packing: they load from disk .*Fix: pack as the last build step/)]);
   });
 });

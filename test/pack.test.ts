@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
 import { mayReachImport } from '../src/pack/dynamic-import.js';
 import { cleanEnv, cli, referenceCorpus, run, runtimes } from './helpers/env.js';
+import { touchTree } from './helpers/files.js';
 
 const codeblob = (args: string[], cwd: string) => run(process.execPath, [cli, ...args], { cwd, env: cleanEnv() });
 
@@ -416,6 +417,52 @@ describe('packing small apps', () => {
     const status = r.stderr.split('\n').filter((l) => l.startsWith('codeblob: '));
     expect(status).toHaveLength(1);
     expect(status[0]).toMatch(/^codeblob: on \(mmap.*: 2 cjs \+ 0 json \+ 0 esm from blob, 0 not in blob/);
+  });
+
+  it('verify --files compares the blob with the files: served, a new mtime only, changed, gone; stale resolutions with why; exit 3 past --max-stale', () => {
+    app({
+      'package.json': '{"name":"app"}',
+      'main.js': "console.log(require('./a').a + require('./b').b + require('dep').dep);",
+      'a.js': 'exports.a = 1;',
+      'b.js': 'exports.b = 2;',
+      'node_modules/dep/package.json': '{"name":"dep","main":"lib/index.js"}',
+      'node_modules/dep/lib/index.js': 'exports.dep = 3;',
+    });
+    expect(codeblob(['pack', 'main.js', '-o', 'app.blob'], dir).status).toBe(0);
+    const verify = (...args: string[]) => codeblob(['verify', 'app.blob', '--files', ...args], dir);
+    const json = (...args: string[]) => JSON.parse(verify('--json', ...args).stdout) as { files: { modules: { total: number; served: number; timeOnly: string[]; changed: { key: string; why: string }[]; gone: string[] }; resolutions: { total: number; holds: number; rechecked: number; stale: { request: string; from: string; why: string }[] }; overLimit: { modules: boolean; resolutions: boolean } } };
+
+    const fresh = verify();
+    expect(fresh.status, fresh.stdout).toBe(0);
+    expect(fresh.stdout).toMatch(/^modules +4 packed: 4 would be served as packed, 0 served after a content check .*, 0 changed, 0 gone$/m);
+    expect(fresh.stdout).toMatch(/^resolutions +3 recorded: 3 hold, 0 hold after a recheck .*, 0 stale$/m);
+
+    // A copy that reset times: everything is still served, after a content check; exit 0.
+    touchTree(dir);
+    expect(verify().status).toBe(0);
+    const touched = json().files;
+    expect(touched.modules).toMatchObject({ total: 4, served: 0, changed: [], gone: [] });
+    expect(touched.modules.timeOnly.sort()).toEqual(['a.js', 'b.js', 'main.js', 'node_modules/dep/lib/index.js']);
+    expect(touched.resolutions).toMatchObject({ total: 3, stale: [] });
+    expect(touched.resolutions.rechecked).toBeGreaterThan(0);
+
+    // One module changed, one gone, a package shadowed: named, and past the default limit of 0.
+    writeFileSync(join(dir, 'a.js'), 'exports.a = 10;');
+    rmSync(join(dir, 'b.js'));
+    writeFileSync(join(dir, 'node_modules/dep.js'), 'exports.dep = 30;');
+    const changed = verify();
+    expect(changed.status).toBe(3);
+    expect(changed.stdout).toMatch(/^CHANGED +a\.js: its size changed$/m);
+    expect(changed.stdout).toMatch(/^GONE +b\.js$/m);
+    expect(changed.stdout).toMatch(/^STALE +require\("dep"\) from \.: .*node_modules changed: .*node_modules\/dep\.js is a file, was absent$/m);
+    expect(changed.stdout).toMatch(/^STALE +more than --max-stale 0 of the modules and resolutions would not come from the blob$/m);
+    expect(json().files.overLimit).toEqual({ modules: true, resolutions: true });
+    expect(json().files.resolutions.stale.map((r) => r.request).sort()).toEqual(['./b', 'dep']);
+    expect(verify('--max-stale', '2').status).toBe(0); // 2 of 4 modules, 2 of 3 resolutions
+    expect(verify('--max-stale', '70%').status).toBe(0);
+    expect(verify('--max-stale', '60%').status).toBe(3); // 2 of 3 resolutions
+    expect(codeblob(['verify', 'app.blob', '--max-stale', '1'], dir)).toMatchObject({ status: 2, stderr: expect.stringMatching(/--max-stale needs --files/) });
+    expect(verify('--max-stale', 'some')).toMatchObject({ status: 2, stderr: expect.stringMatching(/takes a count \(5\) or a share \(2%\)/) });
   });
 
   it('verify exits 1 on a corrupt blob and names the entry', () => {

@@ -6,14 +6,15 @@
  * same with and without codeblob, on every runtime — also after the file system changed under
  * the blob in every way that changes Node's answers, where codeblob must notice and ask Node.
  */
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { open } from '../src/index.js';
 import { decodeResolutions } from '../src/format/index.js';
 import { FreshAhead, isFresh } from '../src/loader/freshness.js';
-import { LoadedTable } from '../src/loader/resolve-cache.js';
+import { ANSWER_HOLDS, ANSWER_RECHECKED, ANSWER_STALE, LoadedTable } from '../src/loader/resolve-cache.js';
 import { native } from '../src/native/binding.js';
 
 // The addon's functions are read-only properties: the loader here sees a copy whose statAhead a
@@ -26,6 +27,7 @@ vi.mock('../src/native/binding.js', async (importOriginal) => {
 });
 import { differential, runFromBlob, runPlain, type Program, type StatusReport } from './helpers/differential.js';
 import { cleanEnv, cli, repo, run, runtimes } from './helpers/env.js';
+import { setMtimeNs, touchTree } from './helpers/files.js';
 
 interface PackedFixture {
   blob: string;
@@ -57,7 +59,8 @@ describe.each(runtimes())('resolution table on $name', (rt) => {
   const plain = (dir: string) => runPlain(app(dir));
   /** Runs plain and from the blob, expects the same run, and an exit code 0; the blob run's status. */
   function same(dir: string, blob: string, options: string[] = [], env: NodeJS.ProcessEnv = {}): StatusReport {
-    const { plain: a, report } = differential(app(dir, options), blob, env);
+    // When a large share of the answers went stale, codeblob says so in one line (issue 19).
+    const { plain: a, report } = differential(app(dir, options), blob, env, { stalenessLine: true });
     expect(a.status, a.stderr).toBe(0);
     return report;
   }
@@ -145,6 +148,76 @@ describe.each(runtimes())('resolution table on $name', (rt) => {
     // Same answer from Node, but the file is not the one recorded: Node is asked.
     const status = same(f.dir, f.blob);
     expect(status.counters.resolveStale).toBeGreaterThan(0);
+  });
+
+  // Issue 19: content, not time, decides. A time that changed is a hint: the listing a folder's
+  // mtime stood for, and a package.json's content, settle it.
+  it('every file and folder touched, content unchanged: the same answers from the table, in stat and hash mode', () => {
+    const f = fixture();
+    const before = same(f.dir, f.blob);
+    expect(touchTree(f.dir)).toBeGreaterThan(30);
+    for (const verify of ['stat', 'hash']) {
+      const after = same(f.dir, f.blob, [], { CODEBLOB_VERIFY: verify });
+      expect(after.counters.resolveStale, verify).toBe(0);
+      expect(after.counters.resolveHits, verify).toBe(before.counters.resolveHits);
+      // Answers resting on a folder in node_modules or a package.json were rechecked.
+      expect(after.counters.resolveTimeOnly, verify).toBeGreaterThan(0);
+      expect(after.counters.stale, verify).toBe(0);
+      expect(after.counters.hits, verify).toBe(before.counters.hits);
+    }
+  });
+
+  it('a copy that resets every time (cp -r, blob inside) answers from the table as before', () => {
+    const f = fixture();
+    const before = same(f.dir, f.blob);
+    const copy = `${f.dir}-copy`;
+    execFileSync('cp', ['-r', f.dir, copy]);
+    const after = same(copy, join(copy, 'app.blob'));
+    expect(after.counters.resolveStale).toBe(0);
+    expect(after.counters.resolveHits).toBe(before.counters.resolveHits);
+    expect(after.counters.resolveTimeOnly).toBeGreaterThan(0);
+    expect(after.counters.timeOnly).toBe(before.counters.hits + before.counters.jsonHits);
+  });
+
+  it('absolute requests below the root are answered from the table after the app moved (cp -a elsewhere)', () => {
+    const dir = join(base, `abs-${n++}`);
+    mkdirSync(join(dir, 'lib'), { recursive: true });
+    writeFileSync(join(dir, 'package.json'), '{"name":"abs"}');
+    writeFileSync(join(dir, 'lib/x.js'), 'exports.x = 1;');
+    writeFileSync(join(dir, 'lib/index.js'), 'exports.index = 2;');
+    writeFileSync(join(dir, 'main.js'), "const p = require('path');\nconsole.log(require(p.join(__dirname, 'lib/x.js')).x, require(__dirname + '/lib').index, p.relative(__dirname, require.resolve(__dirname + '/lib/x')));\n");
+    const blob = join(dir, 'app.blob');
+    expect(run(process.execPath, [cli, 'pack', '--node', rt.bin, '-o', blob, 'main.js'], { cwd: dir, env: cleanEnv() }).status).toBe(0);
+    const before = same(dir, blob);
+    expect(before.counters).toMatchObject({ resolveHits: 3, resolveMisses: 0 });
+    const moved = `${dir}-moved`;
+    execFileSync('cp', ['-a', dir, moved]);
+    rmSync(dir, { recursive: true });
+    expect(same(moved, join(moved, 'app.blob')).counters).toMatchObject({ resolveHits: 3, resolveMisses: 0, resolveStale: 0 });
+  });
+
+  it('a symlink re-created in node_modules, and a package added beside the others, keep every answer', () => {
+    const f = fixture();
+    const before = same(f.dir, f.blob);
+    unlinkSync(join(f.dir, 'node_modules/linked'));
+    symlinkSync('../packages/linked', join(f.dir, 'node_modules/linked'));
+    mkdirSync(join(f.dir, 'node_modules/added'));
+    writeFileSync(join(f.dir, 'node_modules/added/package.json'), '{"name":"added"}');
+    const after = same(f.dir, f.blob);
+    expect(after.counters.resolveStale).toBe(0);
+    expect(after.counters.resolveHits).toBe(before.counters.resolveHits);
+    expect(after.counters.resolveTimeOnly).toBeGreaterThan(0);
+  });
+
+  it('a same-size edit of a package.json with its mtime put back: stat mode cannot see it, hash mode asks Node', () => {
+    const f = fixture();
+    const pj = join(f.dir, 'node_modules/pkg-main/package.json');
+    const { mtimeNs } = statSync(pj, { bigint: true });
+    const text = readFileSync(pj, 'utf8');
+    writeFileSync(pj, text.replace('"pkg-main"', '"pkg-maim"'));
+    setMtimeNs(pj, mtimeNs);
+    expect(same(f.dir, f.blob).counters.resolveStale).toBe(0); // the documented limit of `stat`
+    expect(same(f.dir, f.blob, [], { CODEBLOB_VERIFY: 'hash' }).counters.resolveStale).toBeGreaterThan(0);
   });
 
   it('trusts the table under CODEBLOB_VERIFY=none (immutable deploys)', () => {
@@ -242,5 +315,88 @@ describe('guard and file stats made on the loading thread when the stat thread h
     } finally {
       store.close();
     }
+  });
+});
+
+describe('the recheck section: what a guard stood for, checked when its time changed (issue 19)', () => {
+  let base: string;
+  let n = 0;
+  const opened: { close(): void }[] = [];
+  beforeAll(() => {
+    base = mkdtempSync(join(tmpdir(), 'codeblob-recheck-'));
+  });
+  afterEach(() => {
+    for (const store of opened.splice(0)) store.close();
+  });
+  afterAll(() => rmSync(base, { recursive: true, force: true }));
+
+  /** A packed copy of the fixture, its store, and a table over it (`v2`: without the recheck section). */
+  function table(change: (dir: string) => void, options: { v2?: boolean; contentOnly?: boolean } = {}) {
+    const dir = join(base, `app-${n++}`);
+    const { blob } = packFixture(dir, process.execPath);
+    change(dir);
+    const store = open(blob);
+    const decoded = decodeResolutions(store.resolutionTable()!);
+    if (options.v2) delete decoded.recheckAt;
+    const t = new LoadedTable(decoded, store.root, true, native(), { reread: () => store.resolutionTable(), explain: true, contentOnly: options.contentOnly === true });
+    const verdicts = Array.from({ length: t.answers }, (_, i) => t.verdict(i));
+    const answerFor = (request: string) => t.find(dir, request);
+    opened.push(store);
+    return { dir, t, verdicts, answerFor };
+  }
+  const count = (verdicts: number[], v: number) => verdicts.filter((x) => x === v).length;
+
+  it('untouched, every answer holds without a recheck (the section is not even read)', () => {
+    const r = table(() => {});
+    expect(count(r.verdicts, ANSWER_HOLDS)).toBe(r.t.answers);
+  });
+
+  it('node_modules with a new mtime: its answers hold after a recheck; a version-2 table (no section) calls them stale', () => {
+    const touch = (d: string) => utimesSync(join(d, 'node_modules'), new Date(2021, 0, 1), new Date(2021, 0, 1));
+    const now = table(touch);
+    expect(count(now.verdicts, ANSWER_STALE)).toBe(0);
+    expect(count(now.verdicts, ANSWER_RECHECKED)).toBeGreaterThan(3);
+    const old = table(touch, { v2: true });
+    expect(count(old.verdicts, ANSWER_STALE)).toBe(count(now.verdicts, ANSWER_RECHECKED));
+    expect(old.t.why(old.verdicts.indexOf(ANSWER_STALE))).toMatch(/node_modules changed \(its mtime; the blob records nothing else to check\)/);
+  });
+
+  it('a name the folder listed changed: the guard breaks, and why names it', () => {
+    const r = table((d) => writeFileSync(join(d, 'node_modules/pkg-main.js'), "exports.name = 'shadow';"));
+    const i = r.answerFor('pkg-main');
+    expect(r.verdicts[i]).toBe(ANSWER_STALE);
+    expect(r.t.why(i)).toBe(`${join(r.dir, 'node_modules')} changed: ${join(r.dir, 'node_modules/pkg-main.js')} is a file, was absent`);
+    // Answers that do not rest on node_modules still hold.
+    expect(r.verdicts[r.answerFor('./lib/util')]).toBe(ANSWER_HOLDS);
+  });
+
+  it('a symlink retargeted to another package of the same shape: its realpath breaks the guard', () => {
+    const r = table((d) => {
+      unlinkSync(join(d, 'node_modules/linked'));
+      symlinkSync('../packages/linked2', join(d, 'node_modules/linked'));
+    });
+    expect(r.verdicts[r.answerFor('linked')]).toBe(ANSWER_STALE);
+    expect(r.t.why(r.answerFor('linked'))).toMatch(/resolves to .*packages\/linked2/);
+  });
+
+  it('a package.json with a new mtime holds by its content; the same size with another content breaks it', () => {
+    const pj = (d: string) => join(d, 'node_modules/pkg-main/package.json');
+    const touched = table((d) => utimesSync(pj(d), new Date(2021, 0, 1), new Date(2021, 0, 1)));
+    expect(touched.verdicts[touched.answerFor('pkg-main')]).toBe(ANSWER_RECHECKED);
+    const edited = table((d) => writeFileSync(pj(d), readFileSync(pj(d), 'utf8').replace('"pkg-main"', '"pkg-maim"')));
+    expect(edited.verdicts[edited.answerFor('pkg-main')]).toBe(ANSWER_STALE);
+    expect(edited.t.why(edited.answerFor('pkg-main'))).toBe(`${pj(edited.dir)} changed (its content)`);
+  });
+
+  it('contentOnly (CODEBLOB_VERIFY=hash): a same-size edit with the mtime put back breaks the guard; untouched, everything holds', () => {
+    const pj = (d: string) => join(d, 'node_modules/pkg-main/package.json');
+    const edited = table((d) => {
+      const { mtimeNs } = statSync(pj(d), { bigint: true });
+      writeFileSync(pj(d), readFileSync(pj(d), 'utf8').replace('"pkg-main"', '"pkg-maim"'));
+      setMtimeNs(pj(d), mtimeNs);
+    }, { contentOnly: true });
+    expect(edited.verdicts[edited.answerFor('pkg-main')]).toBe(ANSWER_STALE);
+    const untouched = table(() => {}, { contentOnly: true });
+    expect(count(untouched.verdicts, ANSWER_HOLDS)).toBe(untouched.t.answers);
   });
 });

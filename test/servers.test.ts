@@ -20,20 +20,21 @@
  * named in their title; flip them to `it` once the fix lands. The long side-by-side numbers
  * (4 workers, Node 20/24/26, memory) are `node bench/servers.mjs`.
  */
-import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SERVERS, compareResponses, copyTree, deployServer, packServer, requestsOf, runCluster } from '../bench/servers/lib.mjs';
+import { STALENESS_LINE } from './helpers/files.js';
 
 const WORKERS = 2;
 const PASSES = 2;
 const node = process.execPath;
 
-interface Counters { hits: number; jsonHits: number; misses: number; stale: number; resolveHits: number; resolveMisses: number; resolveStale: number }
+interface Counters { hits: number; jsonHits: number; misses: number; stale: number; timeOnly: number; resolveHits: number; resolveMisses: number; resolveStale: number }
 interface ThreadStatus { pid: number; threadId: number; role: string; enabled: boolean; reason?: string; counters: Counters }
 interface Response { index: number; pass: number; status: number; headers: [string, string][]; body: Buffer }
-interface Run { mode: string; responses: Response[]; statuses: ThreadStatus[]; warmup: number; workerPids: number[]; exits: { pid: number; code: number | null; signal: string | null }[]; debug?: Record<string, { missed: string[]; stale: string[] }> }
+interface Run { mode: string; stderr: string; responses: Response[]; statuses: ThreadStatus[]; warmup: number; workerPids: number[]; exits: { pid: number; code: number | null; signal: string | null }[]; debug?: Record<string, { missed: string[]; stale: string[] }> }
 interface App { appDir: string; entry: string; env: Record<string, string> }
 
 const mainThreads = (run: Run) => run.statuses.filter((s) => s.role === 'worker main');
@@ -63,6 +64,7 @@ describe('Fastify with a pino worker-thread transport, cluster of 2 (system Node
   let plain: Run;
   let fromBlob: Run;
   let fromCopy: Run;
+  let fromCopyHash: Run;
   let plainCopy: Run;
 
   beforeAll(async () => {
@@ -80,6 +82,7 @@ describe('Fastify with a pino worker-thread transport, cluster of 2 (system Node
     const copied = { ...app, appDir: copy };
     plainCopy = await runCluster({ ...common, app: copied, statusDir: join(scratch, 'copy-plain-status'), logDir: join(scratch, 'copy-plain-logs') });
     fromCopy = await runCluster({ ...common, app: copied, blob: join(copy, 'app.blob'), statusDir: join(scratch, 'copy-status'), logDir: join(scratch, 'copy-logs') });
+    fromCopyHash = await runCluster({ ...common, app: copied, blob: join(copy, 'app.blob'), statusDir: join(scratch, 'copy-hash-status'), logDir: join(scratch, 'copy-hash-logs'), extraEnv: { CODEBLOB_VERIFY: 'hash' } });
     rmSync(copy, { recursive: true, force: true });
   }, 300_000);
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -125,21 +128,34 @@ describe('Fastify with a pino worker-thread transport, cluster of 2 (system Node
     for (const s of threads) expect(s.counters, `thread ${s.pid}/${s.threadId}: ${fromBlob.debug?.[s.pid]?.missed.slice(0, 5).join(', ')}`).toMatchObject({ misses: 0, stale: 0, resolveStale: 0 });
   });
 
-  it('issue 19: a copy of the packed tree (cp -r, new mtimes) still answers identically', () => {
+  it('issue 19: a copy of the packed tree (cp -r, new mtimes) still answers identically, in stat and hash mode', () => {
     expectIdentical(requests, plainCopy, fromCopy);
-    for (const s of fromCopy.statuses) expect(s.enabled).toBe(true);
+    expectIdentical(requests, plainCopy, fromCopyHash);
+    for (const s of [...fromCopy.statuses, ...fromCopyHash.statuses]) expect(s.enabled).toBe(true);
   });
 
-  // TODO issue 19 ("content, not time, decides"): today every module and every resolution of the
-  // copied tree is stale by mtime (main thread: 0 hits, 664 stale; 0 resolutions from the table),
-  // though no byte changed. Target: >= 99% of the hits and table answers served before the copy.
-  // Flip to `it` when size/mtime mismatches are settled by content.
-  it.fails('TODO issue 19 (mtimes reset by a copy): the copy serves >= 99% of the module hits and table answers it served before', () => {
-    const before = mainThreads(fromBlob);
-    const after = mainThreads(fromCopy);
-    expect(sum(after, 'hits')).toBeGreaterThanOrEqual(0.99 * sum(before, 'hits'));
-    expect(sum(after, 'resolveHits')).toBeGreaterThanOrEqual(0.99 * sum(before, 'resolveHits'));
-    expect(sum(after, 'stale')).toBe(0);
+  // Issue 19, content, not time, decides: no byte changed, so what was served before the copy is
+  // served after it (each module after a content check), in every thread, in stat and hash mode.
+  it('issue 19: the copy serves >= 99% of the module hits and table answers it served before, in stat and hash mode', () => {
+    for (const [mode, copy] of [['stat', fromCopy], ['hash', fromCopyHash]] as const) {
+      for (const threads of [mainThreads, otherThreads]) {
+        const before = threads(fromBlob);
+        const after = threads(copy);
+        expect(after.length, mode).toBe(before.length);
+        expect(sum(after, 'hits'), mode).toBeGreaterThanOrEqual(0.99 * sum(before, 'hits'));
+        expect(sum(after, 'resolveHits'), mode).toBeGreaterThanOrEqual(0.99 * sum(before, 'resolveHits'));
+        expect(sum(after, 'stale'), mode).toBe(0);
+        expect(sum(after, 'resolveStale'), mode).toBe(0);
+      }
+    }
+    // In stat mode every module of the copy was checked by content (counted), and one line per
+    // process tree said why and how to avoid it.
+    expect(sum(mainThreads(fromCopy), 'timeOnly')).toBeGreaterThanOrEqual(sum(mainThreads(fromCopy), 'hits') + sum(mainThreads(fromCopy), 'jsonHits'));
+    const lines = fromCopy.stderr.match(STALENESS_LINE);
+    expect(lines).toHaveLength(1);
+    // The blob by its own path, not the primary's descriptor the workers map (/proc/<pid>/fd/<n>).
+    expect(lines![0]).toContain(` modules packed in ${join(scratch, 'copy', 'app.blob')} `);
+    expect(fromBlob.stderr.match(STALENESS_LINE)).toBeNull();
   });
 
   // Node 20 names the pack-time file in stack frames of a script compiled from a code cache; pino
@@ -169,6 +185,8 @@ describe('Next.js 16 standalone server, cluster of 2 (system Node)', () => {
   let requests: { method?: string; path: string }[];
   let plain: Run;
   let fromBlob: Run;
+  let plainCopy: Run;
+  let fromCopy: Run;
   let packed: { entries: number; root: string };
 
   beforeAll(async () => {
@@ -180,6 +198,14 @@ describe('Next.js 16 standalone server, cluster of 2 (system Node)', () => {
     const common = { node, app, requests, workers: WORKERS, passes: PASSES };
     plain = await runCluster({ ...common, statusDir: join(scratch, 'plain-status') });
     fromBlob = await runCluster({ ...common, blob, statusDir: join(scratch, 'blob-status') });
+    // Issue 19: what the next `next build` (or any pipeline step) does to a deployed standalone
+    // tree: copies it, resetting every mtime. The blob goes along, beside the tree as before.
+    const copied = join(scratch, 'copied');
+    mkdirSync(copied);
+    const copy = copyTree(app.appDir, join(copied, 'app'));
+    copyTree(blob, join(copied, 'app.blob'));
+    plainCopy = await runCluster({ ...common, app: { ...app, appDir: copy }, statusDir: join(scratch, 'copy-plain-status') });
+    fromCopy = await runCluster({ ...common, app: { ...app, appDir: copy }, blob: join(copied, 'app.blob'), statusDir: join(scratch, 'copy-status') });
   }, 600_000);
   afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
@@ -198,6 +224,17 @@ describe('Next.js 16 standalone server, cluster of 2 (system Node)', () => {
       expect(run.exits).toHaveLength(WORKERS);
       for (const e of run.exits) expect(e).toMatchObject({ code: 143, signal: null });
     }
+  });
+
+  it('issue 19: the standalone tree copied again (cp -r, new mtimes) answers identically and serves >= 99% of the module hits and table answers it served before', () => {
+    expectIdentical(requests, plainCopy, fromCopy);
+    const before = fromBlob.statuses;
+    const after = fromCopy.statuses;
+    expect(after).toHaveLength(before.length);
+    expect(sum(after, 'hits')).toBeGreaterThanOrEqual(0.99 * sum(before, 'hits'));
+    expect(sum(after, 'resolveHits')).toBeGreaterThanOrEqual(0.99 * sum(before, 'resolveHits'));
+    for (const s of after) expect(s.counters).toMatchObject({ misses: 0, stale: 0, resolveStale: 0 });
+    expect(fromCopy.stderr.match(STALENESS_LINE)).toHaveLength(1);
   });
 
   it('the standalone server starts no worker thread or process of its own, and every worker loads every module from the blob', () => {

@@ -302,7 +302,7 @@ export function readStatuses(dir, workerPids = []) {
 /** NODE_DEBUG=codeblob lines that name a module loaded from disk: { missed: [...], stale: [...] } per pid. */
 export function debugLines(stderr) {
   const out = {};
-  for (const m of stderr.matchAll(/^CODEBLOB (\d+): (not in the blob|stale, loading from disk|content differs from the blob[^:]*|deferred to Node): (.+)$/gm)) {
+  for (const m of stderr.matchAll(/^CODEBLOB (\d+): (not in the blob|stale \([^)]*\), loading from disk|content differs from the blob[^:]*|deferred to Node): (.+)$/gm)) {
     const e = (out[m[1]] ??= { missed: [], stale: [], other: [] });
     (m[2] === 'not in the blob' ? e.missed : m[2].startsWith('stale') ? e.stale : e.other).push(m[3]);
   }
@@ -348,8 +348,8 @@ export function threadReport(statuses) {
   return statuses.map((s) => ({
     pid: s.pid, threadId: s.threadId, role: s.role, enabled: s.enabled,
     hits: s.counters.hits, jsonHits: s.counters.jsonHits, esmHits: s.counters.esmHits,
-    misses: s.counters.misses, stale: s.counters.stale, deferred: s.counters.deferred, cacheRejected: s.counters.cacheRejected,
-    resolveHits: s.counters.resolveHits, resolveMisses: s.counters.resolveMisses, resolveStale: s.counters.resolveStale,
+    misses: s.counters.misses, stale: s.counters.stale, timeOnly: s.counters.timeOnly ?? 0, deferred: s.counters.deferred, cacheRejected: s.counters.cacheRejected,
+    resolveHits: s.counters.resolveHits, resolveMisses: s.counters.resolveMisses, resolveStale: s.counters.resolveStale, resolveTimeOnly: s.counters.resolveTimeOnly ?? 0,
     ...(s.reason ? { reason: s.reason } : {}),
   }));
 }

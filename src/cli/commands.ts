@@ -7,6 +7,7 @@ import { open } from '../store/store.js';
 import { pack, type PackResult } from '../pack/pack.js';
 import type { PackProgress } from '../pack/options.js';
 import { bytes, keyValues, table } from './format.js';
+import { compareWithFiles, filesReportText, overLimit, parseMaxStale } from './verify-files.js';
 
 export class UsageError extends Error {}
 
@@ -242,8 +243,21 @@ export function inspectCommand(argv: string[]): number {
 }
 
 export function verifyCommand(argv: string[]): number {
-  const { values, positionals } = parse(argv, { json: { type: 'boolean' }, root: { type: 'string' } });
+  const { values, positionals } = parse(argv, {
+    json: { type: 'boolean' },
+    root: { type: 'string' },
+    files: { type: 'boolean' },
+    'max-stale': { type: 'string' },
+  });
   if (positionals.length !== 1) throw new UsageError('verify takes one blob: codeblob verify app.blob');
+  const maxStale = values['max-stale'] as string | undefined;
+  if (maxStale !== undefined && !values.files) throw new UsageError('--max-stale needs --files');
+  let limit: ((total: number) => number) | undefined;
+  try {
+    limit = values.files ? parseMaxStale(maxStale ?? '0') : undefined;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
   const store = open(positionals[0]!, values.root ? { root: values.root as string } : {});
   try {
     const problems = store.verify();
@@ -254,6 +268,8 @@ export function verifyCommand(argv: string[]): number {
       const st = statSync(store.filename(e), { throwIfNoEntry: false });
       if (!st || st.size !== e.fileSize || st.mtimeMs !== e.mtimeMs) changed.push(e.key);
     }
+    const files = limit ? compareWithFiles(store) : undefined;
+    const over = files && limit ? overLimit(files, limit) : undefined;
     const report = {
       path: store.path,
       ok: problems.length === 0,
@@ -263,20 +279,29 @@ export function verifyCommand(argv: string[]): number {
       incompatibility: store.incompatibility ?? null,
       changedSources: changed,
       digest: store.digest(),
+      ...(files && { files: { ...files, maxStale: maxStale ?? '0', overLimit: over } }),
     };
     if (values.json) {
       process.stdout.write(JSON.stringify(report, null, 2) + '\n');
     } else {
       for (const p of problems) process.stdout.write(`BAD   ${p.key} (${p.section}): ${p.message}\n`);
-      for (const k of changed) process.stdout.write(`note  ${k}: changed on disk since packing (will load from disk)\n`);
+      if (files) {
+        for (const line of filesReportText(files)) process.stdout.write(line + '\n');
+      } else {
+        for (const k of changed) process.stdout.write(`note  ${k}: its size or mtime changed since packing (--files: whether its content did)\n`);
+      }
       if (!store.cachesUsable) process.stdout.write(`note  code caches not usable by this Node: ${store.incompatibility}\n`);
       process.stdout.write(
         problems.length === 0
           ? `ok    ${report.entries} entries, every hash matches (sha256 ${report.digest})\n`
           : `FAIL  ${problems.length} of ${report.entries} entries are corrupt\n`,
       );
+      if (over && (over.modules || over.resolutions)) {
+        process.stdout.write(`STALE more than --max-stale ${maxStale ?? '0'} of the ${[over.modules && 'modules', over.resolutions && 'resolutions'].filter(Boolean).join(' and ')} would not come from the blob\n`);
+      }
     }
-    return problems.length === 0 ? 0 : 1;
+    if (problems.length > 0) return 1;
+    return over && (over.modules || over.resolutions) ? 3 : 0;
   } finally {
     store.close();
   }

@@ -43,8 +43,19 @@ const COMMANDS: Record<string, Command> = {
     run: inspectCommand,
   },
   verify: {
-    usage: `  codeblob verify <app.blob> [--root <dir>] [--json]
-      Check every hash; exit status 1 if anything is corrupt. Never writes.`,
+    usage: `  codeblob verify <app.blob> [--root <dir>] [--files [--max-stale <n|p%>]] [--json]
+      Check every hash; exit status 1 if anything is corrupt. Never writes.
+        --files                 also compare the blob with the files on disk, as a worker would
+                                (CODEBLOB_VERIFY=stat): modules served as packed, served after a
+                                content check (a new mtime, the same bytes: a copy that reset
+                                times), changed or gone; resolutions that hold, hold after a
+                                recheck, or are stale, each with why. Run it where the app runs,
+                                after the last build or copy step
+        --max-stale <n|p%>      with --files: exit status 3 when more modules would load from disk,
+                                or more resolutions are stale, than this count or share of each
+                                (default 0)
+        --root <dir>            directory the keys are relative to (default: recorded in the blob)
+        --json                  machine-readable report (with --files: every key, under "files")`,
     run: verifyCommand,
   },
   run: {

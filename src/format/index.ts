@@ -17,9 +17,13 @@ export { layoutBlob, checkSections, fitsLatin1, alignUp } from './layout.js';
 export type { BlobPlan, BlobLayoutStats, SectionInput } from './layout.js';
 export { sha256, entryHash, provideSha256, ENTRY_HASH_BYTES } from './hash.js';
 export {
-  RESOLUTION_TAG, GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_REAL, GUARD_IS_FILE, GUARD_IS_DIR, encodeResolutions, decodeResolutions,
-  type Answer, type DecodedResolutions, type Guard, type GuardKind, type ResolutionTable,
+  RESOLUTION_TAG, RESOLUTION_TAG_V2, ROOT_REQUEST, GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_REAL, GUARD_IS_FILE, GUARD_IS_DIR, encodeResolutions, decodeResolutions,
+  recheckOf, type Answer, type DecodedResolutions, type Guard, type GuardKind, type ResolutionTable,
 } from './resolution-codec.js';
+export {
+  SUFFIXES, FACT_ABSENT, FACT_FILE, FACT_DIR, FACT_UNRECORDED, encodeRecheck, decodeRecheck,
+  type DecodedRecheck, type FactState, type ListedName, type Recheck,
+} from './recheck-codec.js';
 
 export interface Compatibility {
   /** False when the caches were made by another V8 (tag), arch or platform: sources still serve. */

@@ -2,9 +2,15 @@
  * Is the file on disk still the one that was packed? Checked before the blob's copy of a
  * module is used in place of reading the file (CODEBLOB_VERIFY, see config.ts):
  *
- *   stat (default)  size and mtime as recorded (one stat call)
+ *   stat (default)  size and mtime as recorded (one stat call); when only the mtime differs,
+ *                   the content decides: the file is read and hashed, and if it hashes to the
+ *                   recorded content hash it is still the packed one (a copy that resets times,
+ *                   `cp -r`, changes no byte)
  *   hash            the file's bytes hash to the recorded content hash (one read, no decode)
  *   none            trust the blob (immutable deploys: containers, read-only volumes)
+ *
+ * A verdict is a number: FRESH, FRESH_SAME_CONTENT (counted: the mtime changed, the content did
+ * not), or one of the STALE_* reasons, which NODE_DEBUG=codeblob names (`staleReason`).
  *
  * In `stat` mode the files inside node_modules of the modules the traced run loaded are statted
  * ahead, in load order, on a thread of the addon (`FreshAhead`) while this thread loads: such a
@@ -27,9 +33,12 @@ export class FreshAhead {
   readonly #job: StatJob;
   readonly #rowOf: Map<Entry, number>;
 
-  private constructor(job: StatJob, rowOf: Map<Entry, number>) {
+  readonly #paths: readonly string[];
+
+  private constructor(job: StatJob, rowOf: Map<Entry, number>, paths: readonly string[]) {
     this.#job = job;
     this.#rowOf = rowOf;
+    this.#paths = paths;
   }
 
   /** Starts the thread for the store's startup entries in node_modules; undefined without any. */
@@ -46,15 +55,25 @@ export class FreshAhead {
       paths.push(filename);
     }
     const job = StatJob.start(binding, paths);
-    return job && new FreshAhead(job, rowOf);
+    return job && new FreshAhead(job, rowOf, paths);
   }
 
-  /** The verdict on the entry's file (statted here if the thread has not got there), or undefined for an entry not started ahead. */
-  fresh(entry: Entry): boolean | undefined {
+  /**
+   * The verdict on the entry's file (statted here if the thread has not got there; read and
+   * hashed when only its mtime differs), or undefined for an entry not started ahead.
+   */
+  verdict(entry: Entry): number | undefined {
     const r = this.#rowOf.get(entry);
     if (r === undefined) return undefined;
     const rows = this.#job.row(r);
-    return rows[r * 3] === KIND_FILE && rows[r * 3 + 2] === entry.fileSize && rows[r * 3 + 1] === entry.mtimeMs;
+    const v = fromStat(rows[r * 3]!, rows[r * 3 + 1]!, rows[r * 3 + 2]!, entry);
+    return v === CHECK_CONTENT ? contentVerdict(entry, this.#paths[r]!, true) : v;
+  }
+
+  /** Is the entry's file still the packed one (see `verdict`)? */
+  fresh(entry: Entry): boolean | undefined {
+    const v = this.verdict(entry);
+    return v === undefined ? undefined : v <= FRESH_SAME_CONTENT;
   }
 
   /** Files whose stat the thread had made before their module loaded. */
@@ -74,21 +93,66 @@ export class FreshAhead {
   }
 }
 
-export function isFresh(entry: Entry, filename: string, mode: FreshnessMode, binding: NativeBinding | undefined): boolean {
-  if (mode === 'none') return true;
+/** As packed (per the mode). */
+export const FRESH = 0;
+/** The mtime changed, the content did not (read and hashed): as packed. */
+export const FRESH_SAME_CONTENT = 1;
+export const STALE_GONE = 2;
+export const STALE_SIZE = 3;
+export const STALE_CONTENT = 4;
+export const STALE_UNREADABLE = 5;
+/** Same size, another mtime: the content decides. */
+const CHECK_CONTENT = -1;
+
+const REASONS = ['', '', 'gone, or no longer a file', 'its size changed', 'its content changed', 'it cannot be read'];
+
+/** Why a module is stale, in words, for NODE_DEBUG=codeblob. */
+export function staleReason(verdict: number): string {
+  return REASONS[verdict] || 'changed';
+}
+
+/** The verdict a stat row (kind, mtimeMs, size) gives; CHECK_CONTENT when only the mtime differs. */
+function fromStat(kind: number, mtimeMs: number, size: number, entry: Entry): number {
+  if (kind !== KIND_FILE) return STALE_GONE;
+  if (size !== entry.fileSize) return STALE_SIZE;
+  return mtimeMs === entry.mtimeMs ? FRESH : CHECK_CONTENT;
+}
+
+/** Reads and hashes the file: FRESH (or FRESH_SAME_CONTENT when its time changed) or a STALE_* reason. */
+export function contentVerdict(entry: Entry, filename: string, timeChanged: boolean): number {
+  let bytes: Buffer;
   try {
-    if (mode === 'stat') {
-      if (binding && !filename.includes('\0')) {
-        // One stat, no Stats object: kind (1 a file), mtimeMs, size.
-        const row = binding.statMany(filename);
-        return row[0] === KIND_FILE && row[2] === entry.fileSize && row[1] === entry.mtimeMs;
-      }
-      const st = statSync(filename);
-      return st.size === entry.fileSize && st.mtimeMs === entry.mtimeMs;
-    }
-    const bytes = readFileSync(filename);
-    return bytes.length === entry.fileSize && entryHash(bytes).equals(entry.contentHash);
-  } catch {
-    return false;
+    bytes = readFileSync(filename);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR' ? STALE_GONE : STALE_UNREADABLE;
   }
+  if (bytes.length !== entry.fileSize) return STALE_SIZE;
+  if (!entryHash(bytes).equals(entry.contentHash)) return STALE_CONTENT;
+  return timeChanged ? FRESH_SAME_CONTENT : FRESH;
+}
+
+/** Is the file on disk still the one packed, per the mode? A verdict: FRESH, FRESH_SAME_CONTENT or a STALE_* reason. */
+export function freshness(entry: Entry, filename: string, mode: FreshnessMode, binding: NativeBinding | undefined): number {
+  if (mode === 'none') return FRESH;
+  if (mode === 'hash') return contentVerdict(entry, filename, false);
+  let v: number;
+  if (binding && !filename.includes('\0')) {
+    // One stat, no Stats object: kind (1 a file), mtimeMs, size.
+    const row = binding.statMany(filename);
+    v = fromStat(row[0]!, row[1]!, row[2]!, entry);
+  } else {
+    let st;
+    try {
+      st = statSync(filename, { throwIfNoEntry: false });
+    } catch {
+      st = undefined;
+    }
+    v = st ? fromStat(st.isFile() ? KIND_FILE : -1, st.mtimeMs, st.size, entry) : STALE_GONE;
+  }
+  return v === CHECK_CONTENT ? contentVerdict(entry, filename, true) : v;
+}
+
+export function isFresh(entry: Entry, filename: string, mode: FreshnessMode, binding: NativeBinding | undefined): boolean {
+  return freshness(entry, filename, mode, binding) <= FRESH_SAME_CONTENT;
 }

@@ -19,6 +19,7 @@ import { releasePagesWhenIdle } from './pages.js';
 import { installResolveCache } from './resolve-cache.js';
 import { unsafeReason } from './safety.js';
 import { startStatsAhead, type ServeContext } from './serve.js';
+import { reportStalenessWhenIdle } from './staleness.js';
 import { attachStore, loaderState, status, statusLine, type LoaderStatus } from './status.js';
 
 export { status, statusLine, type LoaderStatus, type LoaderCounters } from './status.js';
@@ -58,6 +59,7 @@ function install(state: LoaderStatus, config: LoaderConfig, store: BlobStore, bu
   }
   releasePagesWhenIdle(ctx);
   installCjsHooks(ctx);
+  reportStalenessWhenIdle(ctx);
   const resolution = installResolveCache(ctx);
   state.resolveReason = 'reason' in resolution ? resolution.reason : undefined;
   state.resolve = state.resolveReason ? 'disk' : 'blob';

@@ -8,7 +8,7 @@ import type { NativeBinding } from '../native/binding.js';
 import type { BlobStore } from '../store/store.js';
 import type { Burst } from './burst.js';
 import type { LoaderConfig } from './config.js';
-import { FreshAhead, isFresh } from './freshness.js';
+import { FRESH, FRESH_SAME_CONTENT, FreshAhead, freshness, staleReason } from './freshness.js';
 import type { LoaderStatus } from './status.js';
 
 export interface ServeContext {
@@ -49,16 +49,20 @@ export function endStatsAhead(ctx: ServeContext): void {
 export function checkFresh(ctx: ServeContext, entry: Entry, filename: string): boolean {
   const { state, debug } = ctx;
   const ahead = ctx.statsAhead;
-  let fresh: boolean | undefined;
+  let verdict: number | undefined;
   if (ahead) {
     const before = ahead.madeAhead;
-    fresh = ahead.fresh(entry);
+    verdict = ahead.verdict(entry);
     if (ahead.madeAhead > before) state.counters.statsAhead++;
   }
-  fresh ??= isFresh(entry, filename, ctx.config.freshness, ctx.native);
-  if (fresh) return true;
+  verdict ??= freshness(entry, filename, ctx.config.freshness, ctx.native);
+  if (verdict === FRESH) return true;
+  if (verdict === FRESH_SAME_CONTENT) {
+    state.counters.timeOnly++;
+    return true;
+  }
   state.counters.stale++;
-  debug(`stale, loading from disk: ${filename}`);
+  debug(`stale (${staleReason(verdict)}), loading from disk: ${filename}`);
   return false;
 }
 

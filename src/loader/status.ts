@@ -40,6 +40,13 @@ export interface LoaderCounters {
   resolveMisses: number;
   /** Recorded answers not used because a file or directory they depend on changed: Node resolved them. */
   resolveStale: number;
+  /**
+   * Modules whose file's mtime changed since packing but whose content did not (read and
+   * hashed): served from the blob. A copy that does not keep times (`cp -r`) makes every one so.
+   */
+  timeOnly: number;
+  /** Table answers used although a file or folder they rest on has a new mtime: its content or listing was checked and found unchanged. */
+  resolveTimeOnly: number;
 }
 
 export interface LoaderStatus {
@@ -72,6 +79,7 @@ export function newCounters(): LoaderCounters {
   return {
     hits: 0, jsonHits: 0, esmHits: 0, misses: 0, stale: 0, cacheRejected: 0, noCache: 0,
     corrupt: 0, deferred: 0, stringsCopied: 0, verifiedAhead: 0, statsAhead: 0, modified: 0, resolveHits: 0, resolveMisses: 0, resolveStale: 0,
+    timeOnly: 0, resolveTimeOnly: 0,
   };
 }
 
@@ -128,12 +136,12 @@ export function statusLine(s: LoaderStatus = loaderState()): string {
   if (!s.enabled) return `codeblob: off (${s.reason})`;
   return (
     `codeblob: on (${s.backend}, verify=${s.verify}, esm from ${s.esm}) ${s.file}: ` +
-    `${c.hits} cjs + ${c.jsonHits} json + ${c.esmHits} esm from blob, ${c.misses} not in blob, ` +
+    `${c.hits} cjs + ${c.jsonHits} json + ${c.esmHits} esm from blob` + (c.timeOnly ? ` (${c.timeOnly} with a new mtime, same content)` : '') + `, ${c.misses} not in blob, ` +
     `${c.stale} stale, ${c.cacheRejected} caches rejected, ${c.noCache} without cache, ` +
     `${c.corrupt} corrupt, ${c.deferred} deferred to Node, ${c.stringsCopied} strings copied, ` +
     `${c.verifiedAhead} sections checked ahead; ` +
     (s.resolve === 'blob'
-      ? `resolutions: ${c.resolveHits} from the table, ${c.resolveMisses} not in it, ${c.resolveStale} stale`
+      ? `resolutions: ${c.resolveHits} from the table` + (c.resolveTimeOnly ? ` (${c.resolveTimeOnly} rechecked: new mtimes, same facts)` : '') + `, ${c.resolveMisses} not in it, ${c.resolveStale} stale`
       : `resolutions from disk (${s.resolveReason})`) +
     (c.modified ? ', blob modified in place: disk only since' : '') +
     (s.reason ? ` [${s.reason}]` : '')

@@ -12,14 +12,20 @@
  *   whole listing: one stat instead of one per probed name.
  * - package.json files Node read keep their mtime and size; symlinked paths keep their realpath.
  *
+ * Times are only the quick check. For each folder guarded by its mtime the table also lists the
+ * names that mtime stood for (each probed name with the suffixes Node tried, and what each was),
+ * and for each package.json its content hash (format/recheck-codec.ts): a copy that resets
+ * every mtime, or a symlink re-created in node_modules, changes the times but not those facts,
+ * and a loader that finds a time changed checks the facts before it gives up on an answer.
+ *
  * The guards are a superset of what Node looked at: a guard that fails without need only costs
  * a fall-back to Node's own resolution.
  */
 import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import {
-  GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, encodeResolutions,
-  type Answer, type Guard, type GuardKind,
+  FACT_ABSENT, FACT_DIR, FACT_FILE, FACT_UNRECORDED, GUARD_ABSENT, GUARD_DIR, GUARD_FILE, GUARD_IS_DIR, GUARD_IS_FILE, GUARD_REAL, ROOT_REQUEST, SUFFIXES,
+  encodeResolutions, entryHash, type Answer, type FactState, type Guard, type GuardKind, type ListedName, type Recheck,
 } from '../format/index.js';
 import { Module } from '../loader/node-internals.js';
 import { isRelativeRequest } from '../loader/resolve-env.js';
@@ -32,11 +38,23 @@ export interface ResolutionBuild {
   skipped: Record<string, number>;
 }
 
+/** Names a folder's mtime stands for, each with a bit per suffix of SUFFIXES that Node tried. */
+type Listed = [name: string, suffixes: number][];
+const ALL_SUFFIXES = 0b1111;
+const NO_SUFFIX = 0b0001;
+
 class TableBuilder {
   readonly paths: string[] = [];
   readonly guards: Guard[] = [];
   readonly #pathIndex = new Map<string, number>();
   readonly #guardIndex = new Map<string, number>();
+  /** Directory guards (by their mtime) and the names each stands for. */
+  readonly #dirGuards = new Map<number, string>();
+  readonly #listed = new Map<string, Map<string, number>>();
+  /** Directories guarded by their mtime for no listed reason: such a guard is never rechecked. */
+  readonly #opaque = new Set<string>();
+  /** File guards (by their mtime and size) and the content hash that settles them. */
+  readonly #contents = new Map<number, Uint8Array>();
 
   constructor(readonly root: string) {}
 
@@ -55,7 +73,8 @@ class TableBuilder {
    * with its mtime and size, or (not exact) merely a directory / a file. Plus its realpath if
    * that differs.
    */
-  guard(abs: string, out: Set<number>, exact: boolean): void {
+  guard(abs: string, out: Set<number>, exact: boolean, listed?: Listed): void {
+    if (exact) this.#list(abs, listed);
     const key = `${exact ? 'x' : 'e'}\0${abs}`;
     const known = this.#guardIndex.get(key);
     if (known !== undefined) {
@@ -68,7 +87,16 @@ class TableBuilder {
     let kind: GuardKind = GUARD_ABSENT;
     if (st?.isDirectory()) kind = exact ? GUARD_DIR : GUARD_IS_DIR;
     else if (st) kind = exact ? GUARD_FILE : GUARD_IS_FILE;
-    out.add(this.#add(key, { path: this.path(abs), kind, mtimeMs: st && exact ? st.mtimeMs : 0, size: kind === GUARD_FILE ? st!.size : 0 }));
+    const g = this.#add(key, { path: this.path(abs), kind, mtimeMs: st && exact ? st.mtimeMs : 0, size: kind === GUARD_FILE ? st!.size : 0 });
+    out.add(g);
+    if (kind === GUARD_DIR) this.#dirGuards.set(g, abs);
+    if (kind === GUARD_FILE) {
+      try {
+        this.#contents.set(g, entryHash(readFileSync(abs)));
+      } catch {
+        // Unreadable now: the guard holds by its time only.
+      }
+    }
     if (st) {
       if (realpathSync(abs) !== abs) this.realpath(abs, out);
     }
@@ -80,6 +108,50 @@ class TableBuilder {
     let i = this.#guardIndex.get(key);
     if (i === undefined) i = this.#add(key, { path: this.path(abs), kind: GUARD_REAL, mtimeMs: 0, size: this.path(realpathSync(abs)) });
     out.add(i);
+  }
+
+  /** Records what a folder's mtime stands for (nothing said: it is opaque, never rechecked). */
+  #list(dir: string, listed: Listed | undefined): void {
+    if (!listed) {
+      this.#opaque.add(dir);
+      return;
+    }
+    let names = this.#listed.get(dir);
+    if (!names) this.#listed.set(dir, (names = new Map()));
+    for (const [name, suffixes] of listed) names.set(name, (names.get(name) ?? 0) | suffixes);
+  }
+
+  /**
+   * What settles a guard whose time changed: each listed folder's names as they are now (right
+   * after the guards were made), and each file guard's content hash. Paths it needs that the
+   * table does not have are appended to `paths`.
+   */
+  recheck(): Recheck {
+    const firstPath = this.paths.length;
+    const listings: Recheck['listings'] = [];
+    for (const [guard, dir] of this.#dirGuards) {
+      const listed = this.#listed.get(dir);
+      if (!listed || this.#opaque.has(dir)) continue;
+      const names: ListedName[] = [];
+      for (const [name, suffixes] of [...listed].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+        const states: [FactState, FactState, FactState, FactState] = [FACT_UNRECORDED, FACT_UNRECORDED, FACT_UNRECORDED, FACT_UNRECORDED];
+        const reals: (number | undefined)[] = [];
+        SUFFIXES.forEach((suffix, k) => {
+          if ((suffixes & (1 << k)) === 0) return;
+          const p = join(dir, name + suffix);
+          const st = statSync(p, { throwIfNoEntry: false });
+          states[k] = !st ? FACT_ABSENT : st.isDirectory() ? FACT_DIR : FACT_FILE;
+          if (st) {
+            const real = realpathSync(p);
+            if (real !== p) reals[k] = this.path(real);
+          }
+        });
+        names.push({ name, states, ...(reals.length > 0 && { reals }) });
+      }
+      listings.push({ guard, names });
+    }
+    const contents = [...this.#contents].map(([guard, hash]) => ({ guard, hash }));
+    return { paths: this.paths.slice(firstPath), listings, contents };
   }
 
   #add(key: string, g: Guard): number {
@@ -129,7 +201,7 @@ function inNodeModules(p: string): boolean {
  * names keep their state (inside node_modules: the folder keeps its listing).
  */
 function guardNames(b: TableBuilder, dir: string, base: string, out: Set<number>): void {
-  if (inNodeModules(dir)) return b.guard(dir, out, true);
+  if (inNodeModules(dir)) return b.guard(dir, out, true, [[base, ALL_SUFFIXES]]);
   for (const ext of EXTENSIONS) b.guard(join(dir, base + ext), out, false);
 }
 
@@ -179,9 +251,9 @@ function guardNodeModules(b: TableBuilder, dir: string, request: string, file: s
   const name = parts.slice(0, nameParts).join('/');
   const sub = parts.slice(nameParts).join('/');
   for (const nm of Module._nodeModulePaths(dir)) {
-    b.guard(nm, out, true);
+    b.guard(nm, out, true, [[parts[0]!, ALL_SUFFIXES]]);
     if (!isDir(nm)) continue;
-    if (nameParts === 2) b.guard(join(nm, parts[0]!), out, true);
+    if (nameParts === 2) b.guard(join(nm, parts[0]!), out, true, [[parts[1]!, ALL_SUFFIXES]]);
     const pkgDir = join(nm, name);
     if (!isDir(pkgDir)) {
       // A file right in node_modules (name.js, name.json): its folder's listing is guarded.
@@ -189,7 +261,7 @@ function guardNodeModules(b: TableBuilder, dir: string, request: string, file: s
       continue;
     }
     if (!within(file, realpathSync(pkgDir))) continue;
-    b.guard(pkgDir, out, true);
+    b.guard(pkgDir, out, true, [['package.json', NO_SUFFIX]]);
     b.guard(join(pkgDir, 'package.json'), out, true);
     if (readJson(join(pkgDir, 'package.json'))?.exports !== undefined) return undefined; // the exports map decides
     return guardTarget(b, sub === '' ? pkgDir : join(pkgDir, sub), out) ? undefined : 'broken main';
@@ -219,13 +291,13 @@ function guardsFor(b: TableBuilder, dir: string, request: string, file: string, 
   }
   // The answer must still exist. (Its content does not change the answer, and the loader checks
   // it anyway before serving the module.)
-  if (inNodeModules(file)) b.guard(dirname(file), out, true);
+  if (inNodeModules(file)) b.guard(dirname(file), out, true, [[basename(file), NO_SUFFIX]]);
   else b.realpath(file, out); // and is still no symlink, nor below one (Node answers realpaths)
   return out;
 }
 
 /** The answers (with their guards) for a list of resolutions, in the order they were made. */
-function answersFor(b: TableBuilder, resolutions: readonly [string, string, string][], skipped: Record<string, number>, esm: boolean): Answer[] {
+function answersFor(b: TableBuilder, root: string, resolutions: readonly [string, string, string][], skipped: Record<string, number>, esm: boolean): Answer[] {
   const made: { dir: string; answer: Answer }[] = [];
   const seen = new Set<string>();
   for (const [dir, request, file] of resolutions) {
@@ -243,7 +315,10 @@ function answersFor(b: TableBuilder, resolutions: readonly [string, string, stri
       skipped[guards] = (skipped[guards] ?? 0) + 1;
       continue;
     }
-    made.push({ dir, answer: { dir: b.path(dir), request, file: b.path(file), guards: [...guards].sort((x, y) => x - y) } });
+    // An absolute request below the root (Next.js requires its own files by absolute path) is
+    // recorded relative to the root, so the answer survives a move of the app.
+    const recorded = !esm && isAbsolute(request) && within(request, root) && request !== root ? ROOT_REQUEST + relative(root, request).split(sep).join('/') : request;
+    made.push({ dir, answer: { dir: b.path(dir), request: recorded, file: b.path(file), guards: [...guards].sort((x, y) => x - y) } });
   }
   return made
     .sort((x, y) => (x.dir < y.dir ? -1 : x.dir > y.dir ? 1 : x.answer.request < y.answer.request ? -1 : x.answer.request > y.answer.request ? 1 : 0))
@@ -269,10 +344,12 @@ export function buildResolutionTable(root: string, env: string, resolutions: Res
   const skipped: Record<string, number> = {};
   // Guards are numbered as the traced run first needed them (the resolutions come in the order
   // it made them), so a loader statting them in index order works ahead of its own requires.
-  const answers = answersFor(b, resolutions.require, skipped, false);
-  const esmAnswers = resolutions.import?.length ? answersFor(b, resolutions.import, skipped, true) : [];
+  const answers = answersFor(b, root, resolutions.require, skipped, false);
+  const esmAnswers = resolutions.import?.length ? answersFor(b, root, resolutions.import, skipped, true) : [];
+  const paths = b.paths.length;
+  const recheck = b.recheck(); // adds the paths it names after the table's own
   const bytes = encodeResolutions({
-    env, paths: b.paths, guards: b.guards, answers,
+    env, paths: b.paths.slice(0, paths), guards: b.guards, answers, recheck,
     ...(esmAnswers.length > 0 && { esmAnswers, esmConditions: resolutions.importConditions ?? '' }),
   });
   return { bytes, answers: answers.length + esmAnswers.length, guards: b.guards.length, skipped };

@@ -14,7 +14,7 @@ const { encodeHeader, decodeHeader, encodeIndex, decodeIndex, sha256, entryHash,
 const { compileCjs, compilesAsFunction } = await import(join(dist, 'loader/cjs-compile.js'));
 const { LoadedTable } = await import(join(dist, 'loader/resolve-cache.js'));
 const { native } = await import(join(dist, 'native/binding.js'));
-const { decodeResolutions } = await import(join(dist, 'format/index.js'));
+const { decodeResolutions, recheckOf } = await import(join(dist, 'format/index.js'));
 
 const [blobPath, seedText, countText, scratch, foreignPath] = process.argv.slice(2);
 const original = readFileSync(blobPath);
@@ -101,8 +101,14 @@ const mutations = {
     // numbers set to extremes. It must be refused with a typed error or used without a crash.
     if (!index.resolutions) return undefined;
     let table = Buffer.from(index.resolutions);
-    const how = oneOf(['flip', 'truncate', 'extreme']);
+    const how = oneOf(['flip', 'truncate', 'extreme', 'recheck']);
     if (how === 'flip') for (let i = 0, n = 1 + pick(8); i < n; i++) table[pick(table.length)] ^= 1 << pick(8);
+    else if (how === 'recheck') {
+      // Inside the recheck section (what settles a guard whose time changed), read only then.
+      const at = decodeResolutions(table).recheckAt;
+      if (!at || at[1] === 0) return undefined;
+      for (let i = 0, n = 1 + pick(8); i < n; i++) table[at[0] + pick(at[1])] ^= 1 << pick(8);
+    }
     else if (how === 'truncate') table = table.subarray(0, pick(table.length));
     else {
       const view = new DataView(table.buffer, table.byteOffset, table.byteLength);
@@ -147,12 +153,20 @@ function exerciseTable(store, i, kind) {
     return;
   }
   try {
-    const t = new LoadedTable(decoded, store.root, true, native());
+    // contentOnly on every other case: every folder and file guard is then rechecked from the
+    // (perhaps damaged) recheck section, as after a copy that reset every time.
+    const t = new LoadedTable(decoded, store.root, true, native(), { reread: () => store.resolutionTable(), contentOnly: i % 2 === 0, explain: true });
     for (let a = 0; a < Math.min(decoded.requests.length, 200); a++) {
       const dir = t.path(decoded.answers[a * 4]);
       if (dir !== undefined) t.find(dir, decoded.requests[a]);
-      t.holds(a);
+      if (!t.holds(a) && typeof t.why(a) !== 'string') throw new Error(`answer ${a} is stale without a reason`);
       t.file(a);
+    }
+    t.dispose();
+    try {
+      recheckOf(decoded, store.resolutionTable());
+    } catch (error) {
+      if (!isCodeblobError(error)) throw error;
     }
     summary.tablesUsed = (summary.tablesUsed ?? 0) + 1;
   } catch (error) {
