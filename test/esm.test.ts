@@ -77,3 +77,57 @@ describe.each(runtimes().filter((rt) => rt.major >= 22))('ES module app on $name
     }
   });
 });
+
+/**
+ * require(esm) only: the CommonJS path serves those ES modules, and no module hook is installed
+ * (with one, Node runs every require() of the thread through its hook chain). An ES module
+ * graph below a require(esm) is loaded by `import`: hooks then.
+ */
+const REQUIRE_ONLY: Record<string, string> = {
+  'package.json': JSON.stringify({ name: 'app' }),
+  'main.cjs': [
+    "const x = require('./lib/x.mjs');",
+    "const pkg = require('esmpkg');",
+    "console.log('require(esm):', x.x, pkg.default, require('./lib/plain.js'));",
+  ].join('\n'),
+  'graph.cjs': "console.log('graph:', require('./lib/y.mjs').y);",
+  'lib/x.mjs': "export const x = 'x';",
+  'lib/y.mjs': "import { z } from './z.mjs';\nexport const y = 'y' + z;",
+  'lib/z.mjs': "export const z = 'z';",
+  'lib/plain.js': "module.exports = 'cjs';",
+  'node_modules/esmpkg/package.json': JSON.stringify({ name: 'esmpkg', type: 'module', exports: './index.js' }),
+  'node_modules/esmpkg/index.js': "export default 'esmpkg';",
+};
+
+describe.each(runtimes().filter((rt) => rt.major >= 22))('require(esm) on $name', (rt) => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), `codeblob-require-esm-${rt.name}-`));
+    for (const [name, text] of Object.entries(REQUIRE_ONLY)) {
+      mkdirSync(dirname(join(dir, name)), { recursive: true });
+      writeFileSync(join(dir, name), text);
+    }
+    for (const entry of ['main.cjs', 'graph.cjs']) {
+      const r = run(process.execPath, [cli, 'pack', '--node', rt.bin, '-o', join(dir, `${entry}.blob`), entry], { cwd: dir, env: cleanEnv() });
+      expect(r.status, r.stderr).toBe(0);
+    }
+  }, 120_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('ES modules only require()d are served from the blob without module hooks', () => {
+    const { plain, report } = differential({ node: rt.bin, cwd: dir, script: ['main.cjs'] }, join(dir, 'main.cjs.blob'));
+    expect(plain.stdout).toBe('require(esm): x esmpkg cjs\n');
+    expect(report.esm).toBe('disk');
+    expect(report.esmReason).toMatch(/all loaded by require\(\)/);
+    expect(report.counters.esmHits).toBe(2);
+    expect(report.counters.hits).toBe(2); // main.cjs, lib/plain.js
+    expect(report.counters.misses).toBe(0);
+  });
+
+  it('an ES module graph below a require(esm) is imported: module hooks serve it', () => {
+    const { plain, report } = differential({ node: rt.bin, cwd: dir, script: ['graph.cjs'] }, join(dir, 'graph.cjs.blob'));
+    expect(plain.stdout).toBe('graph: yz\n');
+    expect(report.esm).toBe('blob');
+    expect(report.counters.esmHits).toBe(2); // y.mjs (require), z.mjs (import)
+  });
+});

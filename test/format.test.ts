@@ -410,6 +410,9 @@ describe('layoutBlob + readMeta round trip', () => {
     expect(sectionText(blob, m)).toBe(TEXT.esm);
     expect(sectionText(blob, smile)).toBe(TEXT.esmUtf16);
     expect(smile.chars).toBe(TEXT.esmUtf16.length); // UTF-16 code units, the surrogate pair counts 2
+    expect([m.requiredOnly, smile.requiredOnly]).toEqual([false, false]);
+    const flagged = readMeta(build(plan({ entries: sampleEntries().map((e) => (e.key === 'esm/m.mjs' ? { ...e, requiredOnly: true } : e)) }))).index.entries;
+    expect([byKey(flagged, 'esm/m.mjs').requiredOnly, byKey(flagged, 'esm/smile.mjs').requiredOnly]).toEqual([true, false]);
     expect(sectionText(blob, json)).toBe(TEXT.json);
   });
 
@@ -822,7 +825,12 @@ describe('decodeIndex / readMeta: index rules', () => {
   });
 
   it('rejects unknown entry flags', () => {
-    bad(withEntry(good, 'lib/a.js', { flags: 2 }), /unknown flags/);
+    bad(withEntry(good, 'lib/a.js', { flags: 4 }), /unknown flags/);
+  });
+
+  it('rejects the require()-only flag on anything but an ES module', () => {
+    bad(withEntry(good, 'lib/a.js', { flags: 2 }), /only ES module entries are flagged as loaded by require\(\) only/);
+    expect(byKey(readMeta(withEntry(good, 'esm/m.mjs', { flags: 2 })).index.entries, 'esm/m.mjs').requiredOnly).toBe(true);
   });
 
   it.each(['chars', 'pre', 'suf', 'so', 'sl', 'co', 'cl', 'size'] as const)('rejects a negative or fractional %s', (field) => {

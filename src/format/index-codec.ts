@@ -23,6 +23,7 @@ export const CJS_PREFIX = '(function (exports, require, module, __filename, __di
 export const CJS_SUFFIX = '\n})';
 
 const FLAG_SHEBANG = 1;
+const FLAG_REQUIRED_ONLY = 2;
 
 export interface Entry {
   /** Path of the file relative to the blob's root, with `/` separators. */
@@ -36,6 +37,11 @@ export interface Entry {
   readonly suffixChars: number;
   /** The file began with `#!`; inside the wrapped section those two chars read `//`. */
   readonly shebang: boolean;
+  /**
+   * An ES module the traced run loaded only through require(esm), never through `import`
+   * (the ES module loader): a loader serves it without module hooks. Optional for writers.
+   */
+  readonly requiredOnly?: boolean;
   readonly sourceOffset: number;
   readonly sourceLength: number;
   readonly sourceHash: Buffer;
@@ -76,7 +82,7 @@ const pack = encoder({ useRecords: false, variableMapSize: true });
 export function encodeIndex(index: Index): Buffer {
   const tuples: Tuple[] = index.entries.map((e) => [
     e.key, KINDS.indexOf(e.kind), ENCODINGS.indexOf(e.encoding), e.chars, e.prefixChars,
-    e.suffixChars, e.shebang ? FLAG_SHEBANG : 0, e.sourceOffset, e.sourceLength, e.sourceHash,
+    e.suffixChars, (e.shebang ? FLAG_SHEBANG : 0) | (e.requiredOnly ? FLAG_REQUIRED_ONLY : 0), e.sourceOffset, e.sourceLength, e.sourceHash,
     e.cacheOffset, e.cacheLength, e.cacheHash, e.fileSize, e.mtimeMs, e.contentHash, e.order,
   ]);
   if (index.tracedRoot !== undefined) return pack([INDEX_TAG, index.root, tuples, index.resolutions ?? null, index.tracedRoot]);
@@ -112,7 +118,7 @@ function decodeEntry(t: unknown, i: number): Entry {
   if (encName === undefined) throw bad(`${where} has an unknown encoding`);
   if ((kindName === 'asset') !== (encName === 'binary')) throw bad(`${where}: kind ${kindName} cannot use encoding ${encName}`);
   const f = uint(flags, `${where} flags`);
-  if ((f & ~FLAG_SHEBANG) !== 0) throw bad(`${where} has unknown flags`);
+  if ((f & ~(FLAG_SHEBANG | FLAG_REQUIRED_ONLY)) !== 0) throw bad(`${where} has unknown flags`);
   if (typeof mtime !== 'number' || !Number.isFinite(mtime) || mtime < 0) throw bad(`${where} mtime is invalid`);
   if (typeof order !== 'number' || !Number.isSafeInteger(order) || order < -1) throw bad(`${where} order is invalid`);
   const cacheLength = uint(cl, `${where} cache length`);
@@ -124,6 +130,7 @@ function decodeEntry(t: unknown, i: number): Entry {
     prefixChars: uint(pre, `${where} prefix`),
     suffixChars: uint(suf, `${where} suffix`),
     shebang: (f & FLAG_SHEBANG) !== 0,
+    requiredOnly: (f & FLAG_REQUIRED_ONLY) !== 0,
     sourceOffset: uint(so, `${where} source offset`),
     sourceLength: uint(sl, `${where} source length`),
     sourceHash: hash(sh, `${where} source hash`),
@@ -140,6 +147,7 @@ function decodeEntry(t: unknown, i: number): Entry {
   if (e.sourceLength !== unitChars * bytesPerChar) throw bad(`${where} source length does not match its character count`);
   if (e.kind !== 'cjs' && (e.prefixChars !== 0 || e.suffixChars !== 0 || e.shebang)) throw bad(`${where}: only CommonJS entries are wrapped`);
   if (e.shebang && e.chars < 2) throw bad(`${where} is flagged as starting with #! but has ${e.chars} chars`);
+  if (e.requiredOnly && e.kind !== 'esm') throw bad(`${where}: only ES module entries are flagged as loaded by require() only`);
   if (e.kind === 'cjs' && (e.prefixChars !== CJS_PREFIX.length || e.suffixChars !== CJS_SUFFIX.length)) {
     throw bad(`${where} has an unexpected CommonJS wrapper`);
   }

@@ -30,6 +30,8 @@ export interface SectionInput {
   mtimeMs: number;
   contentHash: Buffer;
   order: number;
+  /** An ES module the traced run loaded only through require(esm) (Entry.requiredOnly). */
+  requiredOnly?: boolean;
 }
 
 export interface BlobPlan {
@@ -139,6 +141,7 @@ export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; 
         prefixChars: wrapped ? CJS_PREFIX.length : 0,
         suffixChars: wrapped ? CJS_SUFFIX.length : 0,
         shebang: unit.shebang,
+        ...(input.kind === 'esm' && input.requiredOnly === true && { requiredOnly: true }),
         sourceOffset,
         sourceLength: unit.bytes.length,
         sourceHash: entryHash(unit.bytes),

@@ -17,8 +17,14 @@ export function installEsmHooks(ctx: ServeContext, resolveImport: ImportResolver
   }
   const { store, state } = ctx;
   // A hook is not free: Node then runs every load of the thread, require() too, through its hook
-  // chain (and keeps the machinery for it). Without ES modules in the blob it has nothing to do.
-  if (!store.entries().some((e) => e.kind === 'esm')) return 'the blob has no ES modules';
+  // chain (and keeps the machinery for it): on the service corpus, Node 24, 26% more load time
+  // and 6.6 MiB more anonymous memory. Without ES modules reached through `import` it has nothing
+  // to do: those only require()d (require(esm)) are served by the CommonJS path (cjs-hooks.ts).
+  if (!store.entries().some((e) => e.kind === 'esm' && !e.requiredOnly)) {
+    return store.entries().some((e) => e.kind === 'esm')
+      ? 'the blob\'s ES modules were all loaded by require() when traced (served without module hooks)'
+      : 'the blob has no ES modules';
+  }
   const hooks: ModuleHooks = {
     load(url, context, next) {
       if (!url.startsWith('file:')) return next(url, context);

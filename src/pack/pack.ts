@@ -236,7 +236,9 @@ async function traceAll(opts: ResolvedPackOptions, include: string[], warnings: 
     }
     for (const m of trace.modules.sort((a, b) => (a.order === -1 ? 1 : b.order === -1 ? -1 : a.order - b.order))) {
       if (m.warning) warnings.push(`${m.filename}: ${m.warning}`);
-      if (!modules.has(m.filename)) modules.set(m.filename, { ...m, order: m.order === -1 ? -1 : order++ });
+      const known = modules.get(m.filename);
+      if (!known) modules.set(m.filename, { ...m, order: m.order === -1 ? -1 : order++ });
+      else if (known.requiredOnly && !m.requiredOnly) delete known.requiredOnly; // imported by another trace or thread
     }
   }
   if (modules.size === 0) throw codeblobError('ERR_CODEBLOB_PACK_FAILED', 'the trace loaded no module from disk');
@@ -269,7 +271,7 @@ function sectionInput(m: TracedModule, root: string, warnings: string[]): Sectio
   }
   const bytes = readFileSync(m.filename);
   const st = statSync(m.filename);
-  const input: SectionInput = { key, kind: m.kind, fileSize: st.size, mtimeMs: st.mtimeMs, contentHash: entryHash(bytes), order: m.order };
+  const input: SectionInput = { key, kind: m.kind, fileSize: st.size, mtimeMs: st.mtimeMs, contentHash: entryHash(bytes), order: m.order, ...(m.kind === 'esm' && m.requiredOnly && { requiredOnly: true }) };
   if (m.kind === 'asset') {
     input.bytes = bytes;
     return input;

@@ -32,6 +32,8 @@ export interface TracedModule {
   order: number;
   /** Why an included file has no cache, if it failed to compile. */
   warning?: string;
+  /** An ES module first loaded through require(esm), not `import` (Entry.requiredOnly). */
+  requiredOnly?: boolean;
 }
 
 export interface TraceResult {

@@ -55,6 +55,8 @@ interface Record {
   order: number;
   /** The module whose request first resolved to this file, if known. */
   parent?: string;
+  /** An ES module first loaded through require(esm), not `import`. */
+  requiredOnly?: boolean;
 }
 
 const records = new Map<string, Record>();
@@ -108,7 +110,7 @@ function install(): void {
   Module.prototype._compile = function tracedCompile(this: NodeModuleLike, content, filename, format) {
     if (format === 'module' && typeof content === 'string') {
       // An ES module loaded through require(esm): Node hands its source to _compile.
-      record(filename, { kind: 'esm', text: content });
+      record(filename, { kind: 'esm', text: content, requiredOnly: true });
     }
     if (format !== undefined && format !== 'commonjs') return originalCompile.call(this, content, filename, format);
     let compiled;
@@ -202,7 +204,9 @@ function installEsmTrace(): void {
     load(url, context, next) {
       const result = next(url, context);
       const filename = result.format === 'module' ? fileOf(url) : undefined;
-      if (filename !== undefined) record(filename, { kind: 'esm' });
+      // require(esm) loads with require's conditions; `import` (static, dynamic, the ES module
+      // graph below a require(esm)) with import's. A loader needs module hooks for the latter only.
+      if (filename !== undefined) record(filename, { kind: 'esm', ...(!context.conditions?.includes('import') && { requiredOnly: true }) });
       return result;
     },
   });
@@ -249,6 +253,7 @@ function shouldCache(text: string | undefined): boolean {
 function traced(filename: string, r: Record): TracedModule {
   const m: TracedModule = { filename, kind: r.kind, order: r.order };
   if (r.text !== undefined) m.text = r.text;
+  if (r.requiredOnly) m.requiredOnly = true;
   if (r.compiled && shouldCache(r.text)) m.cache = r.compiled.cache();
   return m;
 }
