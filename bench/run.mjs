@@ -6,7 +6,7 @@
 //   --quick       every benchmark in its short form, on Node 24 only (a few minutes); the JSON
 //                 in .bench-out/ is replaced, the charts and published numbers are left alone
 //   --node 20,24  the Node majors to run on (the system Node's major means the system Node)
-//   --only a,b    only these benchmarks (load-memory, pools, containers, resolve, micro, pack-cost, synthetic, alignment, servers)
+//   --only a,b    only these benchmarks (load-memory, pools, containers, resolve, micro, pack-cost, synthetic, breakdown, alignment, servers)
 //   --no-readme   leave the charts, README.md and docs/ alone
 // The JSON of each run stays in .bench-out/ (one file per benchmark and Node version).
 import { spawnSync } from 'node:child_process';
@@ -27,7 +27,7 @@ const systemMajor = process.versions.node.split('.')[0];
 const majors = [...new Set((values.node ?? (values.quick ? '24' : `${systemMajor},24`)).split(','))];
 // A quick run's figures (fewer rounds and workers) must not replace the published ones: no charts, no numbers.
 const readme = !values['no-readme'] && !values.quick;
-const all = ['load-memory', 'pools', 'containers', 'resolve', 'micro', 'pack-cost', 'synthetic', 'alignment', 'servers'];
+const all = ['load-memory', 'pools', 'containers', 'resolve', 'micro', 'pack-cost', 'synthetic', 'breakdown', 'alignment', 'servers'];
 const only = values.only ? values.only.split(',') : all;
 for (const name of only) if (!all.includes(name)) throw new Error(`unknown benchmark ${name}; known: ${all.join(', ')}`);
 // The layout comparison does not depend on the Node version: once, on the first Node, full runs only.
@@ -56,6 +56,10 @@ if (readme) {
   for (const f of await drawCharts()) console.log(`chart: ${f}`);
   const r = spawnSync(process.execPath, [join(repo, 'bench/readme-numbers.mjs')], { stdio: 'inherit' });
   if (r.status !== 0) failed.push('readme-numbers');
+  if (perNode.includes('breakdown')) {
+    const d = spawnSync(process.execPath, [join(repo, 'bench/breakdown.mjs'), '--doc'], { stdio: 'inherit' });
+    if (d.status !== 0) failed.push('breakdown --doc');
+  }
 }
 console.log(`\n# benchmarks done in ${((performance.now() - t0) / 60000).toFixed(1)} min${failed.length ? `; FAILED: ${failed.join('; ')}` : ''}`);
 process.exit(failed.length ? 1 : 0);
