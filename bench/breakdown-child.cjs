@@ -79,16 +79,19 @@ function snapshotBreakdown() {
   for (let i = 0; i < count; i++) {
     for (let e = firstEdge[i]; e < firstEdge[i + 1]; e += ef) if (named.has(edges[e + eType]) && script[edges[e + eTo] / nf] && edgeName(e) === 'script') sfi[i] = 1;
   }
+  const only = process.env.BREAKDOWN_ANCHORS; // debugging: 'script', 'names' or 'edges' alone
   for (let i = 0; i < count; i++) {
+    if (only && only !== 'script') break;
     if (script[i] || sfi[i]) anchor[i] = 1;
     if (nTypes[nodes[i * nf + nType]] !== 'closure') continue;
     for (let e = firstEdge[i]; e < firstEdge[i + 1]; e += ef) if (named.has(edges[e + eType]) && sfi[edges[e + eTo] / nf] && edgeName(e) === 'shared') anchor[i] = 1;
   }
   for (let i = 0; i < count; i++) {
     const type = nTypes[nodes[i * nf + nType]];
-    if (type === 'closure' && /^codeblob[A-Z]/.test(strings[nodes[i * nf + nName]])) anchor[i] = 1;
+    if (type === 'closure' && /^codeblob[A-Z]/.test(strings[nodes[i * nf + nName]]) && (!only || only === 'names')) anchor[i] = 1;
+    if (only && only !== 'edges') continue;
     for (let e = firstEdge[i]; e < firstEdge[i + 1]; e += ef) {
-      if (named.has(edges[e + eType]) && ANCHOR_EDGE.test(String(strings[edges[e + eName]]))) anchor[edges[e + eTo] / nf] = 1;
+      if (named.has(edges[e + eType]) && (process.env.BREAKDOWN_EDGE ? new RegExp(process.env.BREAKDOWN_EDGE) : ANCHOR_EDGE).test(String(strings[edges[e + eName]]))) anchor[edges[e + eTo] / nf] = 1;
     }
   }
   const reach = (skipAnchors) => {
@@ -113,6 +116,8 @@ function snapshotBreakdown() {
   const out = { strings: 0, code: 0, closures: 0, objects: 0, codeblob: 0, total: 0 };
   for (let i = 0; i < count; i++) {
     if (!all[i]) continue;
+    // Off-heap memory (an ArrayBuffer's backing store, the blob's mapping among them) has its own rows.
+    if (nTypes[nodes[i * nf + nType]] === 'native') continue;
     const size = nodes[i * nf + nSize];
     out.total += size;
     if (!withoutCodeblob[i]) {
