@@ -822,7 +822,8 @@ describe('decodeIndex / readMeta: index rules', () => {
   });
 
   it('rejects unknown entry flags', () => {
-    bad(withEntry(good, 'lib/a.js', { flags: 2 }), /unknown flags/);
+    bad(withEntry(good, 'lib/a.js', { flags: 4 }), /unknown flags/);
+    bad(withEntry(good, 'lib/a.js', { flags: 6 }), /unknown flags/);
   });
 
   it.each(['chars', 'pre', 'suf', 'so', 'sl', 'co', 'cl', 'size'] as const)('rejects a negative or fractional %s', (field) => {
