@@ -6,7 +6,8 @@
 //   --quick       every benchmark in its short form, on Node 24 only (a few minutes); the JSON
 //                 in .bench-out/ is replaced, the charts and published numbers are left alone
 //   --node 20,24  the Node majors to run on (the system Node's major means the system Node)
-//   --only a,b    only these benchmarks (load-memory, pools, containers, resolve, micro, pack-cost, synthetic, breakdown, alignment, servers)
+//   --only a,b    only these benchmarks (load-memory, pools, containers, resolve, micro, pack-cost, synthetic, breakdown, alignment, servers, typescript)
+//                 (typescript measures where Node strips types: `--node 24,26 --only typescript`)
 //   --no-readme   leave the charts, README.md and docs/ alone
 // The JSON of each run stays in .bench-out/ (one file per benchmark and Node version).
 import { spawnSync } from 'node:child_process';
@@ -27,7 +28,7 @@ const systemMajor = process.versions.node.split('.')[0];
 const majors = [...new Set((values.node ?? (values.quick ? '24' : `${systemMajor},24`)).split(','))];
 // A quick run's figures (fewer rounds and workers) must not replace the published ones: no charts, no numbers.
 const readme = !values['no-readme'] && !values.quick;
-const all = ['load-memory', 'pools', 'containers', 'resolve', 'micro', 'pack-cost', 'synthetic', 'breakdown', 'alignment', 'servers'];
+const all = ['load-memory', 'pools', 'containers', 'resolve', 'micro', 'pack-cost', 'synthetic', 'breakdown', 'alignment', 'servers', 'typescript'];
 const only = values.only ? values.only.split(',') : all;
 for (const name of only) if (!all.includes(name)) throw new Error(`unknown benchmark ${name}; known: ${all.join(', ')}`);
 // The layout comparison does not depend on the Node version: once, on the first Node, full runs only.

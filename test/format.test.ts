@@ -825,12 +825,13 @@ describe('decodeIndex / readMeta: index rules', () => {
   });
 
   it('rejects unknown entry flags', () => {
-    bad(withEntry(good, 'lib/a.js', { flags: 4 }), /unknown flags/);
+    bad(withEntry(good, 'lib/a.js', { flags: 8 }), /unknown flags/);
+    bad(withEntry(good, 'lib/a.js', { flags: 10 }), /unknown flags/);
   });
 
   it('rejects the require()-only flag on anything but an ES module', () => {
-    bad(withEntry(good, 'lib/a.js', { flags: 2 }), /only ES module entries are flagged as loaded by require\(\) only/);
-    expect(byKey(readMeta(withEntry(good, 'esm/m.mjs', { flags: 2 })).index.entries, 'esm/m.mjs').requiredOnly).toBe(true);
+    bad(withEntry(good, 'lib/a.js', { flags: 4 }), /only ES module entries are flagged as loaded by require\(\) only/);
+    expect(byKey(readMeta(withEntry(good, 'esm/m.mjs', { flags: 4 })).index.entries, 'esm/m.mjs').requiredOnly).toBe(true);
   });
 
   it.each(['chars', 'pre', 'suf', 'so', 'sl', 'co', 'cl', 'size'] as const)('rejects a negative or fractional %s', (field) => {

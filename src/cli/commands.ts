@@ -201,6 +201,7 @@ export function inspectCommand(argv: string[]): number {
         entries: entries.map((e) => ({
           key: e.key,
           kind: e.kind,
+          ...(e.typescript && { typescript: true }),
           encoding: e.encoding,
           chars: e.chars,
           sourceLength: e.sourceLength,
@@ -232,7 +233,7 @@ export function inspectCommand(argv: string[]): number {
     if (values.entries) {
       out.push('', table([
         ['key', 'kind', 'encoding', 'source', 'cache'],
-        ...entries.map((e) => [e.key, e.kind, e.encoding, bytes(e.sourceLength), e.cacheLength ? bytes(e.cacheLength) : '-']),
+        ...entries.map((e) => [e.key, e.typescript ? `${e.kind} (stripped TS)` : e.kind, e.encoding, bytes(e.sourceLength), e.cacheLength ? bytes(e.cacheLength) : '-']),
       ]));
     }
     process.stdout.write(out.join('\n') + '\n');

@@ -23,7 +23,15 @@ export const CJS_PREFIX = '(function (exports, require, module, __filename, __di
 export const CJS_SUFFIX = '\n})';
 
 const FLAG_SHEBANG = 1;
-const FLAG_REQUIRED_ONLY = 2;
+/**
+ * The source is the file's TypeScript with its types stripped by the packing Node (Node's own
+ * stripper, with the `//# sourceURL=` tail Node's loader adds): the text Node would compile.
+ * The file on disk (size, mtime, content hash) is still what freshness checks.
+ */
+const FLAG_TYPESCRIPT = 2;
+/** An ES module the traced run loaded only through require(esm), never through `import`. */
+const FLAG_REQUIRED_ONLY = 4;
+const KNOWN_FLAGS = FLAG_SHEBANG | FLAG_TYPESCRIPT | FLAG_REQUIRED_ONLY;
 
 export interface Entry {
   /** Path of the file relative to the blob's root, with `/` separators. */
@@ -37,6 +45,8 @@ export interface Entry {
   readonly suffixChars: number;
   /** The file began with `#!`; inside the wrapped section those two chars read `//`. */
   readonly shebang: boolean;
+  /** The source is the file's stripped TypeScript, not the file itself (`.ts`, `.mts`, `.cts`). */
+  readonly typescript: boolean;
   /**
    * An ES module the traced run loaded only through require(esm), never through `import`
    * (the ES module loader): a loader serves it without module hooks. Optional for writers.
@@ -82,7 +92,7 @@ const pack = encoder({ useRecords: false, variableMapSize: true });
 export function encodeIndex(index: Index): Buffer {
   const tuples: Tuple[] = index.entries.map((e) => [
     e.key, KINDS.indexOf(e.kind), ENCODINGS.indexOf(e.encoding), e.chars, e.prefixChars,
-    e.suffixChars, (e.shebang ? FLAG_SHEBANG : 0) | (e.requiredOnly ? FLAG_REQUIRED_ONLY : 0), e.sourceOffset, e.sourceLength, e.sourceHash,
+    e.suffixChars, (e.shebang ? FLAG_SHEBANG : 0) | (e.typescript ? FLAG_TYPESCRIPT : 0) | (e.requiredOnly ? FLAG_REQUIRED_ONLY : 0), e.sourceOffset, e.sourceLength, e.sourceHash,
     e.cacheOffset, e.cacheLength, e.cacheHash, e.fileSize, e.mtimeMs, e.contentHash, e.order,
   ]);
   if (index.tracedRoot !== undefined) return pack([INDEX_TAG, index.root, tuples, index.resolutions ?? null, index.tracedRoot]);
@@ -118,7 +128,7 @@ function decodeEntry(t: unknown, i: number): Entry {
   if (encName === undefined) throw bad(`${where} has an unknown encoding`);
   if ((kindName === 'asset') !== (encName === 'binary')) throw bad(`${where}: kind ${kindName} cannot use encoding ${encName}`);
   const f = uint(flags, `${where} flags`);
-  if ((f & ~(FLAG_SHEBANG | FLAG_REQUIRED_ONLY)) !== 0) throw bad(`${where} has unknown flags`);
+  if ((f & ~KNOWN_FLAGS) !== 0) throw bad(`${where} has unknown flags`);
   if (typeof mtime !== 'number' || !Number.isFinite(mtime) || mtime < 0) throw bad(`${where} mtime is invalid`);
   if (typeof order !== 'number' || !Number.isSafeInteger(order) || order < -1) throw bad(`${where} order is invalid`);
   const cacheLength = uint(cl, `${where} cache length`);
@@ -130,6 +140,7 @@ function decodeEntry(t: unknown, i: number): Entry {
     prefixChars: uint(pre, `${where} prefix`),
     suffixChars: uint(suf, `${where} suffix`),
     shebang: (f & FLAG_SHEBANG) !== 0,
+    typescript: (f & FLAG_TYPESCRIPT) !== 0,
     requiredOnly: (f & FLAG_REQUIRED_ONLY) !== 0,
     sourceOffset: uint(so, `${where} source offset`),
     sourceLength: uint(sl, `${where} source length`),
@@ -151,6 +162,7 @@ function decodeEntry(t: unknown, i: number): Entry {
   if (e.kind === 'cjs' && (e.prefixChars !== CJS_PREFIX.length || e.suffixChars !== CJS_SUFFIX.length)) {
     throw bad(`${where} has an unexpected CommonJS wrapper`);
   }
+  if (e.typescript && e.kind !== 'cjs' && e.kind !== 'esm') throw bad(`${where}: only CommonJS and ES module entries can be stripped TypeScript`);
   if (e.cacheLength > 0 && e.kind !== 'cjs') throw bad(`${where}: only CommonJS entries carry a code cache`);
   return e;
 }

@@ -22,6 +22,8 @@ export interface SectionInput {
   kind: EntryKind;
   /** The file's text (cjs, esm, json), exactly as Node reads it (UTF-8 decoded). */
   text?: string;
+  /** `text` is the file's TypeScript as the packing Node stripped it (Entry.typescript). */
+  typescript?: boolean;
   /** The file's bytes (assets). */
   bytes?: Uint8Array;
   /** V8 code cache for the wrapped CommonJS source. */
@@ -141,6 +143,7 @@ export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; 
         prefixChars: wrapped ? CJS_PREFIX.length : 0,
         suffixChars: wrapped ? CJS_SUFFIX.length : 0,
         shebang: unit.shebang,
+        typescript: input.typescript === true,
         ...(input.kind === 'esm' && input.requiredOnly === true && { requiredOnly: true }),
         sourceOffset,
         sourceLength: unit.bytes.length,

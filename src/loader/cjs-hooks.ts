@@ -17,6 +17,7 @@ import type { Entry } from '../format/index.js';
 import { STUB, STUB_NAME, compileCjs, compilesAsFunction, stash, unstash } from './cjs-compile.js';
 import { Module, requireEsm, type CompileFn, type ExtensionHandler, type NodeModuleLike } from './node-internals.js';
 import { blobModified, checkFresh, freshText, type ServeContext } from './serve.js';
+import { asLoadedAs, strippingAsPacked } from './typescript.js';
 
 /** The CommonJS hooks' state, shared by their handlers. */
 interface CjsContext extends ServeContext {
@@ -26,6 +27,8 @@ interface CjsContext extends ServeContext {
   served: { filename: string; source: string } | undefined;
   /** Entries handed to Node (stale, corrupt, deferred), so _compile does not count them twice. */
   toDisk: Set<Entry>;
+  /** This process strips TypeScript as the packing one did: the blob's stripped entries may serve. */
+  typescript: boolean;
 }
 
 /** Node must compile the module itself (counted where decided). */
@@ -116,6 +119,12 @@ function loadJs(ctx: CjsContext, originalJs: ExtensionHandler, codeblobCompile: 
     const entry = lookup(ctx, filename, requireEsm ? ['cjs', 'esm'] : ['cjs']);
     if (!entry) return originalJs(module, filename);
     const compile = (module as NodeModuleLike & { _compile: CompileFn })._compile;
+    if (entry.typescript && (!ctx.typescript || compile !== codeblobCompile)) {
+      // Stripped as another Node or mode would not, or another tool wraps _compile (it must see
+      // the TypeScript and its format, as from Node): Node loads and strips it.
+      defer(ctx, entry, 'deferred', `deferred to Node (TypeScript ${ctx.typescript ? 'under a wrapped _compile' : 'stripped by another Node or mode'}): ${filename}`);
+      return originalJs(module, filename);
+    }
     if (entry.kind === 'cjs' && compile === codeblobCompile) {
       // Nobody wraps this module's _compile: go straight to the blob, without making a
       // string of the unwrapped text that nothing would read.
@@ -126,7 +135,12 @@ function loadJs(ctx: CjsContext, originalJs: ExtensionHandler, codeblobCompile: 
       if (runFromBlob(ctx, module, entry, filename) === DEFER) return originalJs(module, filename);
       return;
     }
-    const source = freshSource(ctx, entry, filename);
+    let source = freshSource(ctx, entry, filename);
+    if (source !== undefined && entry.typescript) {
+      // Named as Node's CommonJS loader names what it strips (Node 22: the path).
+      source = asLoadedAs(source, filename, 'require');
+      if (source === undefined) defer(ctx, entry, 'deferred', `deferred to Node (TypeScript named otherwise): ${filename}`);
+    }
     if (source === undefined) return originalJs(module, filename);
     if (entry.kind === 'esm') {
       // require(esm): Node's handler would read the file and pass its source to _compile
@@ -155,7 +169,8 @@ function compileHook(ctx: CjsContext): CompileFn {
     const mine = ctx.served !== undefined && ctx.served.filename === filename && ctx.served.source === content;
     ctx.served = undefined;
     const entry = ctx.state.counters.modified ? undefined : ctx.store.get(filename);
-    if (!entry || entry.kind !== 'cjs' || ctx.toDisk.has(entry)) return originalCompile.call(this, content, filename, format);
+    // (TypeScript comes here from Node with its *-typescript format, or from another tool: never the blob's.)
+    if (!entry || entry.kind !== 'cjs' || entry.typescript || ctx.toDisk.has(entry)) return originalCompile.call(this, content, filename, format);
     if (!mine && !sameAsBlob(ctx, entry, content, filename)) return originalCompile.call(this, content, filename, format);
     const result = runFromBlob(ctx, this, entry, filename);
     return result === DEFER ? originalCompile.call(this, content, filename, format) : result;
@@ -196,7 +211,12 @@ function loadJson(ctx: CjsContext, originalJson: ExtensionHandler): ExtensionHan
 
 export function installCjsHooks(serve: ServeContext): void {
   // One context object, shared with the ESM hook and the stats made ahead (serve.ts).
-  const ctx: CjsContext = Object.assign(serve, { originalCompile: Module.prototype._compile, served: undefined, toDisk: new Set<Entry>() });
+  const ctx: CjsContext = Object.assign(serve, {
+    originalCompile: Module.prototype._compile,
+    served: undefined,
+    toDisk: new Set<Entry>(),
+    typescript: strippingAsPacked(serve.store.header.nodeVersion),
+  });
   const codeblobCompile = compileHook(ctx);
   Module._extensions['.js'] = loadJs(ctx, Module._extensions['.js']!, codeblobCompile);
   Module.prototype._compile = codeblobCompile;

@@ -6,9 +6,13 @@
  * path in Node, so only the source comes from the blob.
  */
 import { fileURLToPath } from 'node:url';
-import { registerHooks, type ModuleHooks } from './node-internals.js';
+import type { Entry } from '../format/index.js';
+import { registerHooks, type HookContext, type HookResult, type ModuleHooks } from './node-internals.js';
 import type { ImportResolver } from './resolve-cache.js';
 import { blobModified, freshText, type ServeContext } from './serve.js';
+import { asLoadedAs, strippingAsPacked } from './typescript.js';
+
+type NextLoad = (url: string, context?: HookContext) => HookResult;
 
 /** Installs the ESM hooks, or returns why they cannot be (then ES modules load from disk). */
 export function installEsmHooks(ctx: ServeContext, resolveImport: ImportResolver | undefined): string | undefined {
@@ -20,10 +24,27 @@ export function installEsmHooks(ctx: ServeContext, resolveImport: ImportResolver
   // chain (and keeps the machinery for it): on the service corpus, Node 24, 26% more load time
   // and 6.6 MiB more anonymous memory. Without ES modules reached through `import` it has nothing
   // to do: those only require()d (require(esm)) are served by the CommonJS path (cjs-hooks.ts).
-  if (!store.entries().some((e) => e.kind === 'esm' && !e.requiredOnly)) {
+  // A CommonJS TypeScript module may be imported: Node would strip it to read its exports.
+  if (!store.entries().some((e) => (e.kind === 'esm' && !e.requiredOnly) || (e.kind === 'cjs' && e.typescript))) {
     return store.entries().some((e) => e.kind === 'esm')
       ? 'the blob\'s ES modules were all loaded by require() when traced (served without module hooks)'
       : 'the blob has no ES modules';
+  }
+  const typescript = strippingAsPacked(store.header.nodeVersion);
+  /**
+   * An `import` of a TypeScript module the blob has stripped: handed to Node as JavaScript, so
+   * its stripper is not loaded. ES modules (`module-typescript`) load from the source; a
+   * CommonJS one (`commonjs-typescript`) is lexed from it, and run by the CommonJS hooks (Node
+   * 24+), or compiled from it (Node 22). A typeless `.ts` (format still unknown) is Node's to detect.
+   */
+  function loadTypeScript(entry: Entry, filename: string, url: string, context: HookContext, next: NextLoad): HookResult {
+    const esm = entry.kind === 'esm';
+    if (!typescript || !context.conditions?.includes('import') || context.format !== (esm ? 'module-typescript' : 'commonjs-typescript')) return next(url, context);
+    const stored = freshText(ctx, entry, filename);
+    const source = stored === undefined ? undefined : asLoadedAs(stored, filename, 'import');
+    if (source === undefined) return next(url, context);
+    if (esm) state.counters.esmHits++;
+    return { format: esm ? 'module' : 'commonjs', source, shortCircuit: true };
   }
   const hooks: ModuleHooks = {
     load(url, context, next) {
@@ -37,6 +58,7 @@ export function installEsmHooks(ctx: ServeContext, resolveImport: ImportResolver
       ctx.burst.noteLoad();
       if (blobModified(ctx)) return next(url, context);
       const entry = store.get(filename);
+      if (entry?.typescript) return loadTypeScript(entry, filename, url, context, next);
       if (!entry || entry.kind !== 'esm') return next(url, context);
       if (context.format && context.format !== 'module') return next(url, context);
       const source = freshText(ctx, entry, filename);
@@ -55,7 +77,11 @@ export function installEsmHooks(ctx: ServeContext, resolveImport: ImportResolver
         // Only imports of ES modules: for anything else Node's answer carries a format that
         // decides how its ES module loader goes on (CommonJS through Module._load, JSON ...).
         const answer = resolveImport(specifier, parentURL, context.conditions);
-        if (answer && store.get(answer.file)?.kind === 'esm') return { url: answer.url, format: 'module', shortCircuit: true };
+        const entry = answer && store.get(answer.file);
+        if (entry?.kind === 'esm' && (!entry.typescript || typescript)) {
+          // Node's own format for it: its load hook (and Node, for a stale file) goes on from that.
+          return { url: answer!.url, format: entry.typescript ? 'module-typescript' : 'module', shortCircuit: true };
+        }
       }
       // Node's answer, with room in an error's stack for the frames of the hook chain this hook
       // put there, so that an error (ERR_MODULE_NOT_FOUND ...) shows as many frames of the app

@@ -11,6 +11,7 @@ import { Unpackr } from 'msgpackr';
 import { codeblobError } from '../errors.js';
 import { entryHash, isValidKey, layoutBlob, type BlobLayoutStats, type SectionInput } from '../format/index.js';
 import { VERSION } from '../version.js';
+import { isTypeScriptFile } from '../loader/typescript.js';
 import { expandIncludes } from './include.js';
 import { buildResolutionTable } from './resolutions.js';
 import { resolvePackOptions, type PackOptions, type ResolvedPackOptions } from './options.js';
@@ -144,6 +145,14 @@ async function traceEntry(opts: ResolvedPackOptions, entry: string, include: str
       );
     }
     const result = new Unpackr({ useRecords: false }).unpack(raw) as TraceResult;
+    if (isTypeScriptFile(entry) && result.typescript !== 'strip') {
+      throw codeblobError(
+        'ERR_CODEBLOB_PACK_FAILED',
+        result.typescript === 'transform'
+          ? `${entry} is TypeScript and the tracing Node runs with --experimental-transform-types: codeblob packs only what Node's type stripping gives (drop the flag; enums and namespaces then need a build step)`
+          : `${entry} is TypeScript, and Node ${result.nodeVersion} does not strip types (Node 22.18+, 24 and later do; on 22.6-22.17 pass --node-arg=--experimental-strip-types). Pack with such a Node, the one the workers run.${appOutput(stdout, stderr)}`,
+      );
+    }
     const exitCode = result.exitCode || code;
     if (exitCode) {
       if (!opts.allowFailure) {
@@ -274,6 +283,17 @@ function sectionInput(m: TracedModule, root: string, warnings: string[]): Sectio
   const input: SectionInput = { key, kind: m.kind, fileSize: st.size, mtimeMs: st.mtimeMs, contentHash: entryHash(bytes), order: m.order, ...(m.kind === 'esm' && m.requiredOnly && { requiredOnly: true }) };
   if (m.kind === 'asset') {
     input.bytes = bytes;
+    return input;
+  }
+  if (m.typescript) {
+    // Stored stripped, as this Node compiles it; the file itself is what freshness checks.
+    if (m.text === undefined || m.strippedFrom === undefined || !input.contentHash.equals(m.strippedFrom)) {
+      warnings.push(`${m.filename}: the TypeScript changed during packing; not packed`);
+      return undefined;
+    }
+    input.text = m.text;
+    input.typescript = true;
+    if (m.cache && m.cache.byteLength > 0) input.cache = m.cache;
     return input;
   }
   const text = bytes.toString('utf8');

@@ -27,6 +27,10 @@ export interface TracedModule {
   kind: 'cjs' | 'esm' | 'json' | 'asset';
   /** Text as compiled (cjs) or loaded (esm, json); absent for assets. */
   text?: string;
+  /** `text` is the file's TypeScript as this Node stripped it (with the loader's sourceURL tail). */
+  typescript?: boolean;
+  /** With `typescript`: the hash (entryHash) of the TypeScript that was stripped, as UTF-8; the file must still hash to it. */
+  strippedFrom?: Uint8Array;
   cache?: Uint8Array;
   /** First-load order within its thread; -1 for included files. */
   order: number;
@@ -41,6 +45,8 @@ export interface TraceResult {
   /** The app changed V8 flags while traced: no caches were kept (they would be rejected). */
   flagsChanged?: boolean;
   nodeVersion: string;
+  /** The traced Node's `process.features.typescript` ('strip', 'transform'; false: no type stripping). */
+  typescript?: string | false;
   modules: TracedModule[];
   /** Every plain resolution the run made: [requesting module's directory, request, filename]. */
   resolutions: [string, string, string][];

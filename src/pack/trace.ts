@@ -16,17 +16,19 @@
  * the app's child processes are not traced; worker threads get it as environment data.
  */
 import { appendFileSync, closeSync, openSync, readFileSync, realpathSync, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import nodeModule, { createRequire } from 'node:module';
 import { dirname, extname, isAbsolute, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cachedDataVersionTag } from 'node:v8';
 import { getEnvironmentData, isMainThread, setEnvironmentData, threadId } from 'node:worker_threads';
 import { Packr } from 'msgpackr';
 import { mayReachImport } from './dynamic-import.js';
+import { entryHash } from '../format/hash.js';
 import { STUB, STUB_NAME, cjsText, compileCjs, stash, unstash, type CompiledCjs } from '../loader/cjs-compile.js';
 import { Module, registerHooks, type CompileFn, type NodeModuleLike } from '../loader/node-internals.js';
 import { conditionsKey, defaultLookupPaths, isRelativeRequest, plainOptions, resolutionEnvironment, tableImportSpecifier, tableRequest } from '../loader/resolve-env.js';
 
+import { sourceUrlOf, underNodeModules, type LoadedThrough } from '../loader/typescript.js';
 import { threadFile, type TraceConfig, type TracedModule, type TraceProgress, type TraceResult } from './trace-protocol.js';
 
 const ENV_KEY = 'codeblob.trace';
@@ -51,6 +53,10 @@ const packr = new Packr({ useRecords: false });
 interface Record {
   kind: TracedModule['kind'];
   text?: string;
+  /** `text` is the file's stripped TypeScript. */
+  typescript?: boolean;
+  /** The hash (entryHash) of the TypeScript that was stripped, as UTF-8. */
+  strippedFrom?: Uint8Array;
   compiled?: CompiledCjs;
   order: number;
   /** The module whose request first resolved to this file, if known. */
@@ -107,26 +113,36 @@ function noteParent(filename: unknown, parent: unknown): void {
 
 function install(): void {
   const originalCompile = Module.prototype._compile;
-  Module.prototype._compile = function tracedCompile(this: NodeModuleLike, content, filename, format) {
+  /** Records and runs a module as Node's _compile would, `typescript` when `content` is a file's stripped TypeScript. */
+  function compileTraced(module: NodeModuleLike, content: string, filename: string, format: string | undefined, ts: Pick<Record, 'typescript' | 'strippedFrom'>): unknown {
     if (format === 'module' && typeof content === 'string') {
       // An ES module loaded through require(esm): Node hands its source to _compile.
-      record(filename, { kind: 'esm', text: content, requiredOnly: true });
+      record(filename, { kind: 'esm', text: content, requiredOnly: true, ...ts });
     }
-    if (format !== undefined && format !== 'commonjs') return originalCompile.call(this, content, filename, format);
+    if (format !== undefined && format !== 'commonjs') return originalCompile.call(module, content, filename, format);
     let compiled;
     try {
       compiled = compileCjs(cjsText(content), filename, undefined, shouldCache(content));
     } catch {
       // Not valid CommonJS (maybe ESM syntax Node will detect): let Node decide and report.
-      return originalCompile.call(this, content, filename, format);
+      return originalCompile.call(module, content, filename, format);
     }
-    record(filename, { kind: 'cjs', text: content, compiled });
+    record(filename, { kind: 'cjs', text: content, compiled, ...ts });
     stash(compiled.fn, filename);
     try {
-      return originalCompile.call(this, STUB, STUB_NAME, 'commonjs');
+      return originalCompile.call(module, STUB, STUB_NAME, 'commonjs');
     } finally {
       unstash();
     }
+  }
+  Module.prototype._compile = function tracedCompile(this: NodeModuleLike, content, filename, format) {
+    const next = typeof content === 'string' ? TS_FORMATS.get(format!) : undefined;
+    if (next === undefined) return compileTraced(this, content, filename, format, {});
+    // TypeScript: strip it here as Node's _compile would, then go on as Node does with the result
+    // (run it as CommonJS, as an ES module, or detect which). What Node refuses is left to Node.
+    const stripped = strip(content, filename, 'require');
+    if (stripped === undefined) return originalCompile.call(this, content, filename, format);
+    return compileTraced(this, stripped, filename, next === 'detect' ? undefined : next, { typescript: true, strippedFrom: entryHash(Buffer.from(content, 'utf8')) });
   } satisfies CompileFn;
 
   const json = Module._extensions['.json']!;
@@ -190,7 +206,7 @@ function installEsmTrace(): void {
       noteParent(file, parent);
       // Imports of ES modules only: the loader answers those (esm-hooks.ts); Node's own answer
       // carries the format that decides how anything else loads.
-      if (file !== undefined && parent !== undefined && result.format === 'module' && context.conditions?.includes('import') && tableImportSpecifier(specifier)) {
+      if (file !== undefined && parent !== undefined && (result.format === 'module' || (result.format === 'module-typescript' && strippable(file))) && context.conditions?.includes('import') && tableImportSpecifier(specifier)) {
         const key = conditionsKey(context.conditions);
         esmConditions ??= key;
         const seen = `${dirname(parent)}\0${specifier}`;
@@ -203,6 +219,16 @@ function installEsmTrace(): void {
     },
     load(url, context, next) {
       const result = next(url, context);
+      if (result.format === 'module-typescript' && context.format === 'module-typescript') {
+        // A TypeScript ES module in a typed scope (.mts, or .ts under "type": "module"); a
+        // typeless one is left to Node, which detects its format from the stripped text.
+        const filename = fileOf(url);
+        const source = result.source;
+        const ts = typeof source === 'string' ? source : source instanceof Uint8Array ? Buffer.from(source.buffer, source.byteOffset, source.byteLength).toString('utf8') : undefined;
+        const stripped = filename !== undefined && ts !== undefined ? strip(ts, filename, 'import') : undefined;
+        if (stripped !== undefined) record(filename!, { kind: 'esm', text: stripped, typescript: true, strippedFrom: entryHash(Buffer.from(ts!, 'utf8')), ...(!context.conditions?.includes('import') && { requiredOnly: true }) });
+        return result;
+      }
       const filename = result.format === 'module' ? fileOf(url) : undefined;
       // require(esm) loads with require's conditions; `import` (static, dynamic, the ES module
       // graph below a require(esm)) with import's. A loader needs module hooks for the latter only.
@@ -250,9 +276,60 @@ function shouldCache(text: string | undefined): boolean {
   return !(cacheBreaksDynamicImport && text !== undefined && mayReachImport(text));
 }
 
+/** Node's _compile formats for TypeScript, and the format it goes on with once stripped. */
+const TS_FORMATS = new Map<string, 'commonjs' | 'module' | 'detect'>([
+  ['commonjs-typescript', 'commonjs'],
+  ['module-typescript', 'module'],
+  ['typescript', 'detect'],
+]);
+
+/** process.features.typescript: 'strip', 'transform', or false/absent (no type stripping). */
+function typeScriptMode(): string | false {
+  const mode = (process.features as { typescript?: unknown }).typescript;
+  return typeof mode === 'string' ? mode : false;
+}
+
+/** Can a TypeScript file be packed stripped (this Node strips types, and would strip this file)? */
+function strippable(filename: string): boolean {
+  return stripTypeScriptTypes !== undefined && typeScriptMode() === 'strip' && !underNodeModules(filename);
+}
+
+const stripTypeScriptTypes = (nodeModule as { stripTypeScriptTypes?: (code: string, options: object) => string }).stripTypeScriptTypes;
+let quietStrip = true;
+
+/**
+ * The text Node compiles for a TypeScript file (typescript.ts): stripped by this Node, named as
+ * the loader `via` which it loads names it. Undefined for what Node refuses (under
+ * node_modules, syntax that needs transforming) or does otherwise (--experimental-transform-types):
+ * Node loads those itself, here and from the blob.
+ */
+function strip(ts: string, filename: string, via: LoadedThrough): string | undefined {
+  if (!strippable(filename)) return undefined;
+  // The API warns that it is experimental (once): that is the packer's business, not the app's output.
+  const emitWarning = process.emitWarning;
+  if (quietStrip) {
+    quietStrip = false;
+    process.emitWarning = function quiet(this: unknown, warning: unknown, ...rest: unknown[]) {
+      if (String(warning).includes('stripTypeScriptTypes')) return;
+      return (emitWarning as (...a: unknown[]) => void).call(process, warning, ...rest);
+    } as typeof process.emitWarning;
+  }
+  try {
+    return stripTypeScriptTypes!(ts, { mode: 'strip', sourceUrl: sourceUrlOf(filename, via) });
+  } catch {
+    return undefined;
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+}
+
 function traced(filename: string, r: Record): TracedModule {
   const m: TracedModule = { filename, kind: r.kind, order: r.order };
   if (r.text !== undefined) m.text = r.text;
+  if (r.typescript) {
+    m.typescript = true;
+    m.strippedFrom = r.strippedFrom!;
+  }
   if (r.requiredOnly) m.requiredOnly = true;
   if (r.compiled && shouldCache(r.text)) m.cache = r.compiled.cache();
   return m;
@@ -297,7 +374,7 @@ function dump(exitCode: number): void {
   const kept = resolutions.filter((r) => !leaveOut.has(r.from) && !leaveOut.has(r.entry[2]));
   const keptEsm = esmResolutions.filter((r) => !leaveOut.has(r.from) && !leaveOut.has(r.entry[2]));
   const result: TraceResult = {
-    v8Tag: startTag, nodeVersion: process.version, modules, exitCode, flagsChanged,
+    v8Tag: startTag, nodeVersion: process.version, modules, exitCode, flagsChanged, typescript: typeScriptMode(),
     resolutions: kept.map((r) => r.entry), resolveEnv: resolutionEnvironment(), trainingOnly: leaveOut.size,
     esmResolutions: keptEsm.map((r) => r.entry), ...(esmConditions !== undefined && { esmConditions }),
   };
