@@ -11,7 +11,7 @@ import { decodeIndex, type Index } from './index-codec.js';
 import { checkSections } from './layout.js';
 
 export { HEADER_SIZE, FORMAT_VERSION, MAGIC, encodeHeader, decodeHeader, type Header } from './header.js';
-export { CJS_PREFIX, CJS_SUFFIX, encodeIndex, decodeIndex, isValidKey } from './index-codec.js';
+export { CJS_PREFIX, CJS_SUFFIX, encodeIndex, decodeIndex, isValidKey, plainEntry } from './index-codec.js';
 export type { Entry, EntryKind, Index, SourceEncoding } from './index-codec.js';
 export { layoutBlob, checkSections, fitsLatin1, alignUp } from './layout.js';
 export type { BlobPlan, BlobLayoutStats, SectionInput } from './layout.js';

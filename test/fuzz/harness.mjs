@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 
 const dist = join(fileURLToPath(new URL('../../dist/', import.meta.url)));
 const { open, isCodeblobError } = await import(join(dist, 'index.js'));
-const { encodeHeader, decodeHeader, encodeIndex, decodeIndex, sha256, entryHash, HEADER_SIZE } = await import(join(dist, 'format/index.js'));
+const { encodeHeader, decodeHeader, encodeIndex, decodeIndex, sha256, entryHash, HEADER_SIZE, plainEntry } = await import(join(dist, 'format/index.js'));
 const { compileCjs, compilesAsFunction } = await import(join(dist, 'loader/cjs-compile.js'));
 const { LoadedTable } = await import(join(dist, 'loader/resolve-cache.js'));
 const { native } = await import(join(dist, 'native/binding.js'));
@@ -71,7 +71,7 @@ const mutations = {
     return { bytes: out, resealed: true };
   },
   entryField() {
-    const entries = index.entries.map((e) => ({ ...e }));
+    const entries = index.entries.map((e) => plainEntry(e));
     const e = oneOf(entries);
     const other = oneOf(entries);
     const field = oneOf(['sourceOffset', 'sourceLength', 'cacheOffset', 'cacheLength', 'chars', 'prefixChars']);
@@ -80,7 +80,7 @@ const mutations = {
     return bytes && { bytes, resealed: true, focus: e.key };
   },
   swapEncoding() {
-    const entries = index.entries.map((e) => ({ ...e }));
+    const entries = index.entries.map((e) => plainEntry(e));
     const e = oneOf(entries.filter((x) => x.kind !== 'asset'));
     e.encoding = e.encoding === 'latin1' ? 'utf16le' : 'latin1';
     // Keep the lengths consistent so the structure checks pass: only the hash can tell.
@@ -129,7 +129,7 @@ const mutations = {
     const out = Buffer.from(original);
     out.fill(0, e.cacheOffset, e.cacheOffset + e.cacheLength);
     cache.copy(out, e.cacheOffset);
-    const entries = index.entries.map((x) => (x === e ? { ...x, cacheLength: cache.length, cacheHash: entryHash(cache) } : x));
+    const entries = index.entries.map((x) => (x === e ? { ...plainEntry(x), cacheLength: cache.length, cacheHash: entryHash(cache) } : x));
     const bytes = reseal(out, header, { root: index.root, entries });
     return bytes && { bytes, resealed: true, focus: e.key, foreign: true };
   },
