@@ -38,7 +38,8 @@ const ROWS = [
   ['addon', "codeblob's addon"],
   ['blobPrivate', "the blob's pages (private)"],
   ['blobRss', "the blob's pages resident (shared)"],
-  ['snapStrings', 'heap snapshot: strings'],
+  ['externalSource', 'script sources outside the V8 heap (the blob\'s, Node\'s own)'],
+  ['snapStrings', 'heap snapshot: strings on the heap'],
   ['snapCode', 'heap snapshot: code (bytecode, feedback, functions)'],
   ['snapClosures', 'heap snapshot: closures'],
   ['snapObjects', 'heap snapshot: other objects'],
@@ -115,7 +116,10 @@ function flat(s) {
     addon: sm.addon,
     blobPrivate: sm.blob,
     blobRss: sm.blobRss,
-    snapStrings: s.heap.strings,
+    externalSource: s.externalSource,
+    // A heap snapshot gives an external string its length as size: those are script sources
+    // (the blob's modules, Node's own), counted in the row above instead.
+    snapStrings: s.heap.strings - s.externalSource,
     snapCode: s.heap.code,
     snapClosures: s.heap.closures,
     snapObjects: s.heap.objects,
