@@ -12,12 +12,12 @@
 // Each corpus is copied (times kept) into a scratch dir first, so the caches stay untouched.
 // Usage: node bench/ab-freshness.mjs --base <dir> [--node <bin>] [--runs 15] [--corpus reference,service]
 //        [--scenarios unchanged,touched] [--no-hash]
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanEnv, cli, header, outDir, printHeader, printTable, registerPath, repo, stats } from './lib.mjs';
+import { cleanEnv, cli, header, outDir, printHeader, printTable, registerPath, repo, stats, runJsonChild } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -45,16 +45,7 @@ const corpora = {
   service: join(repo, 'node_modules/.cache/codeblob-test/service-corpus'),
 };
 
-function sample(args, env) {
-  return new Promise((done, fail) => {
-    const p = spawn(node, [...args, child], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('exit', (code) => (code === 0 ? done(JSON.parse(out.trim().split('\n').pop())) : fail(new Error(`sample exited ${code}: ${err.slice(-1500)}`))));
-  });
-}
+const sample = (args, env) => runJsonChild(node, args, child, env);
 
 /** A new mtime on every file and folder (not following symlinks), as a copy without -p leaves them. */
 function touchTree(dir, when = new Date('2021-03-04T05:06:07.891Z')) {

@@ -12,8 +12,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanEnv, hasCompileCache, header, installCorpus, mib, outDir, pack, printHeader, printTable, readResults, referenceCorpus, registerPath, repo, runUnder, stamp } from './lib.mjs';
-import { spawn } from 'node:child_process';
+import { cleanEnv, hasCompileCache, header, installCorpus, mib, outDir, pack, printHeader, printTable, readResults, referenceCorpus, registerPath, repo, runUnder, stamp, runJsonChild } from './lib.mjs';
 import { generateSyntheticApp } from './synthetic-corpus.mjs';
 
 const { values } = parseArgs({
@@ -89,16 +88,7 @@ function app(name) {
   throw new Error(`unknown app ${name}`);
 }
 
-function sample(args, env) {
-  return new Promise((done, fail) => {
-    const c = spawn(node, [...args, child], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (err += d));
-    c.on('close', (code) => (code === 0 ? done(JSON.parse(out)) : fail(new Error(`sample exited ${code}: ${err.slice(-500)}`))));
-  });
-}
+const sample = (args, env) => runJsonChild(node, args, child, env);
 
 /** One sample's figures, flat, in bytes (threads and ms as they are). */
 function flat(s) {

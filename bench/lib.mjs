@@ -234,6 +234,21 @@ export function runUnder(node, scriptUrl) {
   process.exit(r.status ?? 1);
 }
 
+/**
+ * Runs `script` once under `node` with `args` before it (loader flags) and `env`; resolves with
+ * the JSON of the last line it printed, or rejects with the tail of its stderr.
+ */
+export function runJsonChild(node, args, script, env) {
+  return new Promise((done, fail) => {
+    const p = spawn(node, [...args, script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    p.on('close', (code) => (code === 0 ? done(JSON.parse(out.trim().split('\n').pop())) : fail(new Error(`sample exited ${code}: ${err.slice(-1500)}`))));
+  });
+}
+
 /** Least-squares line through [x, y] points: {slope, intercept}, or null without two distinct x. */
 export function fitLine(points) {
   const n = points.length;

@@ -8,11 +8,10 @@
 // table's own cost counts), the number of resolutions, and the blob's pages resident in the
 // process after startup.
 // Usage: node bench/resolve.mjs [--node <bin>] [--runs 21] [--corpus reference,service] [--quick]
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { askedBackend, cleanEnv, header, installCorpus, outDir, pack, printHeader, referenceCorpus, registerPath, reportedBackend, repo, stats } from './lib.mjs';
+import { askedBackend, cleanEnv, header, installCorpus, outDir, pack, printHeader, referenceCorpus, registerPath, reportedBackend, repo, stats, runJsonChild } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -28,16 +27,7 @@ mkdirSync(outDir, { recursive: true });
 const h = header(node);
 const child = join(repo, 'bench/child-resolve.cjs');
 
-function sample(args, env) {
-  return new Promise((done, fail) => {
-    const p = spawn(node, [...args, child], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (err += d));
-    p.on('exit', (code) => (code === 0 ? done(JSON.parse(out.trim().split('\n').pop())) : fail(new Error(`sample exited ${code}: ${err.slice(-1500)}`))));
-  });
-}
+const sample = (args, env) => runJsonChild(node, args, child, env);
 
 const base = cleanEnv();
 
