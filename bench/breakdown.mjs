@@ -61,6 +61,7 @@ mkdirSync(outDir, { recursive: true });
 const h = header(node);
 printHeader(h, 'mmap (asked)');
 const compileCache = hasCompileCache(h.node);
+const v8Major = Number(h.v8.split('.')[0]);
 const child = join(repo, 'bench/breakdown-child.cjs');
 
 function app(name) {
@@ -107,9 +108,9 @@ function flat(s) {
     blobPrivate: sm.blob,
     blobRss: sm.blobRss,
     externalSource: s.externalSource,
-    // A heap snapshot gives an external string its length as size: those are script sources
-    // (the blob's modules, Node's own), counted in the row above instead.
-    snapStrings: s.heap.strings - s.externalSource,
+    // From V8 12 a heap snapshot gives an external string its length as size: those are script
+    // sources (the blob's modules, Node's own), counted in the row above instead.
+    snapStrings: s.heap.strings - (v8Major >= 12 ? s.externalSource : 0),
     snapCode: s.heap.code,
     snapClosures: s.heap.closures,
     snapObjects: s.heap.objects,
