@@ -193,11 +193,28 @@ function writeDocs() {
     for (const r of x.results) docs.push(title(x, r), '', table(x, r), '');
   }
   replaceBlock(join(repo, 'docs/benchmarks.md'), 'breakdown', docs.join('\n'));
-  const readme = ['Where the memory of one service process goes (the service corpus, Node ' + all.map((x) => x.header.node).join(', ') + '; all apps and Node versions: [docs/benchmarks.md](docs/benchmarks.md#where-each-mib-goes)):', ''];
-  for (const x of all) {
-    const r = x.results.find((y) => y.app === 'service');
-    if (r) readme.push(title(x, r), '', table(x, r), '');
+  // The README: every app on every Node in one line each, then where the service's MiB go on the newest Node.
+  const apps = [...new Set(all.flatMap((x) => x.results.map((r) => r.app)))];
+  const readme = [
+    'One process after load and a full GC, USS in MiB, plain `require` → codeblob (ratio); a service of many small modules first, the tool-heavy reference corpus last:',
+    '',
+    `| app | ${all.map((x) => `Node ${x.header.node}`).join(' | ')} |`,
+    `|---|${all.map(() => '---|').join('')}`,
+  ];
+  const order = ['service', ...apps.filter((a) => a !== 'service')];
+  for (const app of order) {
+    const cells = all.map((x) => {
+      const r = x.results.find((y) => y.app === app);
+      if (!r) return '-';
+      const [p, c] = [r.cols[0].uss, r.cols.at(-1).uss];
+      return `${mib(p)} → ${mib(c)} (${(c / p).toFixed(2)})`;
+    });
+    const r = all.flatMap((x) => x.results).find((y) => y.app === app);
+    readme.push(`| ${app} (${r.entries.toLocaleString('en')} modules) | ${cells.join(' | ')} |`);
   }
+  const newest = all.at(-1);
+  const service = newest.results.find((y) => y.app === 'service');
+  if (service) readme.push('', `Where each MiB of the service (${service.entries.toLocaleString('en')} modules) goes on Node ${newest.header.node} (${stamp(newest.header)}; every app and Node: [docs/benchmarks.md](docs/benchmarks.md#where-each-mib-goes)):`, '', table(newest, service), '');
   replaceBlock(join(repo, 'README.md'), 'breakdown', readme.join('\n'));
 }
 
