@@ -7,7 +7,7 @@
 // service). Medians per figure. Writes .bench-out/breakdown-<node>.json; --doc writes the
 // tables of every breakdown JSON present into docs/benchmarks.md and the service table into
 // README.md (between their breakdown markers).
-// Usage: node bench/breakdown.mjs [--node <bin>] [--runs 3] [--apps tiny,synthetic-100,service] [--quick]
+// Usage: node bench/breakdown.mjs [--node <bin>] [--runs 3] [--apps tiny,synthetic-100,service] [--quick] [--thread]
 //        node bench/breakdown.mjs --doc
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +22,7 @@ const { values } = parseArgs({
     apps: { type: 'string' },
     quick: { type: 'boolean', default: false },
     doc: { type: 'boolean', default: false },
+    thread: { type: 'boolean', default: false },
   },
 });
 
@@ -125,6 +126,48 @@ const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
+
+if (values.thread) {
+  await threadCost();
+  process.exit(0);
+}
+
+/**
+ * --thread: what codeblob costs a worker thread that loads nothing from the blob, by the blob's
+ * size (plain vs codeblob, interleaved, medians): the thread's heap after a GC in it, and the
+ * process's anonymous memory.
+ */
+async function threadCost() {
+  const threadChild = join(repo, 'bench/breakdown-thread.cjs');
+  const rows = [];
+  for (const name of appNames) {
+    const a = app(name);
+    const blob = join(outDir, `breakdown-${name}-${h.node}.blob`);
+    const packed = pack(node, a.dir, [a.entry], blob);
+    const modes = [
+      { name: 'plain', env: cleanEnv({}) },
+      { name: 'codeblob', env: cleanEnv({ BENCH_THREAD_BLOB: blob, BENCH_REGISTER: registerPath }) },
+    ];
+    const got = { plain: [], codeblob: [] };
+    for (let r = 0; r < runs; r++) {
+      for (let i = 0; i < modes.length; i++) {
+        const m = modes[(i + r) % modes.length];
+        got[m.name].push(await runJsonChild(node, [], threadChild, m.env));
+      }
+    }
+    const med = (mode, f) => median(got[mode].map(f));
+    const cells = (f) => ['plain', 'codeblob'].map((m) => med(m, f));
+    const young = (s) => s.thread.spaces.new_space?.[0] ?? 0;
+    const old = (s) => s.thread.spaces.old_space?.[0] ?? 0;
+    const row = { app: name, entries: packed.entries, blobBytes: packed.fileSize, physical: cells((s) => s.thread.physical), used: cells((s) => s.thread.used), young: cells(young), old: cells(old), anon: cells((s) => s.processAnon) };
+    rows.push(row);
+  }
+  printTable(['app (blob)', 'thread heap resident MiB', 'used', 'young generation', 'old space', 'process anonymous MiB'],
+    rows.map((r) => [`${r.app} (${r.entries} modules, ${mib(r.blobBytes)} MiB)`, ...['physical', 'used', 'young', 'old', 'anon'].map((k) => `${mib(r[k][0])} -> ${mib(r[k][1])}`)]));
+  const file = join(outDir, `breakdown-thread-${h.node}.json`);
+  writeFileSync(file, JSON.stringify({ header: h, runs, rows }, null, 2));
+  console.log(`# wrote ${file}`);
+}
 
 const results = [];
 for (const name of appNames) {
