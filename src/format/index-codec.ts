@@ -191,12 +191,8 @@ class DecodedEntry implements Entry {
 
 /** An entry with every field as an own property (to spread, compare or re-encode it). */
 export function plainEntry(e: Entry): Entry {
-  return {
-    key: e.key, kind: e.kind, encoding: e.encoding, chars: e.chars, prefixChars: e.prefixChars,
-    suffixChars: e.suffixChars, shebang: e.shebang, typescript: e.typescript, ...(e.requiredOnly && { requiredOnly: true }),
-    sourceOffset: e.sourceOffset, sourceLength: e.sourceLength, sourceHash: e.sourceHash, cacheOffset: e.cacheOffset,
-    cacheLength: e.cacheLength, cacheHash: e.cacheHash, fileSize: e.fileSize, mtimeMs: e.mtimeMs, contentHash: e.contentHash, order: e.order,
-  };
+  // Every other field is an own property already (DecodedEntry's are public fields).
+  return { ...e, sourceHash: e.sourceHash, cacheHash: e.cacheHash, contentHash: e.contentHash };
 }
 
 function decodeEntry(t: unknown, i: number, hashes: Buffer): Entry {

@@ -379,12 +379,7 @@ export class BlobStore {
       fallbackReason: this.#fallbackReason,
       bytesMapped: b.bytes.byteLength,
       bytesResident: b.residentBytes(0, b.bytes.byteLength),
-      strings: this.#strings,
-      stringsCopied: this.#stringsCopied,
-      lookups: this.#lookups,
-      misses: this.#misses,
-      corrupt: this.#checks.corrupt,
-      verifiedAhead: this.#checks.verifiedAhead,
+      ...this.counters(),
     };
   }
 
