@@ -17,7 +17,7 @@ import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanEnv, cli, header, outDir, printHeader, printTable, registerPath, repo, stats, runJsonChild } from './lib.mjs';
+import { cleanEnv, cli, header, outDir, printHeader, printTable, registerPath, repo, stats, runJsonChild, interleave } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -59,14 +59,8 @@ function touchTree(dir, when = new Date('2021-03-04T05:06:07.891Z')) {
 }
 
 async function measure(modes) {
-  const samples = Object.fromEntries(modes.map((m) => [m.name, []]));
   for (const m of modes) await sample(m.args, m.env); // warm the page cache for everyone
-  for (let r = 0; r < runs; r++) {
-    for (let i = 0; i < modes.length; i++) {
-      const m = modes[(i + r) % modes.length];
-      samples[m.name].push(await sample(m.args, m.env));
-    }
-  }
+  const samples = await interleave(modes, runs, (m) => sample(m.args, m.env));
   return modes.map((m) => {
     const s = samples[m.name];
     const c = s[0].counters;

@@ -79,19 +79,16 @@ function snapshotBreakdown() {
   for (let i = 0; i < count; i++) {
     for (let e = firstEdge[i]; e < firstEdge[i + 1]; e += ef) if (named.has(edges[e + eType]) && script[edges[e + eTo] / nf] && edgeName(e) === 'script') sfi[i] = 1;
   }
-  const only = process.env.BREAKDOWN_ANCHORS; // debugging: 'script', 'names' or 'edges' alone
   for (let i = 0; i < count; i++) {
-    if (only && only !== 'script') break;
     if (script[i] || sfi[i]) anchor[i] = 1;
     if (nTypes[nodes[i * nf + nType]] !== 'closure') continue;
     for (let e = firstEdge[i]; e < firstEdge[i + 1]; e += ef) if (named.has(edges[e + eType]) && sfi[edges[e + eTo] / nf] && edgeName(e) === 'shared') anchor[i] = 1;
   }
   for (let i = 0; i < count; i++) {
     const type = nTypes[nodes[i * nf + nType]];
-    if (type === 'closure' && /^codeblob[A-Z]/.test(strings[nodes[i * nf + nName]]) && (!only || only === 'names')) anchor[i] = 1;
-    if (only && only !== 'edges') continue;
+    if (type === 'closure' && /^codeblob[A-Z]/.test(strings[nodes[i * nf + nName]])) anchor[i] = 1;
     for (let e = firstEdge[i]; e < firstEdge[i + 1]; e += ef) {
-      if (named.has(edges[e + eType]) && (process.env.BREAKDOWN_EDGE ? new RegExp(process.env.BREAKDOWN_EDGE) : ANCHOR_EDGE).test(String(strings[edges[e + eName]]))) anchor[edges[e + eTo] / nf] = 1;
+      if (named.has(edges[e + eType]) && ANCHOR_EDGE.test(String(strings[edges[e + eName]]))) anchor[edges[e + eTo] / nf] = 1;
     }
   }
   const reach = (skipAnchors) => {

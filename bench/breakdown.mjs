@@ -12,7 +12,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { cleanEnv, hasCompileCache, header, installCorpus, mib, outDir, pack, printHeader, printTable, readResults, referenceCorpus, registerPath, repo, runUnder, stamp, runJsonChild } from './lib.mjs';
+import { cleanEnv, hasCompileCache, header, installCorpus, mib, outDir, pack, printHeader, printTable, readResults, referenceCorpus, registerPath, repo, runUnder, stamp, runJsonChild, interleave } from './lib.mjs';
 import { generateSyntheticApp } from './synthetic-corpus.mjs';
 
 const { values } = parseArgs({
@@ -148,13 +148,7 @@ async function threadCost() {
       { name: 'plain', env: cleanEnv({}) },
       { name: 'codeblob', env: cleanEnv({ BENCH_THREAD_BLOB: blob, BENCH_REGISTER: registerPath }) },
     ];
-    const got = { plain: [], codeblob: [] };
-    for (let r = 0; r < runs; r++) {
-      for (let i = 0; i < modes.length; i++) {
-        const m = modes[(i + r) % modes.length];
-        got[m.name].push(await runJsonChild(node, [], threadChild, m.env));
-      }
-    }
+    const got = await interleave(modes, runs, (m) => runJsonChild(node, [], threadChild, m.env));
     const med = (mode, f) => median(got[mode].map(f));
     const cells = (f) => ['plain', 'codeblob'].map((m) => med(m, f));
     const young = (s) => s.thread.spaces.new_space?.[0] ?? 0;
@@ -183,16 +177,12 @@ for (const name of appNames) {
     { name: 'codeblob', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob } },
   ];
   for (const m of modes) await sample(m.args, m.env); // warm: the page cache, Node's compile cache
-  const samples = Object.fromEntries(modes.map((m) => [m.name, []]));
   let counters;
-  for (let r = 0; r < runs; r++) {
-    for (let i = 0; i < modes.length; i++) {
-      const m = modes[(i + r) % modes.length];
-      const s = await sample(m.args, m.env);
-      if (s.codeblob) counters = s.codeblob;
-      samples[m.name].push(flat(s));
-    }
-  }
+  const samples = await interleave(modes, runs, async (m) => {
+    const s = await sample(m.args, m.env);
+    if (s.codeblob) counters = s.codeblob;
+    return flat(s);
+  });
   const cols = modes.map((m) => ({ mode: m.name, ...Object.fromEntries(ROWS.map(([k]) => [k, median(samples[m.name].map((x) => x[k]))])) }));
   results.push({ app: name, entries: packed.entries, blobBytes: packed.fileSize, counters, cols });
   console.log(`\n${name}: ${packed.entries} modules in the blob; codeblob served ${counters?.hits ?? 0} cjs + ${counters?.esmHits ?? 0} esm, ${counters?.misses ?? '?'} misses`);

@@ -249,6 +249,22 @@ export function runJsonChild(node, args, script, env) {
   });
 }
 
+/**
+ * Calls `take(mode)` `runs` times for each mode, interleaved (each round starts one mode later,
+ * so that no mode always runs first on a drifting machine); resolves with the results by mode
+ * name, in order.
+ */
+export async function interleave(modes, runs, take) {
+  const out = Object.fromEntries(modes.map((m) => [m.name, []]));
+  for (let r = 0; r < runs; r++) {
+    for (let i = 0; i < modes.length; i++) {
+      const m = modes[(i + r) % modes.length];
+      out[m.name].push(await take(m));
+    }
+  }
+  return out;
+}
+
 /** Least-squares line through [x, y] points: {slope, intercept}, or null without two distinct x. */
 export function fitLine(points) {
   const n = points.length;

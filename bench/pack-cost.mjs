@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { open } from '../dist/index.js';
-import { MiB, cleanEnv, cli, header, mib, outDir, printHeader, printTable, referenceCorpus, stats } from './lib.mjs';
+import { MiB, cleanEnv, cli, header, mib, outDir, printHeader, printTable, referenceCorpus, stats, interleave } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -79,14 +79,8 @@ const variants = [
   { name: 'default', args: [] },
   { name: 'no resolution table', args: ['--no-resolutions'] },
 ];
-const samples = Object.fromEntries(variants.map((v) => [v.name, []]));
 await packOnce([]); // warm the page cache and the packer's own files
-for (let r = 0; r < runs; r++) {
-  for (let i = 0; i < variants.length; i++) {
-    const v = variants[(i + r) % variants.length];
-    samples[v.name].push(await packOnce(v.args));
-  }
-}
+const samples = await interleave(variants, runs, (v) => packOnce(v.args));
 // Total size of the packed files as they are on disk (the blob records each one's size); the
 // header names the backend this store opened the blob with.
 const store = open(blob);

@@ -11,7 +11,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { askedBackend, cleanEnv, header, installCorpus, outDir, pack, printHeader, referenceCorpus, registerPath, reportedBackend, repo, stats, runJsonChild } from './lib.mjs';
+import { askedBackend, cleanEnv, header, installCorpus, outDir, pack, printHeader, referenceCorpus, registerPath, reportedBackend, repo, stats, runJsonChild, interleave } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -49,18 +49,12 @@ for (const name of values.corpus.split(',')) {
     { name: 'codeblob', args: ['--require', registerPath], env: withBlob },
     { name: 'codeblob, checks on the loading thread', args: ['--require', registerPath], env: { ...withBlob, CODEBLOB_VERIFY_AHEAD: '0' } },
   ];
-  const samples = Object.fromEntries(modes.map((m) => [m.name, []]));
   const warm = [];
   for (const m of modes) warm.push(await sample(m.args, m.env)); // warm the page cache for everyone
   // Before the first corpus's figures: the backend codeblob's warm-up samples reported.
   const backend = reportedBackend(warm.slice(1).map((w) => w.backend));
   if (results.length === 0) printHeader(h, backend);
-  for (let r = 0; r < runs; r++) {
-    for (let i = 0; i < modes.length; i++) {
-      const m = modes[(i + r) % modes.length];
-      samples[m.name].push(await sample(m.args, m.env));
-    }
-  }
+  const samples = await interleave(modes, runs, (m) => sample(m.args, m.env));
   const rows = modes.map((m) => {
     const s = samples[m.name];
     const c = s[0].counters;

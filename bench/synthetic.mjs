@@ -11,7 +11,7 @@ import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { measure } from '../dist/index.js';
-import { MiB, askedBackend, cleanEnv, hasCompileCache, header, mib, outDir, pack, printHeader, printTable, registerPath, reportedBackend, runUnder, startSample, stats, stop } from './lib.mjs';
+import { MiB, askedBackend, cleanEnv, hasCompileCache, header, mib, outDir, pack, printHeader, printTable, registerPath, reportedBackend, runUnder, startSample, stats, stop, interleave } from './lib.mjs';
 import { generateSyntheticApp } from './synthetic-corpus.mjs';
 
 const { values } = parseArgs({
@@ -60,16 +60,12 @@ for (const modules of sizes) {
   if (results.length === 0) printHeader(h, backend);
   if (compileCache && readdirSync(cacheDir).length === 0) throw new Error(`Node wrote no compile cache into ${cacheDir}`);
 
-  const samples = Object.fromEntries(modes.map((m) => [m.name, []]));
-  for (let r = 0; r < runs; r++) {
-    for (let i = 0; i < modes.length; i++) {
-      const m = modes[(i + r) % modes.length];
-      const { child, report } = await startSample(node, m.args, m.env);
-      const mem = measure(child.pid);
-      await stop(child);
-      samples[m.name].push({ loadMs: report.loadMs, uss: mem.uss, anon: mem.privateDirty, counters: report.counters });
-    }
-  }
+  const samples = await interleave(modes, runs, async (m) => {
+    const { child, report } = await startSample(node, m.args, m.env);
+    const mem = measure(child.pid);
+    await stop(child);
+    return { loadMs: report.loadMs, uss: mem.uss, anon: mem.privateDirty, counters: report.counters };
+  });
   const rows = modes.map((m) => {
     const s = samples[m.name];
     return {
