@@ -280,7 +280,7 @@ function sectionInput(m: TracedModule, root: string, warnings: string[]): Sectio
   }
   const bytes = readFileSync(m.filename);
   const st = statSync(m.filename);
-  const input: SectionInput = { key, kind: m.kind, fileSize: st.size, mtimeMs: st.mtimeMs, contentHash: entryHash(bytes), order: m.order, ...(m.kind === 'esm' && m.requiredOnly && { requiredOnly: true }) };
+  const input: SectionInput = { key, kind: m.kind, fileSize: st.size, mtimeMs: st.mtimeMs, contentHash: entryHash(bytes), order: m.order, ...(m.requiredOnly && { requiredOnly: true }) };
   if (m.kind === 'asset') {
     input.bytes = bytes;
     return input;

@@ -201,6 +201,5 @@ function verifyInChild(pinnedPath: string): { pin: BlobPin; recordedRoot: string
   const r = spawnSync(process.execPath, [verifierPath, pinnedPath], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(r.stderr.trim() || `the check exited with ${r.status ?? r.signal}`);
-  const out = JSON.parse(r.stdout) as { pin: BlobPin; recordedRoot: string; residentBytes?: number };
-  return { ...out, residentBytes: out.residentBytes ?? 0 };
+  return JSON.parse(r.stdout) as { pin: BlobPin; recordedRoot: string; residentBytes: number };
 }
