@@ -14,6 +14,7 @@ export {
   compatibility,
   type Entry,
   type EntryKind,
+  type EntryTable,
   type Header,
   type SourceEncoding,
 } from './format/index.js';

@@ -40,6 +40,10 @@ import {
   encodeHeader,
   encodeIndex,
   entryHash,
+  EntryTable,
+  INDEX_TAG,
+  plainEntry,
+  type DecodedIndex,
   fitsLatin1,
   isValidKey,
   layoutBlob,
@@ -162,7 +166,22 @@ function withU32(blob: Buffer, at: number, value: number): Buffer {
   return reseal(out);
 }
 
-type RawIndex = [unknown, unknown, unknown[]];
+/** The raw index: `[tag, root, count, keys, numbers, small, hashes, resolutions | nil, tracedRoot?]`. */
+type RawIndex = unknown[];
+/** Element positions in the raw index (see index-codec.ts). */
+const I = { tag: 0, root: 1, count: 2, keys: 3, numbers: 4, small: 5, hashes: 6, resolutions: 7, tracedRoot: 8 } as const;
+/** Float64 fields of an entry in the `numbers` column, in order (6 per entry). */
+const NUM = { chars: 0, so: 1, co: 2, cl: 3, size: 4, mtime: 5 } as const;
+const NUMBERS = 6;
+/** Int32 fields of an entry in the `small` column, in order (2 per entry). */
+const SMALL = { order: 0, meta: 1 } as const;
+/** 16-byte hashes of an entry in the `hashes` column, in order (48 bytes per entry). */
+const HASH = { sh: 0, ch: 1, content: 2 } as const;
+const HASH_SLOT = 3 * ENTRY_HASH_BYTES;
+/** Kind and encoding codes, and flag bits, of `meta` = kind | encoding << 2 | flags << 4. */
+const KIND = { cjs: 0, esm: 1, json: 2, asset: 3 } as const;
+const ENC = { latin1: 0, utf16le: 1, binary: 2 } as const;
+const FLAG = { shebang: 1, typescript: 2, requiredOnly: 4 } as const;
 
 /**
  * A copy whose index is replaced by `mutate(decoded raw index)` (or raw bytes), with the
@@ -182,26 +201,97 @@ function withIndex(blob: Buffer, mutate: (raw: RawIndex) => unknown, headerPatch
   return out;
 }
 
-/** Tuple positions (see index-codec.ts). */
-const F = {
-  key: 0, kind: 1, enc: 2, chars: 3, pre: 4, suf: 5, flags: 6, so: 7, sl: 8, sh: 9,
-  co: 10, cl: 11, ch: 12, size: 13, mtime: 14, content: 15, order: 16,
-} as const;
+/** The keys of a raw index, in its order. */
+const keysOf = (raw: RawIndex) => (raw[I.keys] as string).split('\0');
 
-/** Index of an entry's tuple in the (sorted) raw index. */
-function tupleOf(raw: RawIndex, key: string): unknown[] {
-  const t = raw[2].find((x) => (x as unknown[])[0] === key);
-  if (!t) throw new Error(`no tuple ${key}`);
-  return t as unknown[];
+/** Position of an entry in the (sorted) raw index. */
+function positionOf(raw: RawIndex, key: string): number {
+  const i = keysOf(raw).indexOf(key);
+  if (i < 0) throw new Error(`no entry ${key}`);
+  return i;
 }
 
-/** A copy with fields of one entry's tuple replaced. */
-function withEntry(blob: Buffer, key: string, patch: Partial<Record<keyof typeof F, unknown>>): Buffer {
+/** A writable copy of one binary column of a raw index, put back in its place. */
+function columnOf(raw: RawIndex, at: number): Buffer {
+  const copy = Buffer.from(raw[at] as Uint8Array);
+  raw[at] = copy;
+  return copy;
+}
+
+type EntryPatch = Partial<
+  Record<keyof typeof NUM, number> & Record<keyof typeof SMALL | 'kind' | 'enc' | 'flags', number> & Record<keyof typeof HASH, Uint8Array> & { key: string }
+>;
+
+/**
+ * Patches one entry of a raw index in place, column by column: numbers as float64 LE at
+ * (i × 6 + field) × 8, order and meta as int32 LE at (i × 2 + field) × 4 (`kind`, `enc` and
+ * `flags` replace their bits of meta), hashes at i × 48 + 16 × which, the key in the keys string.
+ */
+function patchEntry(raw: RawIndex, key: string, patch: EntryPatch): void {
+  const i = positionOf(raw, key);
+  const numbers = columnOf(raw, I.numbers);
+  const small = columnOf(raw, I.small);
+  const hashes = columnOf(raw, I.hashes);
+  for (const [name, value] of Object.entries(patch)) {
+    if (name in NUM) numbers.writeDoubleLE(value as number, (i * NUMBERS + NUM[name as keyof typeof NUM]) * 8);
+    else if (name in SMALL) small.writeInt32LE((value as number) | 0, (i * 2 + SMALL[name as keyof typeof SMALL]) * 4);
+    else if (name in HASH) {
+      const h = value as Uint8Array;
+      if (h.byteLength !== ENTRY_HASH_BYTES) throw new Error('a hash slot holds 16 bytes');
+      hashes.set(h, i * HASH_SLOT + HASH[name as keyof typeof HASH] * ENTRY_HASH_BYTES);
+    } else if (name === 'kind' || name === 'enc' || name === 'flags') {
+      const at = (i * 2 + SMALL.meta) * 4;
+      const meta = small.readInt32LE(at);
+      const v = value as number;
+      const next = name === 'kind' ? (meta & ~3) | v : name === 'enc' ? (meta & ~(3 << 2)) | (v << 2) : (meta & 15) | (v << 4);
+      small.writeInt32LE(next | 0, at);
+    } else if (name === 'key') {
+      const keys = keysOf(raw);
+      keys[i] = value as string;
+      raw[I.keys] = keys.join('\0');
+    } else throw new Error(`no field ${name}`);
+  }
+}
+
+/** A copy with fields of one entry replaced in the index's columns. */
+function withEntry(blob: Buffer, key: string, patch: EntryPatch): Buffer {
   return withIndex(blob, (raw) => {
-    const t = tupleOf(raw, key);
-    for (const [name, value] of Object.entries(patch)) t[F[name as keyof typeof F]] = value;
+    patchEntry(raw, key, patch);
     return raw;
   });
+}
+
+/** The meta int32 of an entry: kind | encoding << 2 | flags << 4. */
+function metaOf(raw: RawIndex, key: string): number {
+  return (raw[I.small] as Buffer).readInt32LE((positionOf(raw, key) * 2 + SMALL.meta) * 4);
+}
+
+/** The raw index of a blob (msgpackr's decoding, not the codec's). */
+function rawIndexOf(blob: Buffer): RawIndex {
+  const h = headerOf(blob);
+  return unpackr.unpack(blob.subarray(h.indexOffset, h.indexOffset + h.indexLength)) as RawIndex;
+}
+
+/** Bytes from the source's start to the next section's start (or the end of the file). */
+function roomAfterSource(blob: Buffer, key: string): number {
+  const { entries } = readMeta(blob).index;
+  const e = byKey(entries, key);
+  const starts = entries.flatMap((x) => (x.cacheLength > 0 ? [x.sourceOffset, x.cacheOffset] : [x.sourceOffset]));
+  return Math.min(blob.byteLength, ...starts.filter((s) => s > e.sourceOffset)) - e.sourceOffset;
+}
+
+/** A well-formed entry for decodeIndex/encodeIndex round trips. */
+function entryOf(key: string, over: Partial<Entry> = {}): Entry {
+  const kind = over.kind ?? 'esm';
+  const chars = over.chars ?? 3;
+  const encoding = over.encoding ?? (kind === 'asset' ? 'binary' : 'latin1');
+  const [prefixChars, suffixChars] = kind === 'cjs' ? [CJS_PREFIX.length, CJS_SUFFIX.length] : [0, 0];
+  return {
+    key, kind, encoding, chars, prefixChars, suffixChars, shebang: false, typescript: false, requiredOnly: false,
+    sourceOffset: 0, sourceLength: (prefixChars + chars + suffixChars) * (encoding === 'utf16le' ? 2 : 1), sourceHash: Buffer.alloc(16, 1),
+    cacheOffset: 0, cacheLength: 0, cacheHash: null, fileSize: 5, mtimeMs: 1, contentHash: Buffer.alloc(16, 2), order: 0,
+    ...over,
+  };
 }
 
 // ---- layout round trips -----------------------------------------------------------------
@@ -593,8 +683,17 @@ describe('decodeHeader / readMeta: header rules', () => {
   });
 
   it('rejects another format version with ERR_CODEBLOB_UNSUPPORTED_VERSION', () => {
-    expectCode(() => readMeta(withHeader(good, { formatVersion: 2 })), 'ERR_CODEBLOB_UNSUPPORTED_VERSION', /^Unsupported codeblob format version: 2 /);
-    expectCode(() => readMeta(withHeader(good, { formatVersion: 0 })), 'ERR_CODEBLOB_UNSUPPORTED_VERSION', /0/);
+    expect(FORMAT_VERSION).toBe(2);
+    expect(headerOf(good).formatVersion).toBe(2);
+    expectCode(() => readMeta(withHeader(good, { formatVersion: 3 })), 'ERR_CODEBLOB_UNSUPPORTED_VERSION', /^Unsupported codeblob format version: 3 /);
+    // Version 1 (an index of tuples): refused before its index is read, with what to do about it.
+    expectCode(
+      () => readMeta(withHeader(good, { formatVersion: 1 })),
+      'ERR_CODEBLOB_UNSUPPORTED_VERSION',
+      /^Unsupported codeblob format version: 1 \(this codeblob reads version 2: pack the app again with it\)$/,
+    );
+    expectCode(() => readMeta(withHeader(good, { formatVersion: 0 })), 'ERR_CODEBLOB_UNSUPPORTED_VERSION', /^Unsupported codeblob format version: 0 /);
+    expectCode(() => readMeta(withHeader(good, { formatVersion: 0xffffffff })), 'ERR_CODEBLOB_UNSUPPORTED_VERSION', /version: 4294967295 /);
   });
 
   it('rejects a header size other than 256', () => {
@@ -722,10 +821,49 @@ describe('decoding keeps nothing alive', () => {
 describe('decodeIndex / readMeta: index rules', () => {
   const good = build();
   const bad = (blob: Uint8Array, rule: RegExp) => expectCode(() => readMeta(blob), 'ERR_CODEBLOB_BAD_FORMAT', rule);
+  const n = 7; // entries of the sample blob
+  const entryOfGood = (key: string) => byKey(readMeta(good).index.entries, key);
 
   it('re-encoding the untouched index is accepted (the crafting helper is sound)', () => {
     const b = withIndex(good, (raw) => raw);
+    expect(b.equals(good)).toBe(true);
     expect(readMeta(b).index.entries).toHaveLength(7);
+    // A patch that writes back what is there changes nothing either.
+    const e = entryOfGood('lib/a.js');
+    const raw = rawIndexOf(good);
+    const same = withEntry(good, 'lib/a.js', {
+      key: e.key, chars: e.chars, so: e.sourceOffset, co: e.cacheOffset, cl: e.cacheLength, size: e.fileSize, mtime: e.mtimeMs,
+      order: e.order, meta: metaOf(raw, 'lib/a.js'), sh: e.sourceHash, ch: e.cacheHash!, content: e.contentHash,
+    });
+    expect(same.equals(good)).toBe(true);
+  });
+
+  it('lays the index out as columns: keys joined by NUL in order, then numbers, small ints and hashes per entry', () => {
+    const raw = rawIndexOf(good);
+    const { header, index } = readMeta(good);
+    expect(raw).toHaveLength(8);
+    expect(raw.slice(0, 3)).toEqual([INDEX_TAG, 'app', header.entryCount]);
+    expect(INDEX_TAG).toBe('codeblob-index/2');
+    expect(raw[I.resolutions]).toBeNull();
+    const keys = index.entries.map((e) => e.key);
+    expect(raw[I.keys]).toBe(keys.join('\0'));
+    const numbers = raw[I.numbers] as Buffer;
+    const small = raw[I.small] as Buffer;
+    const hashes = raw[I.hashes] as Buffer;
+    expect([numbers.byteLength, small.byteLength, hashes.byteLength]).toEqual([n * 6 * 8, n * 2 * 4, n * 48]);
+    index.entries.forEach((e, i) => {
+      const num = (k: number) => numbers.readDoubleLE((i * 6 + k) * 8);
+      expect([num(0), num(1), num(2), num(3), num(4), num(5)], e.key).toEqual([e.chars, e.sourceOffset, e.cacheOffset, e.cacheLength, e.fileSize, e.mtimeMs]);
+      const flags = (e.shebang ? 1 : 0) | (e.typescript ? 2 : 0) | (e.requiredOnly ? 4 : 0);
+      expect([small.readInt32LE(i * 8), small.readInt32LE(i * 8 + 4)], e.key).toEqual([e.order, KIND[e.kind] | (ENC[e.encoding] << 2) | (flags << 4)]);
+      expect(hashes.subarray(i * 48, i * 48 + 16).equals(e.sourceHash), e.key).toBe(true);
+      expect(hashes.subarray(i * 48 + 16, i * 48 + 32).equals(e.cacheHash ?? Buffer.alloc(16)), e.key).toBe(true); // zeros without a cache
+      expect(hashes.subarray(i * 48 + 32, i * 48 + 48).equals(e.contentHash), e.key).toBe(true);
+    });
+    // Each field is read from its own place: a patch of one changes that one only.
+    const before = plainEntry(entryOfGood('esm/m.mjs'));
+    const patched = plainEntry(byKey(readMeta(withEntry(good, 'esm/m.mjs', { size: 77, mtime: 5.25, order: 9, content: Buffer.alloc(16, 0xab) })).index.entries, 'esm/m.mjs'));
+    expect(patched).toEqual({ ...before, fileSize: 77, mtimeMs: 5.25, order: 9, contentHash: Buffer.alloc(16, 0xab) });
   });
 
   it('rejects an index that is not valid msgpack', () => {
@@ -736,40 +874,59 @@ describe('decodeIndex / readMeta: index rules', () => {
     bad(withIndex(good, (raw) => Buffer.concat([packr.pack(raw), Buffer.from([0xc0])])), /not valid msgpack/);
   });
 
-  it('rejects a wrong tag', () => {
-    bad(withIndex(good, (raw) => ['codeblob-index/2', raw[1], raw[2]]), /index tag/);
+  it('rejects a wrong tag, the version-1 tag included, in either layout', () => {
+    bad(withIndex(good, (raw) => ['codeblob-index/3', ...raw.slice(1)]), /index tag/);
+    bad(withIndex(good, (raw) => ['codeblob-index/1', ...raw.slice(1)]), /index tag/);
+    bad(withIndex(good, (raw) => [7, ...raw.slice(1)]), /index tag/);
+    // A version-1 index ([tag, root, tuples]) under either tag.
+    bad(withIndex(good, (raw) => ['codeblob-index/1', raw[I.root], []]), /index tag/);
+    bad(withIndex(good, (raw) => [INDEX_TAG, raw[I.root], []]), /index tag/);
   });
 
-  it('rejects an index that is not a 3- to 5-element array, or whose 4th is not binary', () => {
-    bad(withIndex(good, (raw) => [...raw, Buffer.alloc(1), '/srv/app', 0]), /index tag/);
-    bad(withIndex(good, (raw) => [...raw, Buffer.alloc(1), 0]), /traced root/);
-    bad(withIndex(good, (raw) => [...raw, 0]), /resolution table is not binary/);
-    bad(withIndex(good, () => 'codeblob-index/1'), /index tag/);
+  it('rejects an index that is not an 8- or 9-element array, or whose 8th is not binary or nil', () => {
+    for (const length of [0, 1, 3, 7]) bad(withIndex(good, (raw) => raw.slice(0, length)), /index tag/);
+    bad(withIndex(good, (raw) => [...raw, '/srv/app', 0]), /index tag/);
+    bad(withIndex(good, () => 'codeblob-index/2'), /index tag/);
+    bad(withIndex(good, () => null), /index tag/);
+    bad(withIndex(good, (raw) => [...raw, 0]), /traced root/);
+    for (const table of [0, 'x', false, [1]]) bad(withIndex(good, (raw) => [...raw.slice(0, 7), table]), /resolution table is not binary/);
+    // The 9-element form is sound with or without a table.
+    expect(readMeta(withIndex(good, (raw) => [...raw, '/srv/app'])).index.tracedRoot).toBe('/srv/app');
+    const withTable = readMeta(withIndex(good, (raw) => [...raw.slice(0, 7), Buffer.from([1, 2]), '/srv/app'])).index;
+    expect([Buffer.from(withTable.resolutions!).equals(Buffer.from([1, 2])), withTable.tracedRoot]).toEqual([true, '/srv/app']);
+  });
+
+  it('rejects a traced root that is not an absolute path without NUL', () => {
+    for (const root of ['srv/app', '', 7, null, '/srv/\0app', Buffer.from('/srv')]) bad(withIndex(good, (raw) => [...raw, root]), /traced root is not an absolute path/);
   });
 
   it('rejects a root that is not a string or holds NUL', () => {
-    bad(withIndex(good, (raw) => [raw[0], 5, raw[2]]), /root/);
-    bad(withIndex(good, (raw) => [raw[0], 'a\0b', raw[2]]), /root/);
-  });
-
-  it('rejects entries that are not an array', () => {
-    bad(withIndex(good, (raw) => [raw[0], raw[1], 'nope']), /entries are not an array/);
+    for (const root of [5, null, Buffer.from('app'), ['app'], 'a\0b']) bad(withIndex(good, (raw) => [raw[0], root, ...raw.slice(2)]), /index root is not a string/);
   });
 
   it('rejects an entry count different from the header', () => {
     bad(withIndex(good, (raw) => raw, { entryCount: 6 }), /index has 7 entries, header says 6/);
-    bad(withIndex(good, (raw) => [raw[0], raw[1], raw[2].slice(1)]), /index has 6 entries, header says 7/);
+    bad(withIndex(good, (raw) => raw, { entryCount: 8 }), /index has 7 entries, header says 8/);
+    bad(withIndex(good, (raw) => [...raw.slice(0, 2), 6, ...raw.slice(3)]), /index has 6 entries, header says 7/);
+    bad(withIndex(good, (raw) => [...raw.slice(0, 2), null, ...raw.slice(3)]), /index has null entries, header says 7/);
+    bad(withIndex(good, (raw) => [...raw.slice(0, 2), '7', ...raw.slice(3)]), /index has 7 entries, header says 7/); // a string is not the count
+    bad(withIndex(good, (raw) => [...raw.slice(0, 2), 7.5, ...raw.slice(3)]), /index has 7.5 entries, header says 7/);
   });
 
-  it.each([16, 18, 0])('rejects an entry tuple of %i fields', (length) => {
-    bad(
-      withIndex(good, (raw) => {
-        const t = raw[2][0] as unknown[];
-        raw[2][0] = length <= 17 ? t.slice(0, length) : [...t, 0];
-        return raw;
-      }),
-      /not a 17-field tuple/,
-    );
+  it('rejects keys that are not one string', () => {
+    for (const keys of [42, null, Buffer.from('a'), ['bin/cli.js'], true]) bad(withIndex(good, (raw) => [...raw.slice(0, 3), keys, ...raw.slice(4)]), /index keys are not a string/);
+  });
+
+  it('rejects a key count different from the entry count', () => {
+    bad(withIndex(good, (raw) => [...raw.slice(0, 3), keysOf(raw).slice(1).join('\0'), ...raw.slice(4)]), /index keys hold fewer keys than its 7 entries/);
+    bad(withIndex(good, (raw) => [...raw.slice(0, 3), [...keysOf(raw), 'zz'].join('\0'), ...raw.slice(4)]), /index keys hold more keys than its 7 entries/);
+    // A key holding a NUL is two keys to the reader.
+    bad(withEntry(good, 'lib/a.js', { key: 'lib/a.js\0lib/b.js' }), /index keys hold more keys than its 7 entries/);
+    // An empty index has no keys at all: not even an empty one.
+    const empty = build(plan({ entries: [] }));
+    expect(rawIndexOf(empty)[I.keys]).toBe('');
+    expect(readMeta(withIndex(empty, (raw) => raw)).index.entries).toEqual([]);
+    bad(withIndex(empty, (raw) => [...raw.slice(0, 3), 'a', ...raw.slice(4)]), /index keys are not empty for an empty index/);
   });
 
   it.each([
@@ -780,165 +937,334 @@ describe('decodeIndex / readMeta: index rules', () => {
     ['a dot segment', 'a/./b'],
     ['a trailing slash', 'lib/'],
     ['an empty key', ''],
-    ['a NUL', 'a\0b'],
     ['a backslash', 'a\\b'],
     ['a lone dot', '.'],
+    ['a lone dot-dot', '..'],
+    ['a trailing dot segment', 'lib/.'],
   ])('rejects a key with %s', (_what, key) => {
     bad(withEntry(good, 'lib/a.js', { key }), /invalid key/);
   });
 
-  it('rejects a key that is not a string', () => {
-    bad(withEntry(good, 'lib/a.js', { key: 42 }), /invalid key/);
+  it.each(['bin/cli.js', 'package.json'])('rejects an invalid key as the first or last entry (%s)', (key) => {
+    bad(withEntry(good, key, { key: key === 'bin/cli.js' ? '' : 'z/' }), /invalid key/);
+    bad(withEntry(good, key, { key: key === 'bin/cli.js' ? './a' : 'z/..' }), /invalid key/);
+  });
+
+  it('accepts a sound new key in its place, and finds every key by binary search', () => {
+    const b = withEntry(good, 'lib/a.js', { key: 'lib/b.js' });
+    const { table } = readMeta(b).index;
+    expect(table.all().map((e) => e.key)).toEqual(['bin/cli.js', 'esm/m.mjs', 'esm/smile.mjs', 'img/logo.bin', 'lib/b.js', 'lib/dash.js', 'package.json']);
+    for (let i = 0; i < table.length; i++) expect(table.find(table.key(i))).toBe(i);
+    for (const missing of ['lib/a.js', '', 'a', 'zzz', 'lib', 'lib/b.j', 'lib/b.jsx']) expect(table.find(missing), missing).toBe(-1);
+  });
+
+  it('rejects a key over 4096 characters, and accepts one of 4096', () => {
+    const long = (length: number) => encodeIndex({ root: '.', entries: [entryOf('a.js'), entryOf('b/' + 'x'.repeat(length - 2))] });
+    expect(decodeIndex(long(4096), 2).entries[1]!.key).toHaveLength(4096);
+    expectCode(() => decodeIndex(long(4097), 2), 'ERR_CODEBLOB_BAD_FORMAT', /index entry 1 has an invalid key \(over 4096 characters\)/);
   });
 
   it('isValidKey accepts normal relative keys', () => {
     expect(isValidKey('a.js')).toBe(true);
     expect(isValidKey('node_modules/@scope/pkg/index.js')).toBe(true);
     expect(isValidKey('..a/b..')).toBe(true);
+    expect(isValidKey('x'.repeat(4096))).toBe(true);
     expect(isValidKey('x'.repeat(4097))).toBe(false);
+    expect(isValidKey('a\0b')).toBe(false);
+  });
+
+  it('accepts keys like "..a" and "b.." that only look like dot segments', () => {
+    const b = withEntry(good, 'lib/a.js', { key: 'lib/..a' });
+    expect(readMeta(b).index.table.find('lib/..a')).toBe(4);
+    expect(readMeta(withEntry(good, 'package.json', { key: 'z../.b' })).index.table.find('z../.b')).toBe(6);
+  });
+
+  it('rejects keys out of order', () => {
+    bad(
+      withIndex(good, (raw) => {
+        const keys = keysOf(raw);
+        [keys[0], keys[1]] = [keys[1]!, keys[0]!];
+        return [...raw.slice(0, 3), keys.join('\0'), ...raw.slice(4)];
+      }),
+      /index keys are not in order \(or one is there twice\) at entry 1/,
+    );
+    bad(withIndex(good, (raw) => [...raw.slice(0, 3), keysOf(raw).reverse().join('\0'), ...raw.slice(4)]), /not in order .* at entry 1/);
+    // The last two swapped: found at the last entry.
+    bad(withEntry(good, 'package.json', { key: 'lib/b.js' }), /not in order .* at entry 6/);
   });
 
   it('rejects duplicate keys', () => {
-    bad(
-      withIndex(good, (raw) => {
-        raw[2] = [raw[2][0], raw[2][0], ...raw[2].slice(2)];
-        return raw;
-      }),
-      /duplicate key/,
-    );
+    bad(withEntry(good, 'lib/dash.js', { key: 'lib/a.js' }), /index keys are not in order \(or one is there twice\) at entry 5/);
+    bad(withEntry(good, 'bin/cli.js', { key: 'esm/m.mjs' }), /not in order \(or one is there twice\) at entry 1/);
   });
 
-  it.each([4, 99, -1, 1.5, '0'])('rejects kind %s', (kind) => {
-    bad(withEntry(good, 'esm/m.mjs', { kind }), /kind/);
+  it('orders keys as JavaScript strings (UTF-16 code units), as the writer sorts them', () => {
+    // U+FFFF sorts after U+1F600 by code point, but before its surrogate pair (0xD83D …) as UTF-16.
+    const keys = ['a/\u{1F600}', 'a/\uffff', 'a/é', 'a/z', 'A'];
+    const bytes = encodeIndex({ root: '.', entries: keys.map((k) => entryOf(k)) });
+    const { table } = decodeIndex(bytes, keys.length);
+    expect(table.all().map((e) => e.key)).toEqual(['A', 'a/z', 'a/é', 'a/\u{1F600}', 'a/\uffff']);
+    for (const k of keys) expect(table.key(table.find(k))).toBe(k);
+    // The same keys in code point order are refused.
+    const raw = packr.unpack(bytes) as RawIndex;
+    raw[I.keys] = ['A', 'a/z', 'a/é', 'a/\uffff', 'a/\u{1F600}'].join('\0');
+    expectCode(() => decodeIndex(packr.pack(raw), keys.length), 'ERR_CODEBLOB_BAD_FORMAT', /not in order .* at entry 4/);
   });
 
-  it.each([3, 255, -1, null])('rejects encoding %s', (enc) => {
-    bad(withEntry(good, 'esm/m.mjs', { enc }), /encoding/);
+  it.each([
+    ['numbers', I.numbers, n * 6 * 8],
+    ['small', I.small, n * 2 * 4],
+    ['hashes', I.hashes, n * 48],
+  ] as const)('rejects a %s column of the wrong length or type', (name, at, bytes) => {
+    const rule = new RegExp(`index ${name} column is not ${bytes} bytes of binary`);
+    const withColumn = (value: unknown) => withIndex(good, (raw) => [...raw.slice(0, at), value, ...raw.slice(at + 1)]);
+    for (const length of [0, 1, bytes - 1, bytes + 1, bytes - (name === 'hashes' ? 48 : name === 'small' ? 8 : 48), bytes + 8, 2 * bytes]) bad(withColumn(Buffer.alloc(length)), rule);
+    for (const value of [null, 0, 'x'.repeat(bytes), Array.from({ length: bytes }, () => 0), [Buffer.alloc(bytes)], true]) bad(withColumn(value), rule);
+    // The right length, even all zeros, is past that rule.
+    expect(() => readMeta(withColumn(Buffer.alloc(bytes)))).not.toThrow(rule);
+  });
+
+  it('rejects a map anywhere in the index, and a __proto__ key pollutes nothing', () => {
+    const hostile = () => JSON.parse('{"__proto__": {"polluted": true}, "0": "x", "length": 1}') as object;
+    const cases: Array<[number, RegExp]> = [
+      [I.tag, /index tag/],
+      [I.root, /index root is not a string/],
+      [I.count, /index has .* entries, header says 7/],
+      [I.keys, /index keys are not a string/],
+      [I.numbers, /index numbers column/],
+      [I.small, /index small column/],
+      [I.hashes, /index hashes column/],
+      [I.resolutions, /resolution table is not binary/],
+      [I.tracedRoot, /traced root/],
+    ];
+    for (const [at, rule] of cases) {
+      bad(withIndex(good, (raw) => { const next = [...raw]; next[at] = hostile(); return next; }), rule);
+    }
+    bad(withIndex(good, () => hostile()), /index tag/);
+    bad(withIndex(good, () => JSON.parse('{"__proto__": {"polluted": true}, "0": "codeblob-index/2", "length": 8}')), /index tag/);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.prototype).not.toHaveProperty('polluted');
+    expect(Array.prototype).not.toHaveProperty('polluted');
+  });
+
+  it('decodeIndex itself rejects a map for the keys or a column', () => {
+    const raw = packr.unpack(encodeIndex({ root: 'app', entries: [entryOf('a.js')] })) as RawIndex;
+    expect(decodeIndex(packr.pack(raw), 1).entries[0]!.key).toBe('a.js');
+    const map = JSON.parse('{"__proto__": 1}') as object;
+    expectCode(() => decodeIndex(packr.pack([...raw.slice(0, 3), map, ...raw.slice(4)]), 1), 'ERR_CODEBLOB_BAD_FORMAT', /keys are not a string/);
+    expectCode(() => decodeIndex(packr.pack([...raw.slice(0, 4), map, ...raw.slice(5)]), 1), 'ERR_CODEBLOB_BAD_FORMAT', /numbers column is not 48 bytes of binary/);
+    expectCode(() => decodeIndex(packr.pack([...raw.slice(0, 6), map, ...raw.slice(7)]), 1), 'ERR_CODEBLOB_BAD_FORMAT', /hashes column is not 48 bytes of binary/);
+    expect(({} as Record<string, unknown>)['1']).toBeUndefined();
+  });
+
+  it('rejects encoding code 3', () => {
+    bad(withEntry(good, 'esm/m.mjs', { enc: 3 }), /entry "esm\/m.mjs" has an unknown encoding/);
+    bad(withEntry(good, 'img/logo.bin', { enc: 3 }), /entry "img\/logo.bin" has an unknown encoding/);
+    bad(withEntry(good, 'lib/a.js', { meta: -1 }), /unknown encoding/); // every bit set
+  });
+
+  it('reads every kind code as its kind (two bits: none unknown)', () => {
+    const kinds = (['cjs', 'esm', 'json'] as const).map((kind) => byKey(readMeta(withEntry(good, 'bin/cli.js', { kind: KIND[kind], flags: 0 })).index.entries, 'bin/cli.js').kind);
+    expect(kinds).toEqual(['cjs', 'esm', 'json']);
+    expect(byKey(readMeta(withEntry(good, 'bin/cli.js', { kind: KIND.asset, enc: ENC.binary, flags: 0 })).index.entries, 'bin/cli.js').kind).toBe('asset');
   });
 
   it('rejects an asset stored as text', () => {
-    bad(withEntry(good, 'img/logo.bin', { enc: 0 }), /kind asset cannot use encoding latin1/);
+    bad(withEntry(good, 'img/logo.bin', { enc: ENC.latin1 }), /kind asset cannot use encoding latin1/);
+    bad(withEntry(good, 'img/logo.bin', { enc: ENC.utf16le }), /kind asset cannot use encoding utf16le/);
   });
 
   it('rejects a text module stored as binary', () => {
-    bad(withEntry(good, 'esm/m.mjs', { enc: 2 }), /kind esm cannot use encoding binary/);
+    bad(withEntry(good, 'esm/m.mjs', { enc: ENC.binary }), /kind esm cannot use encoding binary/);
+    bad(withEntry(good, 'lib/a.js', { enc: ENC.binary }), /kind cjs cannot use encoding binary/);
+    bad(withEntry(good, 'package.json', { enc: ENC.binary }), /kind json cannot use encoding binary/);
+    bad(withEntry(good, 'esm/m.mjs', { kind: KIND.asset }), /kind asset cannot use encoding latin1/);
   });
 
-  it('rejects unknown entry flags', () => {
-    bad(withEntry(good, 'lib/a.js', { flags: 8 }), /unknown flags/);
-    bad(withEntry(good, 'lib/a.js', { flags: 10 }), /unknown flags/);
+  it('rejects unknown entry flags, and a negative meta', () => {
+    for (const flags of [8, 10, 16, 1 << 20, (1 << 27) - 1]) bad(withEntry(good, 'lib/a.js', { flags }), /entry "lib\/a.js" has unknown flags/);
+    // Bit 31 set (meta negative), kind and encoding untouched: the flags read negative.
+    const meta = metaOf(rawIndexOf(good), 'lib/a.js');
+    bad(withEntry(good, 'lib/a.js', { meta: meta | (1 << 31) }), /entry "lib\/a.js" has unknown flags/);
+    bad(withEntry(good, 'lib/a.js', { flags: 1 << 27 }), /unknown flags/); // the same bit through the flags
+    bad(withEntry(good, 'esm/m.mjs', { meta: -(1 << 4) | KIND.esm }), /unknown flags/);
+  });
+
+  it('rejects the shebang flag on anything but CommonJS, and on fewer than 2 chars', () => {
+    for (const key of ['esm/m.mjs', 'package.json', 'img/logo.bin']) bad(withEntry(good, key, { flags: FLAG.shebang }), /only CommonJS entries are wrapped/);
+    bad(withEntry(good, 'lib/a.js', { flags: FLAG.shebang, chars: 1 }), /entry "lib\/a.js" is flagged as starting with #! but has 1 chars/);
+    bad(withEntry(good, 'lib/a.js', { flags: FLAG.shebang, chars: 0 }), /flagged as starting with #! but has 0 chars/);
+    expect(byKey(readMeta(withEntry(good, 'lib/a.js', { flags: FLAG.shebang, chars: 2 })).index.entries, 'lib/a.js').shebang).toBe(true);
   });
 
   it('rejects the require()-only flag on anything but an ES module', () => {
-    bad(withEntry(good, 'lib/a.js', { flags: 4 }), /only ES module entries are flagged as loaded by require\(\) only/);
-    expect(byKey(readMeta(withEntry(good, 'esm/m.mjs', { flags: 4 })).index.entries, 'esm/m.mjs').requiredOnly).toBe(true);
+    for (const key of ['lib/a.js', 'package.json', 'img/logo.bin']) bad(withEntry(good, key, { flags: FLAG.requiredOnly }), /only ES module entries are flagged as loaded by require\(\) only/);
+    expect(byKey(readMeta(withEntry(good, 'esm/m.mjs', { flags: FLAG.requiredOnly })).index.entries, 'esm/m.mjs').requiredOnly).toBe(true);
   });
 
-  it.each(['chars', 'pre', 'suf', 'so', 'sl', 'co', 'cl', 'size'] as const)('rejects a negative or fractional %s', (field) => {
-    bad(withEntry(good, 'lib/a.js', { [field]: -1 }), /not a non-negative integer/);
-    bad(withEntry(good, 'lib/a.js', { [field]: 2.5 }), /not a non-negative integer/);
+  it('rejects the TypeScript flag on JSON and assets', () => {
+    for (const key of ['package.json', 'img/logo.bin']) bad(withEntry(good, key, { flags: FLAG.typescript }), /only CommonJS and ES module entries can be stripped TypeScript/);
+    for (const key of ['lib/a.js', 'esm/m.mjs']) expect(byKey(readMeta(withEntry(good, key, { flags: FLAG.typescript })).index.entries, key).typescript).toBe(true);
+    const all = byKey(readMeta(withEntry(good, 'bin/cli.js', { flags: 3 })).index.entries, 'bin/cli.js');
+    expect([all.shebang, all.typescript, all.requiredOnly]).toEqual([true, true, false]);
   });
 
-  it('rejects a 64-bit offset beyond the safe integer range', () => {
-    bad(withEntry(good, 'lib/a.js', { so: 1n << 60n }), /source offset is not a non-negative integer/);
+  it.each([
+    ['chars', 'chars'],
+    ['so', 'source offset'],
+    ['co', 'cache offset'],
+    ['cl', 'cache length'],
+    ['size', 'file size'],
+  ] as const)('rejects a negative, fractional, infinite or unsafe %s', (field, what) => {
+    const rule = new RegExp(`entry "lib/a.js" ${what} is not a non-negative integer`);
+    for (const value of [-1, -0.5, 2.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 2 ** 53, 2 ** 60, Number.MAX_VALUE, -(2 ** 53)]) {
+      bad(withEntry(good, 'lib/a.js', { [field]: value }), rule);
+    }
   });
 
-  it.each([-1, Number.NaN, Number.POSITIVE_INFINITY, '1'])('rejects mtime %s', (mtime) => {
-    bad(withEntry(good, 'lib/a.js', { mtime }), /mtime is invalid/);
+  it('accepts the largest safe integers where the sections rules are the ones to refuse them', () => {
+    expect(byKey(readMeta(withEntry(good, 'lib/a.js', { size: 2 ** 53 - 1 })).index.entries, 'lib/a.js').fileSize).toBe(2 ** 53 - 1);
+    bad(withEntry(good, 'lib/a.js', { so: 2 ** 53 - 1 }), /source of "lib\/a.js" .* out of bounds/);
+    bad(withEntry(good, 'lib/a.js', { cl: 2 ** 53 - 1 }), /cache of "lib\/a.js" .* out of bounds/);
   });
 
-  it.each([-2, 0.5, null])('rejects order %s', (order) => {
-    bad(withEntry(good, 'lib/a.js', { order }), /order is invalid/);
+  it('rejects a chars count whose derived source length is not a safe integer', () => {
+    // UTF-16: (62 + chars + 3) × 2 bytes.
+    bad(withEntry(good, 'lib/dash.js', { chars: 2 ** 52 }), /entry "lib\/dash.js" source length is not a safe integer/);
+    bad(withEntry(good, 'lib/a.js', { chars: 2 ** 53 - 1 }), /entry "lib\/a.js" source length is not a safe integer/);
+    bad(withEntry(good, 'esm/smile.mjs', { chars: 2 ** 52 + 2 }), /source length is not a safe integer/);
+    // Safe, but far out of the file.
+    bad(withEntry(good, 'lib/dash.js', { chars: 2 ** 51 }), /source of "lib\/dash.js" .* out of bounds/);
+    bad(withEntry(good, 'esm/m.mjs', { chars: 2 ** 53 - 1 }), /source of "esm\/m.mjs" .* out of bounds/);
   });
 
-  it.each(['sh', 'content'] as const)('rejects a %s hash of the wrong length or type', (field) => {
-    bad(withEntry(good, 'lib/a.js', { [field]: Buffer.alloc(ENTRY_HASH_BYTES + 1) }), /hash/);
-    bad(withEntry(good, 'lib/a.js', { [field]: 'x'.repeat(ENTRY_HASH_BYTES) }), /hash/);
+  it.each([-1, -0.5, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY])('rejects mtime %s', (mtime) => {
+    bad(withEntry(good, 'lib/a.js', { mtime }), /entry "lib\/a.js" mtime is invalid/);
   });
 
-  it('rejects a cache length without a cache hash', () => {
-    bad(withEntry(good, 'lib/a.js', { ch: null }), /cache hash/);
+  it('accepts any finite non-negative mtime, fractions included', () => {
+    for (const mtime of [0, 0.125, 1_700_000_000_123.456, Number.MAX_VALUE]) {
+      expect(byKey(readMeta(withEntry(good, 'lib/a.js', { mtime })).index.entries, 'lib/a.js').mtimeMs).toBe(mtime);
+    }
   });
 
-  it('accepts no cache with a null cache hash, and rejects a malformed one', () => {
-    const cli = readMeta(good).index.entries.find((e) => e.key === 'bin/cli.js')!;
+  it.each([-2, -1000, -(2 ** 31)])('rejects order %s', (order) => {
+    bad(withEntry(good, 'lib/a.js', { order }), /entry "lib\/a.js" order is invalid/);
+  });
+
+  it('accepts order -1 and up to 2^31 - 1', () => {
+    for (const order of [-1, 0, 2 ** 31 - 1]) expect(byKey(readMeta(withEntry(good, 'lib/a.js', { order })).index.entries, 'lib/a.js').order).toBe(order);
+  });
+
+  it('reads the cache hash as null exactly when the cache length is 0', () => {
+    const cli = entryOfGood('bin/cli.js');
     expect(cli.cacheHash).toBeNull();
-    bad(withEntry(good, 'bin/cli.js', { ch: Buffer.alloc(3) }), /cache hash/);
+    // No cache: whatever the slot holds (the writer leaves zeros), there is no hash.
+    expect(rawIndexOf(good)[I.hashes]).toBeInstanceOf(Uint8Array);
+    expect(byKey(readMeta(withEntry(good, 'bin/cli.js', { ch: Buffer.alloc(16, 9) })).index.entries, 'bin/cli.js').cacheHash).toBeNull();
+    expect(byKey(readMeta(withEntry(good, 'lib/a.js', { cl: 0 })).index.entries, 'lib/a.js').cacheHash).toBeNull();
+    // A cache length makes the slot the hash, zeros included (the section check then refuses it).
+    const a = entryOfGood('lib/a.js');
+    const zeros = byKey(readMeta(withEntry(good, 'lib/a.js', { ch: Buffer.alloc(16) })).index.entries, 'lib/a.js');
+    expect([zeros.cacheLength, zeros.cacheHash]).toEqual([a.cacheLength, Buffer.alloc(16)]);
+    const moved = byKey(readMeta(withEntry(good, 'lib/a.js', { ch: Buffer.alloc(16, 5) })).index.entries, 'lib/a.js');
+    expect([moved.sourceHash, moved.cacheHash, moved.contentHash]).toEqual([a.sourceHash, Buffer.alloc(16, 5), a.contentHash]);
   });
 
-  it('rejects a source length that does not match latin1 chars', () => {
-    const e = byKey(readMeta(good).index.entries, 'lib/a.js');
-    bad(withEntry(good, 'lib/a.js', { sl: e.sourceLength - 1 }), /source length does not match/);
-    bad(withEntry(good, 'lib/a.js', { chars: e.chars + 1 }), /source length does not match/);
-  });
-
-  it('rejects a utf16le source length that counts chars, not bytes', () => {
-    const e = byKey(readMeta(good).index.entries, 'lib/dash.js');
-    bad(withEntry(good, 'lib/dash.js', { sl: e.sourceLength / 2 }), /source length does not match/);
-  });
-
-  it('rejects a wrapper on a non-CommonJS entry', () => {
-    const e = byKey(readMeta(good).index.entries, 'esm/m.mjs');
-    // chars shrunk so the length rule still holds and the wrapper rule is the one reached
-    bad(withEntry(good, 'esm/m.mjs', { pre: 1, chars: e.chars - 1 }), /only CommonJS entries are wrapped/);
-    bad(withEntry(good, 'esm/m.mjs', { flags: 1 }), /only CommonJS entries are wrapped/);
-  });
-
-  it('rejects a CommonJS entry with another wrapper length', () => {
-    const e = byKey(readMeta(good).index.entries, 'lib/a.js');
-    bad(withEntry(good, 'lib/a.js', { pre: e.prefixChars - 1, chars: e.chars + 1 }), /unexpected CommonJS wrapper/);
-    bad(withEntry(good, 'lib/a.js', { suf: 0, chars: e.chars + e.suffixChars }), /unexpected CommonJS wrapper/);
+  it('derives the wrapper and the source length from kind, encoding and chars', () => {
+    const { entries } = readMeta(good).index;
+    for (const e of entries) {
+      const [pre, suf] = e.kind === 'cjs' ? [CJS_PREFIX.length, CJS_SUFFIX.length] : [0, 0];
+      expect([e.prefixChars, e.suffixChars, e.sourceLength], e.key).toEqual([pre, suf, (pre + e.chars + suf) * (e.encoding === 'utf16le' ? 2 : 1)]);
+    }
+    // bin/cli.js read as another kind: no wrapper, the same chars.
+    for (const kind of ['esm', 'json'] as const) {
+      const e = byKey(readMeta(withEntry(good, 'bin/cli.js', { kind: KIND[kind], flags: 0 })).index.entries, 'bin/cli.js');
+      expect([e.prefixChars, e.suffixChars, e.sourceLength]).toEqual([0, 0, 40]);
+    }
+    // esm/m.mjs read as CommonJS: wrapped.
+    const m = byKey(readMeta(withEntry(good, 'esm/m.mjs', { kind: KIND.cjs })).index.entries, 'esm/m.mjs');
+    expect([m.prefixChars, m.suffixChars, m.sourceLength]).toEqual([62, 3, 62 + 19 + 3]);
+    const u = byKey(readMeta(withEntry(good, 'esm/m.mjs', { kind: KIND.cjs, enc: ENC.utf16le, chars: 100 })).index.entries, 'esm/m.mjs');
+    expect(u.sourceLength).toBe((62 + 100 + 3) * 2);
   });
 
   it('rejects a code cache on a non-CommonJS entry', () => {
-    const a = byKey(readMeta(good).index.entries, 'lib/a.js');
-    bad(
-      withEntry(good, 'esm/m.mjs', { co: a.cacheOffset, cl: a.cacheLength, ch: a.cacheHash }),
-      /only CommonJS entries carry a code cache/,
-    );
+    const a = entryOfGood('lib/a.js');
+    for (const key of ['esm/m.mjs', 'package.json', 'img/logo.bin']) {
+      bad(withEntry(good, key, { co: a.cacheOffset, cl: a.cacheLength, ch: a.cacheHash! }), /only CommonJS entries carry a code cache/);
+    }
+    // A cache offset alone (no length) is no cache.
+    expect(byKey(readMeta(withEntry(good, 'esm/m.mjs', { co: a.cacheOffset })).index.entries, 'esm/m.mjs').cacheHash).toBeNull();
   });
 
-  it('rejects an entry encoded as a map, and a __proto__ key pollutes nothing', () => {
-    const hostile = JSON.parse('{"__proto__": {"polluted": true}, "key": "lib/a.js", "kind": 0}') as object;
-    bad(
-      withIndex(good, (raw) => {
-        raw[2][0] = hostile;
-        return raw;
-      }),
-      /not a 17-field tuple/,
-    );
-    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
-    expect(Object.prototype).not.toHaveProperty('polluted');
+  it('names the first entry that breaks a rule, in key order', () => {
+    const b = withIndex(good, (raw) => {
+      patchEntry(raw, 'package.json', { order: -5 });
+      patchEntry(raw, 'esm/m.mjs', { mtime: -1 });
+      return raw;
+    });
+    bad(b, /entry "esm\/m.mjs" mtime is invalid/);
   });
 
-  it('rejects a whole index encoded as a map, and a __proto__ key pollutes nothing', () => {
-    const hostile = JSON.parse('{"__proto__": {"polluted": true}, "0": "codeblob-index/1", "length": 3}') as object;
-    bad(withIndex(good, () => hostile), /index tag/);
-    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  it('encodeIndex and decodeIndex round-trip entries, hashes included, byte for byte', () => {
+    const { header, index } = readMeta(good);
+    const bytes = encodeIndex(index);
+    expect(bytes.equals(good.subarray(header.indexOffset, header.indexOffset + header.indexLength))).toBe(true);
+    const again = decodeIndex(bytes, index.entries.length);
+    expect(again.root).toBe(index.root);
+    expect(again.entries.map(plainEntry)).toEqual(index.entries.map(plainEntry));
+    expect(again.entries.map((e) => e.key)).toEqual(index.entries.map((e) => e.key));
+    // Whatever the order of the entries given, and from plain objects as from decoded ones.
+    expect(encodeIndex({ root: index.root, entries: [...index.entries].reverse().map(plainEntry) }).equals(bytes)).toBe(true);
+    // Entries are made once: the same object each time.
+    expect(again.table.entry(2)).toBe(again.entries[2]);
+    expect(again.table.positionOf(again.entries[3]!)).toBe(3);
+    expect(again.table.positionOf(index.entries[3]!)).toBe(-1);
+    expect(again.table.positionOf(plainEntry(again.entries[3]!))).toBe(-1);
+    expect(JSON.parse(JSON.stringify(again.entries[0]))).toMatchObject({ key: again.entries[0]!.key, sourceHash: { type: 'Buffer' } });
   });
 
-  it('decodeIndex itself rejects a map entry', () => {
-    const bytes = packr.pack(['codeblob-index/1', 'app', [JSON.parse('{"__proto__": 1}')]]);
-    expectCode(() => decodeIndex(bytes, 1), 'ERR_CODEBLOB_BAD_FORMAT', /not a 17-field tuple/);
-  });
-
-  it('encodeIndex and decodeIndex round-trip entries', () => {
-    const { index } = readMeta(good);
-    const again = decodeIndex(encodeIndex(index), index.entries.length);
-    expect(again).toEqual(index);
+  it('encodeIndex refuses entries it would not store as they are, with a plain Error', () => {
+    const ok = entryOf('a.js', { kind: 'cjs', chars: 10 });
+    expect(decodeIndex(encodeIndex({ root: '.', entries: [ok] }), 1).entries[0]!.sourceLength).toBe(75);
+    const refuse = (over: Partial<Entry>, rule: RegExp) => {
+      let caught: unknown;
+      try {
+        encodeIndex({ root: '.', entries: [{ ...ok, ...over }] });
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(Error);
+      expect(isCodeblobError(caught)).toBe(false);
+      expect((caught as Error).message).toMatch(rule);
+    };
+    refuse({ prefixChars: 0 }, /entry "a.js" has a wrapper its kind does not have/);
+    refuse({ suffixChars: 0, chars: 13 }, /has a wrapper its kind does not have/);
+    refuse({ kind: 'esm' }, /has a wrapper its kind does not have/);
+    refuse({ sourceLength: 74 }, /entry "a.js" has a source length its characters do not give/);
+    refuse({ encoding: 'utf16le' }, /has a source length its characters do not give/);
+    refuse({ sourceHash: Buffer.alloc(15) }, /entry "a.js" has a hash of 15 bytes/);
+    refuse({ cacheHash: Buffer.alloc(17), cacheLength: 8 }, /has a hash of 17 bytes/);
+    refuse({ contentHash: Buffer.alloc(32) }, /has a hash of 32 bytes/);
   });
 
   it('round-trips the traced root (Node 20 blobs), with or without a resolution table, and refuses one that is not absolute', () => {
     const { index } = readMeta(good);
+    const plainOf = (i: DecodedIndex) => ({ root: i.root, resolutions: i.resolutions, tracedRoot: i.tracedRoot, entries: i.entries.map(plainEntry) });
     for (const resolutions of [undefined, Buffer.from([1, 2, 3])]) {
-      const withRoot = { ...index, ...(resolutions && { resolutions }), tracedRoot: '/srv/app' };
-      expect(decodeIndex(encodeIndex(withRoot), index.entries.length)).toEqual(withRoot);
+      const withRoot = { root: index.root, entries: index.entries, ...(resolutions && { resolutions }), tracedRoot: '/srv/app' };
+      const again = decodeIndex(encodeIndex(withRoot), index.entries.length);
+      expect(plainOf(again)).toEqual({ ...plainOf(index), resolutions, tracedRoot: '/srv/app' });
+      expect(packr.unpack(encodeIndex(withRoot))).toHaveLength(9);
     }
-    const tuples = (packr.unpack(encodeIndex(index)) as unknown[])[2];
+    expect(packr.unpack(encodeIndex(index))).toHaveLength(8);
+    const raw = (packr.unpack(encodeIndex(index)) as RawIndex).slice(0, 7);
     for (const root of ['srv/app', 7, '/srv/\0app']) {
-      expectCode(() => decodeIndex(packr.pack(['codeblob-index/1', 'app', tuples, null, root]), index.entries.length), 'ERR_CODEBLOB_BAD_FORMAT', /traced root/);
+      expectCode(() => decodeIndex(packr.pack([...raw, null, root]), index.entries.length), 'ERR_CODEBLOB_BAD_FORMAT', /traced root/);
     }
-    expectCode(() => decodeIndex(packr.pack(['codeblob-index/1', 'app', tuples, 'not binary', '/srv/app']), index.entries.length), 'ERR_CODEBLOB_BAD_FORMAT', /not binary/);
+    expectCode(() => decodeIndex(packr.pack([...raw, 'not binary', '/srv/app']), index.entries.length), 'ERR_CODEBLOB_BAD_FORMAT', /not binary/);
+    expect(decodeIndex(packr.pack([...raw, null, '/srv/app']), index.entries.length).tracedRoot).toBe('/srv/app');
   });
 });
 
@@ -964,6 +1290,7 @@ describe('checkSections / readMeta: section rules', () => {
 
   it('rejects a cache out of bounds', () => {
     bad(withEntry(good, 'lib/a.js', { co: good.byteLength }), /cache of "lib\/a.js" .* out of bounds/);
+    bad(withEntry(good, 'lib/a.js', { co: HEADER_SIZE }), /cache of "lib\/a.js" \[256, \+200\) is out of bounds/);
   });
 
   it('rejects a misaligned source', () => {
@@ -978,7 +1305,7 @@ describe('checkSections / readMeta: section rules', () => {
 
   it('rejects two sources at the same place', () => {
     const json = byKey(readMeta(good).index.entries, 'package.json');
-    bad(withEntry(good, 'esm/m.mjs', { so: json.sourceOffset }), /overlaps/);
+    bad(withEntry(good, 'esm/m.mjs', { so: json.sourceOffset }), /source of "package.json" overlaps source of "esm\/m.mjs"|source of "esm\/m.mjs" overlaps source of "package.json"/);
   });
 
   it('rejects a source overlapping the tail of the previous one', () => {
@@ -993,12 +1320,162 @@ describe('checkSections / readMeta: section rules', () => {
   it('rejects a cache overlapping a source', () => {
     const { entries } = readMeta(good).index;
     const a = byKey(entries, 'lib/a.js');
-    bad(withEntry(good, 'lib/dash.js', { co: a.sourceOffset }), /overlaps/);
+    // The cache (123 bytes) is the shorter: it sorts first, and the source is named as overlapping it.
+    bad(withEntry(good, 'lib/dash.js', { co: a.sourceOffset }), /source of "lib\/a.js" overlaps cache of "lib\/dash.js"/);
+    bad(withEntry(good, 'lib/dash.js', { co: a.sourceOffset + 8 }), /cache of "lib\/dash.js" overlaps source of "lib\/a.js"/);
   });
 
-  it('checkSections accepts the sections layoutBlob wrote', () => {
+  it.each([
+    ['lib/a.js', 'a CommonJS latin1 source: 62 + chars + 3 bytes'],
+    ['lib/dash.js', 'a CommonJS utf16le source: (62 + chars + 3) × 2 bytes'],
+    ['esm/m.mjs', 'an ES module latin1 source: chars bytes'],
+    ['esm/smile.mjs', 'an ES module utf16le source: chars × 2 bytes'],
+    ['package.json', 'a JSON source up to the end of the file'],
+    ['img/logo.bin', 'an asset: chars bytes'],
+  ])('checks the derived length of %s (%s) against the next section', (key) => {
+    const e = byKey(readMeta(good).index.entries, key);
+    const room = roomAfterSource(good, key);
+    const bytesPerChar = e.encoding === 'utf16le' ? 2 : 1;
+    const fits = room / bytesPerChar - e.prefixChars - e.suffixChars;
+    expect(Number.isInteger(fits)).toBe(true);
+    const full = byKey(readMeta(withEntry(good, key, { chars: fits })).index.entries, key);
+    expect(full.sourceOffset + full.sourceLength).toBe(e.sourceOffset + room);
+    bad(withEntry(good, key, { chars: fits + 1 }), e.sourceOffset + room === good.byteLength ? /out of bounds/ : /overlaps/);
+  });
+
+  it('checks a kind change against the next section: a CommonJS wrapper takes 65 chars more', () => {
+    const room = roomAfterSource(good, 'bin/cli.js');
+    const asEsm = { kind: KIND.esm, flags: 0 };
+    expect(() => readMeta(withEntry(good, 'bin/cli.js', { ...asEsm, chars: room }))).not.toThrow();
+    bad(withEntry(good, 'bin/cli.js', { ...asEsm, chars: room + 1 }), /overlaps/);
+    bad(withEntry(good, 'bin/cli.js', { chars: room }), /overlaps/); // the same chars, wrapped
+    expect(() => readMeta(withEntry(good, 'bin/cli.js', { chars: room - 65 }))).not.toThrow();
+    bad(withEntry(good, 'esm/m.mjs', { kind: KIND.cjs }), /source of "esm\/m.mjs" overlaps|overlaps source of "esm\/m.mjs"/); // 19 chars wrapped: 84 bytes where 24 fit
+  });
+
+  describe('zero-length sections (empty files)', () => {
+    // a.mjs: 96 bytes; e.mjs and f.mjs: empty; c.js: a CommonJS source with a cache.
+    const blob = build(plan({
+      alignment: 8,
+      entries: [
+        input('a.mjs', 'esm', { text: 'x'.repeat(96) }, 0),
+        input('c.js', 'cjs', { text: 'y'.repeat(35), cache: bytesOf(64, 3) }, 1),
+        input('e.mjs', 'esm', { text: '' }, 2),
+        input('f.mjs', 'esm', { text: '' }, 3),
+      ],
+    }));
+    const at = (key: string) => byKey(readMeta(blob).index.entries, key);
+
+    it('accepts one at the start or the end of another section, or where another empty one is', () => {
+      const a = at('a.mjs');
+      const c = at('c.js');
+      expect([a.sourceLength, at('e.mjs').sourceLength, c.sourceLength]).toEqual([96, 0, 100]);
+      for (const so of [a.sourceOffset, a.sourceOffset + 96, c.sourceOffset, c.cacheOffset, c.cacheOffset + 64, at('f.mjs').sourceOffset]) {
+        expect(() => readMeta(withEntry(blob, 'e.mjs', { so })), String(so)).not.toThrow();
+      }
+      expect(() => readMeta(withIndex(blob, (raw) => {
+        patchEntry(raw, 'e.mjs', { so: a.sourceOffset + 96 });
+        patchEntry(raw, 'f.mjs', { so: a.sourceOffset + 96 });
+        return raw;
+      }))).not.toThrow();
+    });
+
+    it('rejects one strictly inside another section, source or cache', () => {
+      const a = at('a.mjs');
+      const c = at('c.js');
+      bad(withEntry(blob, 'e.mjs', { so: a.sourceOffset + 8 }), /source of "e.mjs" overlaps source of "a.mjs"/);
+      bad(withEntry(blob, 'e.mjs', { so: a.sourceOffset + 88 }), /source of "e.mjs" overlaps source of "a.mjs"/);
+      bad(withEntry(blob, 'f.mjs', { so: c.cacheOffset + 56 }), /source of "f.mjs" overlaps cache of "c.js"/);
+      // Both empty ones inside: still found.
+      bad(withIndex(blob, (raw) => {
+        patchEntry(raw, 'e.mjs', { so: a.sourceOffset + 16 });
+        patchEntry(raw, 'f.mjs', { so: a.sourceOffset + 16 });
+        return raw;
+      }), /overlaps source of "a.mjs"/);
+    });
+
+    it('rejects one out of bounds or misaligned like any other', () => {
+      bad(withEntry(blob, 'e.mjs', { so: blob.byteLength + 8 }), /source of "e.mjs" \[\d+, \+0\) is out of bounds/);
+      bad(withEntry(blob, 'e.mjs', { so: at('a.mjs').sourceOffset + 4 }), /source of "e.mjs" at \d+ is not 8-byte aligned/);
+    });
+  });
+
+  it('checkSections accepts the sections layoutBlob wrote, and refuses a table whose sections overlap', () => {
     const { header, index } = readMeta(good);
-    expect(() => checkSections(header, index.entries)).not.toThrow();
+    expect(() => checkSections(header, index.table)).not.toThrow();
+    const b = withEntry(good, 'esm/m.mjs', { so: byKey(index.entries, 'package.json').sourceOffset });
+    const h = headerOf(b);
+    const { table } = decodeIndex(b.subarray(h.indexOffset, h.indexOffset + h.indexLength), h.entryCount);
+    expectCode(() => checkSections(h, table), 'ERR_CODEBLOB_BAD_FORMAT', /overlaps/);
+    expectCode(() => checkSections({ ...header, fileSize: header.fileSize - 1 }, index.table), 'ERR_CODEBLOB_BAD_FORMAT', /source of "package.json" .* out of bounds/);
+  });
+
+  it('accepts and refuses exactly what the pairwise rule does, naming the same sections (random tables)', () => {
+    // The rule as first written: every section in order, then sorted by (start, end), each
+    // checked against the one before. The table checks it without sorting objects.
+    const reference = (entries: readonly Entry[], dataStart: number, fileSize: number, alignment: number): string | undefined => {
+      const sections: Array<[number, number, string]> = [];
+      for (const e of entries) {
+        const check = (offset: number, length: number, align: number, what: string) => {
+          if (offset < dataStart || offset + length > fileSize) throw new Error(`${what} of "${e.key}" [${offset}, +${length}) is out of bounds`);
+          if (offset % align !== 0) throw new Error(`${what} of "${e.key}" at ${offset} is not ${align}-byte aligned`);
+          sections.push([offset, offset + length, `${what} of "${e.key}"`]);
+        };
+        try {
+          check(e.sourceOffset, e.sourceLength, alignment, 'source');
+          if (e.cacheLength > 0) check(e.cacheOffset, e.cacheLength, Math.max(8, alignment), 'cache');
+        } catch (error) {
+          return (error as Error).message;
+        }
+      }
+      sections.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+      for (let i = 1; i < sections.length; i++) {
+        if (sections[i]![0] < sections[i - 1]![1]) return `${sections[i]![2]} overlaps ${sections[i - 1]![2]}`;
+      }
+      return undefined;
+    };
+    let seed = 99;
+    const rand = (n: number) => Math.floor(((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32) * n);
+    const tally = { accepted: 0, overlaps: 0, emptyInside: 0, other: 0 };
+    for (let round = 0; round < 4000; round++) {
+      const count = 1 + rand(6);
+      const alignment = [8, 16][rand(2)]!;
+      const dataStart = 64;
+      const fileSize = 64 + 8 * (40 + rand(40));
+      const numbers = new Float64Array(count * 6);
+      const small = new Int32Array(count * 2);
+      for (let i = 0; i < count; i++) {
+        const cjs = rand(3) === 0;
+        const utf16 = rand(4) === 0;
+        small[i * 2 + 1] = (cjs ? 0 : 1) | ((utf16 ? 1 : 0) << 2);
+        numbers[i * 6] = cjs ? rand(40) : [0, 0, rand(200)][rand(3)]!; // empty ES modules often
+        numbers[i * 6 + 1] = 56 + 8 * rand(fileSize / 8 - 6) + (rand(20) === 0 ? 4 : 0);
+        if (cjs && rand(2) === 0) {
+          numbers[i * 6 + 2] = 56 + 8 * rand(fileSize / 8 - 6);
+          numbers[i * 6 + 3] = 1 + rand(120);
+        }
+      }
+      const keys = Array.from({ length: count }, (_, i) => `k${i}`).join('\0');
+      const table = new EntryTable(count, keys, numbers, small, Buffer.alloc(count * 48));
+      const expected = reference(table.all(), dataStart, fileSize, alignment);
+      let actual: string | undefined;
+      try {
+        table.checkSections(dataStart, fileSize, alignment);
+      } catch (error) {
+        expect(isCodeblobError(error), String(error)).toBe(true);
+        actual = (error as Error).message.replace(/^Not a valid codeblob file: /, '');
+      }
+      expect(actual, `round ${round}`).toBe(expected);
+      if (expected === undefined) tally.accepted++;
+      else if (!/overlaps/.test(expected)) tally.other++;
+      else if (table.all().some((e) => e.sourceLength === 0 && expected.startsWith(`source of "${e.key}" overlaps`))) tally.emptyInside++;
+      else tally.overlaps++;
+    }
+    // Every outcome was drawn often enough to mean something.
+    expect(tally.accepted).toBeGreaterThan(200);
+    expect(tally.overlaps).toBeGreaterThan(200);
+    expect(tally.emptyInside).toBeGreaterThan(20);
+    expect(tally.other).toBeGreaterThan(200);
   });
 });
 

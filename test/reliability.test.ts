@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
-import { encodeHeader, HEADER_SIZE, sha256 } from '../src/format/index.js';
+import { encodeHeader, FORMAT_VERSION, HEADER_SIZE, INDEX_TAG, sha256 } from '../src/format/index.js';
 import { runFromBlob } from './helpers/differential.js';
 import { cleanEnv, cli, registerPath, repo, run } from './helpers/env.js';
 
@@ -217,11 +217,12 @@ describe('verify and inspect never write', () => {
 
 describe('hostile msgpack in the index', () => {
   // Each index below is sealed with a correct hash (as an attacker who can write the file
-  // would): the decoder itself must refuse it with a typed error, in bounded memory.
+  // would), under the current format version: the decoder itself must refuse it with a typed
+  // error, in bounded memory.
   const craft = (index: Buffer) => {
     const size = HEADER_SIZE + index.length;
     const header = encodeHeader({
-      formatVersion: 1, pageSize: 4096, alignment: 8, flags: 0, v8Tag: 0, entryCount: 1, fileSize: size,
+      formatVersion: FORMAT_VERSION, pageSize: 4096, alignment: 8, flags: 0, v8Tag: 0, entryCount: 1, fileSize: size,
       indexOffset: HEADER_SIZE, indexLength: index.length, indexHash: sha256(index),
       nodeVersion: process.version, arch: process.arch, platform: process.platform, toolVersion: '0',
     });
@@ -229,15 +230,34 @@ describe('hostile msgpack in the index', () => {
     writeFileSync(file, Buffer.concat([header, index]));
     return file;
   };
-  const tag = Buffer.from([0xb0, ...Buffer.from('codeblob-index/1')]);
-  const cases: Record<string, Buffer> = {
-    'an array header claiming 4 billion entries': Buffer.concat([Buffer.from([0x93]), tag, Buffer.from([0xa0, 0xdd, 0xff, 0xff, 0xff, 0xf0, 0x90])]),
-    'a string header claiming 4 GiB': Buffer.concat([Buffer.from([0x93]), tag, Buffer.from([0xdb, 0xff, 0xff, 0xff, 0xf0, 0x41])]),
-    'nesting 200,000 deep': Buffer.concat([Buffer.from([0x93]), tag, Buffer.from([0xa0]), Buffer.alloc(200_000, 0x91), Buffer.from([0xc0])]),
-    'a map with __proto__ and non-string keys': Buffer.concat([Buffer.from([0x93]), tag, Buffer.from([0xa0, 0x91, 0x82, 0xa9, ...Buffer.from('__proto__'), 0x81, 0xa1, 0x78, 0x01, 0x01, 0x02])]),
-    'an extension type': Buffer.concat([Buffer.from([0x93]), tag, Buffer.from([0xa0, 0xd4, 0x72, 0x00])]),
+  const bin = (n: number) => Buffer.concat([Buffer.from([0xc4, n]), Buffer.alloc(n)]);
+  // An index of one entry: [tag, root "", count 1, keys, numbers (48 bytes), small (8), hashes (48), nil].
+  const tag = Buffer.from([0xb0, ...Buffer.from(INDEX_TAG)]);
+  const head = Buffer.concat([Buffer.from([0x98]), tag, Buffer.from([0xa0, 0x01])]);
+  const sound = (keys: Buffer) => Buffer.concat([head, keys, bin(48), bin(8), bin(48), Buffer.from([0xc0])]);
+  const map = Buffer.from([0x82, 0xa9, ...Buffer.from('__proto__'), 0x81, 0xa1, 0x78, 0x01, 0x01, 0x02]);
+  const cases: Record<string, [Buffer, RegExp]> = {
+    'an array header claiming 4 billion entries': [Buffer.concat([head, Buffer.from([0xdd, 0xff, 0xff, 0xff, 0xf0, 0x90])]), /not valid msgpack/],
+    'a string header claiming 4 GiB': [Buffer.concat([head, Buffer.from([0xdb, 0xff, 0xff, 0xff, 0xf0, 0x41])]), /not valid msgpack/],
+    'a binary header claiming 4 GiB': [Buffer.concat([head, Buffer.from([0xa1, 0x61, 0xc6, 0xff, 0xff, 0xff, 0xf0, 0x00])]), /not valid msgpack/],
+    'nesting 200,000 deep': [Buffer.concat([head, Buffer.alloc(200_000, 0x91), Buffer.from([0xc0]), bin(48), bin(8), bin(48), Buffer.from([0xc0])]), /not valid msgpack/],
+    'a map with __proto__ and non-string keys': [Buffer.concat([head, map, bin(48), bin(8), bin(48), Buffer.from([0xc0])]), /index keys are not a string/],
+    'a map with __proto__ for a column': [Buffer.concat([head, Buffer.from([0xa1, 0x61]), map, bin(8), bin(48), Buffer.from([0xc0])]), /index numbers column/],
+    'an extension type': [Buffer.concat([head, Buffer.from([0xd4, 0x72, 0x00]), bin(48), bin(8), bin(48), Buffer.from([0xc0])]), /not valid msgpack/],
+    'an index of the previous format (tuples)': [Buffer.concat([Buffer.from([0x93]), tag, Buffer.from([0xa0, 0x91, 0x90])]), /index tag/],
   };
-  for (const [name, index] of Object.entries(cases)) {
+  it('the crafting is sound: the same index with a sound key reaches the section rules', () => {
+    let error: unknown;
+    try {
+      open(craft(sound(Buffer.from([0xa1, 0x61])))).close();
+    } catch (e) {
+      error = e;
+    }
+    // Every number zero: a CommonJS source at offset 0, inside the header.
+    expect((error as { code?: string })?.code).toBe('ERR_CODEBLOB_BAD_FORMAT');
+    expect(String((error as Error)?.message)).toMatch(/source of "a" \[0, \+65\) is out of bounds/);
+  });
+  for (const [name, [index, rule]] of Object.entries(cases)) {
     it(`refuses ${name} with ERR_CODEBLOB_BAD_FORMAT`, () => {
       const before = process.memoryUsage().rss;
       let error: unknown;
@@ -247,6 +267,7 @@ describe('hostile msgpack in the index', () => {
         error = e;
       }
       expect((error as { code?: string })?.code).toBe('ERR_CODEBLOB_BAD_FORMAT');
+      expect(String((error as Error)?.message)).toMatch(rule);
       expect(({} as Record<string, unknown>).x).toBeUndefined(); // nothing polluted Object.prototype
       expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024);
     });

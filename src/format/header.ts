@@ -6,7 +6,7 @@ import { codeblobError } from '../errors.js';
 import { sha256 } from './hash.js';
 
 export const MAGIC = 'CODEBLOB';
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 export const HEADER_SIZE = 256;
 const HEADER_HASHED = 224;
 
@@ -103,7 +103,7 @@ export function decodeHeader(bytes: Uint8Array, actualFileSize: number): Header 
   }
   const formatVersion = b.readUInt32LE(8);
   if (formatVersion !== FORMAT_VERSION) {
-    throw codeblobError('ERR_CODEBLOB_UNSUPPORTED_VERSION', `${formatVersion} (this codeblob reads version ${FORMAT_VERSION})`);
+    throw codeblobError('ERR_CODEBLOB_UNSUPPORTED_VERSION', `${formatVersion} (this codeblob reads version ${FORMAT_VERSION}: pack the app again with it)`);
   }
   if (b.readUInt32LE(12) !== HEADER_SIZE) {
     throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `header size ${b.readUInt32LE(12)} is not ${HEADER_SIZE}`);

@@ -7,12 +7,12 @@ import { createRequire } from 'node:module';
 import { codeblobError } from '../errors.js';
 import { decodeHeader, type Header } from './header.js';
 import { sha256 } from './hash.js';
-import { decodeIndex, type Index } from './index-codec.js';
+import { decodeIndex, type DecodedIndex } from './index-codec.js';
 import { checkSections } from './layout.js';
 
 export { HEADER_SIZE, FORMAT_VERSION, MAGIC, encodeHeader, decodeHeader, type Header } from './header.js';
-export { CJS_PREFIX, CJS_SUFFIX, encodeIndex, decodeIndex, isValidKey, plainEntry } from './index-codec.js';
-export type { Entry, EntryKind, Index, SourceEncoding } from './index-codec.js';
+export { CJS_PREFIX, CJS_SUFFIX, INDEX_TAG, EntryTable, encodeIndex, decodeIndex, isValidKey, plainEntry } from './index-codec.js';
+export type { DecodedIndex, Entry, EntryKind, Index, SourceEncoding } from './index-codec.js';
 export { layoutBlob, checkSections, fitsLatin1, alignUp } from './layout.js';
 export type { BlobPlan, BlobLayoutStats, SectionInput } from './layout.js';
 export { sha256, entryHash, provideSha256, ENTRY_HASH_BYTES } from './hash.js';
@@ -64,11 +64,11 @@ export function compatibility(header: Header, tag?: number): Compatibility {
  * against the real length, index hash, every entry's fields, every section's bounds, alignment
  * and overlaps. Throws a typed error (ERR_CODEBLOB_BAD_FORMAT, ...) on the first problem.
  */
-export function readMeta(bytes: Uint8Array): { header: Header; index: Index; resolutionsAt?: { offset: number; length: number } } {
+export function readMeta(bytes: Uint8Array): { header: Header; index: DecodedIndex; resolutionsAt?: { offset: number; length: number } } {
   const header = decodeHeader(bytes, bytes.byteLength);
   const indexBytes = readIndex(bytes, header);
   const index = decodeIndex(indexBytes, header.entryCount);
-  checkSections(header, index.entries);
+  checkSections(header, index.table);
   // Where the resolution table sits in the file: a reader can keep that instead of the table (a
   // view into this copy, which would keep the whole index alive) and read it again with readIndex.
   const r = index.resolutions;

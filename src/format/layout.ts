@@ -9,6 +9,7 @@ import {
   CJS_PREFIX,
   CJS_SUFFIX,
   encodeIndex,
+  type EntryTable,
   type Entry,
   type EntryKind,
   type SourceEncoding,
@@ -231,26 +232,6 @@ export function layoutBlob(plan: BlobPlan): { chunks: Buffer[]; header: Header; 
  * Checks every section of every entry: inside the data area, aligned, and not overlapping any
  * other section. Throws ERR_CODEBLOB_BAD_FORMAT naming the first rule broken.
  */
-export function checkSections(header: Header, entries: readonly Entry[]): void {
-  const dataStart = header.indexOffset + header.indexLength;
-  const sections: Array<[start: number, end: number, what: string]> = [];
-  for (const e of entries) {
-    const check = (offset: number, length: number, align: number, what: string) => {
-      if (offset < dataStart || offset + length > header.fileSize) {
-        throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `${what} of "${e.key}" [${offset}, +${length}) is out of bounds`);
-      }
-      if (offset % align !== 0) {
-        throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `${what} of "${e.key}" at ${offset} is not ${align}-byte aligned`);
-      }
-      sections.push([offset, offset + length, `${what} of "${e.key}"`]);
-    };
-    check(e.sourceOffset, e.sourceLength, header.alignment, 'source');
-    if (e.cacheLength > 0) check(e.cacheOffset, e.cacheLength, Math.max(8, header.alignment), 'cache');
-  }
-  sections.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  for (let i = 1; i < sections.length; i++) {
-    const prev = sections[i - 1]!;
-    const cur = sections[i]!;
-    if (cur[0] < prev[1]) throw codeblobError('ERR_CODEBLOB_BAD_FORMAT', `${cur[2]} overlaps ${prev[2]}`);
-  }
+export function checkSections(header: Header, table: EntryTable): void {
+  table.checkSections(header.indexOffset + header.indexLength, header.fileSize, header.alignment);
 }

@@ -6,7 +6,7 @@
  * path in Node, so only the source comes from the blob.
  */
 import { fileURLToPath } from 'node:url';
-import type { Entry } from '../format/index.js';
+import type { Entry, EntryTable } from '../format/index.js';
 import { registerHooks, type HookContext, type HookResult, type ModuleHooks } from './node-internals.js';
 import type { ImportResolver } from './resolve-cache.js';
 import { blobModified, freshText, type ServeContext } from './serve.js';
@@ -25,8 +25,9 @@ export function installEsmHooks(ctx: ServeContext, resolveImport: ImportResolver
   // and 6.6 MiB more anonymous memory. Without ES modules reached through `import` it has nothing
   // to do: those only require()d (require(esm)) are served by the CommonJS path (cjs-hooks.ts).
   // A CommonJS TypeScript module may be imported: Node would strip it to read its exports.
-  if (!store.entries().some((e) => (e.kind === 'esm' && !e.requiredOnly) || (e.kind === 'cjs' && e.typescript))) {
-    return store.entries().some((e) => e.kind === 'esm')
+  const { imported, esm } = esmNeeds(store.table);
+  if (!imported) {
+    return esm
       ? 'the blob\'s ES modules were all loaded by require() when traced (served without module hooks)'
       : 'the blob has no ES modules';
   }
@@ -128,4 +129,18 @@ function importHookFrames(): number {
     else return 2; // another hook called this one: the chain is there without codeblob too
   }
   return 2;
+}
+
+/**
+ * Whether the blob has a module an `import` may load (an ES module not only require()d, or a
+ * CommonJS TypeScript module), and whether it has ES modules at all.
+ */
+function esmNeeds(table: EntryTable): { imported: boolean; esm: boolean } {
+  let esm = false;
+  for (let i = 0; i < table.length; i++) {
+    const kind = table.kind(i);
+    if (kind === 'esm') esm = true;
+    if ((kind === 'esm' && !table.requiredOnly(i)) || (kind === 'cjs' && table.typescript(i))) return { imported: true, esm };
+  }
+  return { imported: false, esm };
 }

@@ -22,7 +22,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { sep } from 'node:path';
-import { entryHash, type Entry } from '../format/index.js';
+import { entryHash, type Entry, type EntryTable } from '../format/index.js';
 import type { NativeBinding } from '../native/binding.js';
 import { KIND_FILE, StatJob } from '../native/jobs.js';
 import type { BlobStore } from '../store/store.js';
@@ -31,31 +31,41 @@ import type { FreshnessMode } from './config.js';
 /** The startup modules' files, statted ahead on a thread (see the file comment). */
 export class FreshAhead {
   readonly #job: StatJob;
-  readonly #rowOf: Map<Entry, number>;
+  readonly #table: EntryTable;
+  /** Per position in the table, the row of its file in the job; -1 for none. */
+  readonly #rowOf: Int32Array;
 
   readonly #paths: readonly string[];
 
-  private constructor(job: StatJob, rowOf: Map<Entry, number>, paths: readonly string[]) {
+  private constructor(job: StatJob, table: EntryTable, rowOf: Int32Array, paths: readonly string[]) {
     this.#job = job;
+    this.#table = table;
     this.#rowOf = rowOf;
     this.#paths = paths;
   }
 
   /** Starts the thread for the store's startup entries in node_modules; undefined without any. */
   static start(store: BlobStore, binding: NativeBinding): FreshAhead | undefined {
-    const startup = store.entries().filter((e) => e.order >= 0 && (e.key.startsWith('node_modules/') || e.key.includes('/node_modules/')));
-    startup.sort((a, b) => a.order - b.order);
+    const table = store.table;
+    const startup: number[] = [];
+    for (let i = 0; i < table.length; i++) {
+      if (table.order(i) < 0) continue;
+      const key = table.key(i);
+      if (key.startsWith('node_modules/') || key.includes('/node_modules/')) startup.push(i);
+    }
+    startup.sort((a, b) => table.order(a) - table.order(b));
     const prefix = store.root.endsWith(sep) ? store.root : store.root + sep;
-    const rowOf = new Map<Entry, number>();
+    const rowOf = new Int32Array(table.length).fill(-1);
     const paths: string[] = [];
-    for (const e of startup) {
-      const filename = sep === '/' ? prefix + e.key : store.filename(e);
+    for (const i of startup) {
+      const key = table.key(i);
+      const filename = sep === '/' ? prefix + key : store.filename(table.entry(i));
       if (filename.includes('\0')) continue;
-      rowOf.set(e, paths.length);
+      rowOf[i] = paths.length;
       paths.push(filename);
     }
     const job = StatJob.start(binding, paths);
-    return job && new FreshAhead(job, rowOf, paths);
+    return job && new FreshAhead(job, table, rowOf, paths);
   }
 
   /**
@@ -63,8 +73,9 @@ export class FreshAhead {
    * hashed when only its mtime differs), or undefined for an entry not started ahead.
    */
   verdict(entry: Entry): number | undefined {
-    const r = this.#rowOf.get(entry);
-    if (r === undefined) return undefined;
+    const at = this.#table.positionOf(entry);
+    const r = at < 0 ? -1 : this.#rowOf[at]!;
+    if (r < 0) return undefined;
     const rows = this.#job.row(r);
     const v = fromStat(rows[r * 3]!, rows[r * 3 + 1]!, rows[r * 3 + 2]!, entry);
     return v === CHECK_CONTENT ? contentVerdict(entry, this.#paths[r]!, true) : v;
@@ -89,7 +100,7 @@ export class FreshAhead {
   /** Stops the thread if it still runs; the stats are not used after this. */
   stop(): void {
     this.#job.stop();
-    this.#rowOf.clear();
+    this.#rowOf.fill(-1);
   }
 }
 

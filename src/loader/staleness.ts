@@ -20,7 +20,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sha256 } from '../format/index.js';
+import { sha256, type EntryTable } from '../format/index.js';
 import type { ServeContext } from './serve.js';
 
 /** More than this share stale prints the line. */
@@ -73,7 +73,7 @@ function displayPath(path: string): string {
 export function reportStalenessWhenIdle(ctx: ServeContext): void {
   let done = false;
   let traced: number | undefined;
-  const count = () => (traced ??= ctx.store.entries().reduce((n, e) => n + (e.order >= 0 ? 1 : 0), 0));
+  const count = () => (traced ??= tracedCount(ctx.store.table));
   const check = () => {
     if (done || ctx.store.closed) return;
     const line = stalenessLine(ctx, count);
@@ -159,4 +159,11 @@ function sweep(dir: string, prefix: string, mine: string): void {
       // someone else swept it
     }
   }
+}
+
+/** Entries the traced run loaded (the rest were added with `include`). */
+function tracedCount(table: EntryTable): number {
+  let n = 0;
+  for (let i = 0; i < table.length; i++) if (table.order(i) >= 0) n++;
+  return n;
 }

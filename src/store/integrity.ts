@@ -6,7 +6,7 @@
  * from then on and counted once.
  */
 import { codeblobError } from '../errors.js';
-import { ENTRY_HASH_BYTES, entryHash, type Entry } from '../format/index.js';
+import { ENTRY_HASH_BYTES, entryHash, type EntryTable } from '../format/index.js';
 import { ITEM_DONE, JobStatus } from '../native/jobs.js';
 import type { Backend } from './backend.js';
 
@@ -21,8 +21,11 @@ export interface VerifyProblem {
 const OK: Record<Section, number> = { source: 1, cache: 2 };
 const BAD: Record<Section, number> = { source: 4, cache: 8 };
 
-function range(entry: Entry, section: Section): [offset: number, length: number, hash: Uint8Array] {
-  return section === 'source' ? [entry.sourceOffset, entry.sourceLength, entry.sourceHash] : [entry.cacheOffset, entry.cacheLength, entry.cacheHash!];
+/** Whether section `section` of entry i hashes to what the index says. */
+function sound(t: EntryTable, i: number, section: Section, bytes: Uint8Array): boolean {
+  const [offset, length, expected] =
+    section === 'source' ? [t.sourceOffset(i), t.sourceLength(i), t.sourceHash(i)] : [t.cacheOffset(i), t.cacheLength(i), t.cacheHash(i)!];
+  return entryHash(bytes.subarray(offset, offset + length)).equals(expected);
 }
 
 /** The background check: its status bytes, and per entry and section the item it holds (-1: none). */
@@ -32,15 +35,15 @@ interface Ahead {
 }
 
 export class SectionChecks {
-  readonly #entries: readonly Entry[];
+  readonly #table: EntryTable;
   readonly #flags: Uint8Array;
   #ahead: Ahead | undefined;
   #corrupt = 0;
   #verifiedAhead = 0;
 
-  constructor(entries: readonly Entry[], trusted: boolean) {
-    this.#entries = entries;
-    this.#flags = new Uint8Array(entries.length);
+  constructor(table: EntryTable, trusted: boolean) {
+    this.#table = table;
+    this.#flags = new Uint8Array(table.length);
     if (trusted) this.trustAll();
   }
 
@@ -77,35 +80,33 @@ export class SectionChecks {
           return;
         }
       }
-      const entry = this.#entries[i]!;
-      const [offset, length, expected] = range(entry, section);
-      const sound = entryHash(bytes.subarray(offset, offset + length)).equals(expected);
+      const ok = sound(this.#table, i, section, bytes);
       // Worker threads of this process share the job (see startAhead): tell them too.
-      if (item >= 0) this.#ahead!.job.settle(item, sound);
-      if (sound) {
+      if (item >= 0) this.#ahead!.job.settle(item, ok);
+      if (ok) {
         this.#flags[i]! |= OK[section];
         return;
       }
       this.#markBad(i, section);
     }
-    throw codeblobError('ERR_CODEBLOB_CORRUPT_ENTRY', `${section} of "${this.#entries[i]!.key}" in ${where}`);
+    throw codeblobError('ERR_CODEBLOB_CORRUPT_ENTRY', `${section} of "${this.#table.key(i)}" in ${where}`);
   }
 
   /** Hashes every section; returns the problems (none for a sound blob). */
   checkAll(bytes: Uint8Array): VerifyProblem[] {
     const problems: VerifyProblem[] = [];
-    this.#entries.forEach((e, i) => {
+    const t = this.#table;
+    for (let i = 0; i < t.length; i++) {
       for (const section of ['source', 'cache'] as const) {
-        if (section === 'cache' && e.cacheLength === 0) continue;
-        const [offset, length, expected] = range(e, section);
-        if (entryHash(bytes.subarray(offset, offset + length)).equals(expected)) {
+        if (section === 'cache' && t.cacheLength(i) === 0) continue;
+        if (sound(t, i, section, bytes)) {
           this.#flags[i]! |= OK[section];
         } else {
-          problems.push({ key: e.key, section, message: `${section} hash mismatch` });
+          problems.push({ key: t.key(i), section, message: `${section} hash mismatch` });
           this.#markBad(i, section);
         }
       }
-    });
+    }
     return problems;
   }
 
@@ -115,25 +116,28 @@ export class SectionChecks {
    */
   startAhead(backend: Backend, withCaches: boolean, identity: string): boolean {
     if (this.#ahead) return true;
-    const sections: { offset: number; length: number; hash: Uint8Array; slot: number }[] = [];
-    this.#entries.forEach((e, i) => {
-      if (e.order < 0) return;
+    const t = this.#table;
+    // Sections by number: 2i the source of entry i, 2i + 1 its cache.
+    const wanted = new Int32Array(t.length * 2);
+    let count = 0;
+    for (let i = 0; i < t.length; i++) {
+      if (t.order(i) < 0) continue;
       const flags = this.#flags[i]!;
-      if ((flags & (OK.source | BAD.source)) === 0) sections.push({ offset: e.sourceOffset, length: e.sourceLength, hash: e.sourceHash, slot: 2 * i });
-      if (withCaches && e.cacheLength > 0 && (flags & (OK.cache | BAD.cache)) === 0) {
-        sections.push({ offset: e.cacheOffset, length: e.cacheLength, hash: e.cacheHash!, slot: 2 * i + 1 });
-      }
-    });
-    if (sections.length === 0) return false;
-    sections.sort((x, y) => x.offset - y.offset);
-    const ranges = new Float64Array(sections.length * 2);
-    const expected = new Uint8Array(sections.length * ENTRY_HASH_BYTES);
-    const items = new Int32Array(this.#entries.length * 2).fill(-1);
+      if ((flags & (OK.source | BAD.source)) === 0) wanted[count++] = 2 * i;
+      if (withCaches && t.cacheLength(i) > 0 && (flags & (OK.cache | BAD.cache)) === 0) wanted[count++] = 2 * i + 1;
+    }
+    if (count === 0) return false;
+    const offsetOf = (s: number) => (s & 1 ? t.cacheOffset(s >> 1) : t.sourceOffset(s >> 1));
+    const sections = wanted.subarray(0, count).sort((x, y) => offsetOf(x) - offsetOf(y));
+    const ranges = new Float64Array(count * 2);
+    const expected = new Uint8Array(count * ENTRY_HASH_BYTES);
+    const items = new Int32Array(t.length * 2).fill(-1);
     sections.forEach((s, k) => {
-      ranges[2 * k] = s.offset;
-      ranges[2 * k + 1] = s.length;
-      expected.set(s.hash, k * ENTRY_HASH_BYTES);
-      items[s.slot] = k;
+      const i = s >> 1;
+      ranges[2 * k] = offsetOf(s);
+      ranges[2 * k + 1] = s & 1 ? t.cacheLength(i) : t.sourceLength(i);
+      expected.set(s & 1 ? t.cacheHash(i)! : t.sourceHash(i), k * ENTRY_HASH_BYTES);
+      items[s] = k;
     });
     const status = backend.verifyAhead(ranges, expected, identity);
     if (!status) return false;

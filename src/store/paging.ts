@@ -2,19 +2,19 @@
  * Paging hints for a mapped blob: which range a worker reads at startup, and asking the kernel
  * to read it ahead while leaving the rest to be faulted in one module at a time, if ever.
  */
-import type { Entry, Header } from '../format/index.js';
+import type { EntryTable, Header } from '../format/index.js';
 import type { Backend } from './backend.js';
 
 /**
  * The byte range holding the sections of modules the traced run loaded (the packer lays them
  * out first, in load order): what a worker reads at startup.
  */
-export function startupRange(header: Header, entries: readonly Entry[]): { start: number; end: number } {
+export function startupRange(header: Header, table: EntryTable): { start: number; end: number } {
   const start = header.indexOffset + header.indexLength;
   let end = start;
-  for (const e of entries) {
-    if (e.order < 0) continue;
-    end = Math.max(end, e.sourceOffset + e.sourceLength, e.cacheOffset + e.cacheLength);
+  for (let i = 0; i < table.length; i++) {
+    if (table.order(i) < 0) continue;
+    end = Math.max(end, table.sourceOffset(i) + table.sourceLength(i), table.cacheOffset(i) + table.cacheLength(i));
   }
   return { start, end };
 }

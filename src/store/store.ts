@@ -7,7 +7,7 @@
 import { realpathSync } from 'node:fs';
 import { dirname, isAbsolute, resolve, sep } from 'node:path';
 import { codeblobError } from '../errors.js';
-import { cachesNameTheirFile, compatibility, readIndex, readMeta, sha256, type Entry, type Header } from '../format/index.js';
+import { cachesNameTheirFile, compatibility, readIndex, readMeta, sha256, type Entry, type EntryTable, type Header } from '../format/index.js';
 import type { Advice } from '../native/binding.js';
 import { openBackend, type Backend, type BackendName, type FileFacts } from './backend.js';
 import { SectionChecks, type Section, type VerifyProblem } from './integrity.js';
@@ -67,13 +67,11 @@ export class BlobStore {
   /** Notices an in-place write before its pages are touched (mmap only). */
   #watch: InPlaceWriteWatch | undefined;
   readonly #fallbackReason: string | undefined;
-  readonly #entries: readonly Entry[];
+  readonly #table: EntryTable;
   /** Where the resolution table is in the file; it is read (and checked) again when asked for. */
   readonly #resolutionsAt: { offset: number; length: number } | undefined;
   /** The table itself, only when its place could not be worked out. */
   readonly #resolutions: Uint8Array | undefined;
-  readonly #byKey: Map<string, number>;
-  readonly #position: Map<Entry, number>;
   readonly #checks: SectionChecks;
   readonly #rootPrefix: string;
   #strings = 0;
@@ -89,7 +87,7 @@ export class BlobStore {
     try {
       const { header, index, resolutionsAt } = readMeta(backend.bytes);
       this.header = header;
-      this.#entries = index.entries;
+      this.#table = index.table;
       // Not the table itself: a view into the private copy of the index would keep all of it
       // alive in every process (5.7 MiB for a 10,000-module app); the pages of the file are shared.
       this.#resolutionsAt = resolutionsAt;
@@ -118,9 +116,7 @@ export class BlobStore {
     if (backend.name === 'mmap') this.#watch = InPlaceWriteWatch.open(this.path, backend.file, backend.binding);
     this.verifyMode = opts.verify;
     this.#rootPrefix = this.root.endsWith(sep) ? this.root : this.root + sep;
-    this.#byKey = new Map(this.#entries.map((e, i) => [e.key, i]));
-    this.#position = new Map(this.#entries.map((e, i) => [e, i]));
-    this.#checks = new SectionChecks(this.#entries, opts.verify === 'none');
+    this.#checks = new SectionChecks(this.#table, opts.verify === 'none');
     if (opts.verify === 'full') {
       const problems = this.verify();
       if (problems.length > 0) {
@@ -144,10 +140,19 @@ export class BlobStore {
     return this.#backend === undefined;
   }
 
-  /** Every entry, sorted by key. */
+  /** Every entry, sorted by key. Makes an object for each: a loader looks entries up with `get()` or reads `table`. */
   entries(): readonly Entry[] {
     this.#live();
-    return this.#entries;
+    return this.#table.all();
+  }
+
+  /**
+   * The index as columns, in key order: count, look up and iterate entries without making an
+   * object for each (`table.entry(i)` makes the one `get()` would return).
+   */
+  get table(): EntryTable {
+    this.#live();
+    return this.#table;
   }
 
   /**
@@ -166,12 +171,12 @@ export class BlobStore {
       key = keyOrPath.slice(this.#rootPrefix.length);
       if (sep !== '/') key = key.split(sep).join('/');
     }
-    const i = this.#byKey.get(key);
-    if (i === undefined) {
+    const i = this.#table.find(key);
+    if (i < 0) {
       this.#misses++;
       return undefined;
     }
-    return this.#entries[i];
+    return this.#table.entry(i);
   }
 
   /** Absolute path of an entry's original file. */
@@ -263,7 +268,7 @@ export class BlobStore {
    */
   startupRange(): { start: number; end: number } {
     this.#live();
-    return startupRange(this.header, this.#entries);
+    return startupRange(this.header, this.#table);
   }
 
   /**
@@ -427,8 +432,8 @@ export class BlobStore {
   }
 
   #verify(entry: Entry, section: Section): void {
-    const i = this.#position.get(entry);
-    if (i === undefined) throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', 'entry does not belong to this store');
+    const i = this.#table.positionOf(entry);
+    if (i < 0) throw codeblobError('ERR_CODEBLOB_INVALID_OPTION', 'entry does not belong to this store');
     this.#checks.check(i, section, this.#live().bytes, this.path);
   }
 }

@@ -15,6 +15,8 @@ const { compileCjs, compilesAsFunction } = await import(join(dist, 'loader/cjs-c
 const { LoadedTable } = await import(join(dist, 'loader/resolve-cache.js'));
 const { native } = await import(join(dist, 'native/binding.js'));
 const { decodeResolutions, recheckOf } = await import(join(dist, 'format/index.js'));
+const { decode: msgpackDecode, encoder } = await import(join(dist, 'format/msgpack.js'));
+const msgpackEncode = encoder({ useRecords: false, variableMapSize: true });
 
 const [blobPath, seedText, countText, scratch, foreignPath] = process.argv.slice(2);
 const original = readFileSync(blobPath);
@@ -30,9 +32,17 @@ const rand = () => ((state = (Math.imul(state ^ (state >>> 15), 0x2c1b3c6d) + 0x
 const pick = (n) => Math.floor(rand() * n);
 const oneOf = (xs) => xs[pick(xs.length)];
 
-function reseal(bytes, h, idx) {
+function reseal(bytes, h, idx, rawIndex) {
   // Re-encode index and header with valid hashes, so the checks behind them are reached.
-  const encoded = idx ? encodeIndex(idx) : bytes.subarray(HEADER_SIZE, HEADER_SIZE + h.indexLength);
+  // encodeIndex refuses an entry whose wrapper, source length or hashes it would not store as
+  // they are (they are derived or fixed-size in the index), and an order outside int32: such a
+  // mutation cannot be written, and is skipped.
+  let encoded;
+  try {
+    encoded = rawIndex ?? (idx ? encodeIndex(idx) : bytes.subarray(HEADER_SIZE, HEADER_SIZE + h.indexLength));
+  } catch {
+    return undefined;
+  }
   if (encoded.length > gap) return undefined;
   const out = Buffer.from(bytes);
   out.fill(0, HEADER_SIZE, HEADER_SIZE + gap);
@@ -71,11 +81,14 @@ const mutations = {
     return { bytes: out, resealed: true };
   },
   entryField() {
+    // A field the index stores (the wrapper and the source length are derived from kind,
+    // encoding and chars: the source length follows chars here, as the reader derives it).
     const entries = index.entries.map((e) => plainEntry(e));
     const e = oneOf(entries);
     const other = oneOf(entries);
-    const field = oneOf(['sourceOffset', 'sourceLength', 'cacheOffset', 'cacheLength', 'chars', 'prefixChars']);
-    e[field] = oneOf([...EXTREMES, original.length, original.length - 1, other.sourceOffset, other.cacheOffset, e[field] + 1, e[field] - 1, 2 ** 53 - 1]);
+    const field = oneOf(['sourceOffset', 'cacheOffset', 'cacheLength', 'chars', 'chars', 'fileSize', 'mtimeMs', 'order']);
+    e[field] = oneOf([...EXTREMES, original.length, original.length - 1, other.sourceOffset, other.cacheOffset, other.chars, e[field] + 1, e[field] - 1, 2 ** 53 - 1, -1, 0.5]);
+    if (field === 'chars') e.sourceLength = (e.prefixChars + e.chars + e.suffixChars) * (e.encoding === 'utf16le' ? 2 : 1);
     const bytes = reseal(original, header, { root: index.root, entries });
     return bytes && { bytes, resealed: true, focus: e.key };
   },
@@ -85,8 +98,47 @@ const mutations = {
     e.encoding = e.encoding === 'latin1' ? 'utf16le' : 'latin1';
     // Keep the lengths consistent so the structure checks pass: only the hash can tell.
     e.chars = e.encoding === 'utf16le' ? Math.floor(e.sourceLength / 2) - e.prefixChars - e.suffixChars : e.sourceLength - e.prefixChars - e.suffixChars;
+    e.sourceLength = (e.prefixChars + e.chars + e.suffixChars) * (e.encoding === 'utf16le' ? 2 : 1);
     const bytes = reseal(original, header, { root: index.root, entries });
     return bytes && { bytes, resealed: true, focus: e.key };
+  },
+  indexColumn() {
+    // The index's columns damaged below encodeIndex (which writes only what it would read
+    // back): keys out of order, twice, or with NUL, \\, empty or dot segments; numbers,
+    // kind/encoding/flags bits and hashes set to anything; a column or the count of another size.
+    const raw = msgpackDecode(original.subarray(HEADER_SIZE, HEADER_SIZE + header.indexLength));
+    const [, , count] = raw;
+    if (count === 0) return undefined;
+    for (const at of [4, 5, 6]) raw[at] = Buffer.from(raw[at]); // copies: the views are into `original`
+    const i = pick(count);
+    const keys = raw[3].split('\0');
+    const focus = keys[i];
+    const how = oneOf(['keys', 'numbers', 'numbers', 'small', 'small', 'hashes', 'shape']);
+    if (how === 'keys') {
+      const j = pick(count);
+      const what = oneOf(['swap', 'twice', 'nul', 'segment', 'char']);
+      if (what === 'swap') [keys[i], keys[j]] = [keys[j], keys[i]];
+      else if (what === 'twice') keys[i] = keys[j];
+      else if (what === 'nul') keys[i] = `${keys[i]}\0${keys[i]}x`;
+      else if (what === 'segment') keys[i] = oneOf([`${keys[i]}/`, `../${keys[i]}`, `${keys[i]}/.`, `${keys[i]}\\x`, `/${keys[i]}`, '']);
+      else keys[i] = keys[i].slice(0, -1) + String.fromCharCode(keys[i].charCodeAt(keys[i].length - 1) + oneOf([-1, 1]));
+      raw[3] = keys.join('\0');
+    } else if (how === 'numbers') {
+      const k = pick(6);
+      raw[4].writeDoubleLE(oneOf([...EXTREMES, -1, 0.5, NaN, Infinity, -Infinity, 2 ** 53, 2 ** 52, 2 ** 51, original.length, raw[4].readDoubleLE((pick(count) * 6 + k) * 8) + oneOf([-8, -1, 1, 8])]), (i * 6 + k) * 8);
+    } else if (how === 'small') {
+      const at = (i * 2 + pick(2)) * 4;
+      const v = raw[5].readInt32LE(at);
+      raw[5].writeInt32LE(oneOf([v ^ (1 << pick(32)), v ^ (1 << pick(8)), -1, -2, 0, 2 ** 31 - 1, -(2 ** 31)]) | 0, at);
+    } else if (how === 'hashes') {
+      raw[6][i * 48 + pick(48)] ^= 1 << pick(8);
+    } else {
+      const at = oneOf([2, 4, 5, 6]);
+      if (at === 2) raw[2] = oneOf([count - 1, count + 1, 0, -1, `${count}`]);
+      else raw[at] = oneOf([raw[at].subarray(0, raw[at].length - 1), Buffer.concat([raw[at], Buffer.alloc(oneOf([1, 8, 48]))]), null, 0]);
+    }
+    const bytes = reseal(original, header, undefined, msgpackEncode(raw));
+    return bytes && { bytes, resealed: true, focus };
   },
   sectionHashMismatch() {
     const e = oneOf(index.entries.filter((x) => x.cacheLength > 0 || x.sourceLength > 0));
