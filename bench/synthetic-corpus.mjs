@@ -5,7 +5,9 @@
 // a file, an extensionless path, or none; deep requires; packages requiring earlier packages);
 // modules of 1-3.5 KiB made of functions, classes, string tables and closures, which call into
 // their dependencies at load. entry.js requires all of it. Used by bench/synthetic.mjs.
-// Usage: node bench/synthetic-corpus.mjs <dir> <modules> [--seed 1]
+// --esm: the same app as ES modules (.mjs, `import`/`export`, explicit file specifiers,
+// packages with "exports" or a "main" file), entry.mjs importing all of it.
+// Usage: node bench/synthetic-corpus.mjs <dir> <modules> [--seed 1] [--esm]
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -120,12 +122,12 @@ function generator(rng) {
   ];
 
   /** One module: its requires, items up to 1-3 KiB, a little work at load, its exports. */
-  return function moduleSource(id, deps, builtin) {
+  return function moduleSource(id, deps, builtin, esm) {
     const wide = rng.next() < 0.03;
     const target = rng.int(768, 2560); // items overshoot it: modules end up 1-3.5 KiB
-    const head = [`'use strict';`, `// ${id}`];
-    if (builtin) head.push(`const ${builtin} = require('${builtin}');`);
-    deps.forEach((spec, i) => head.push(`const dep${i} = require('${spec}');`));
+    const head = [esm ? `// ${id} (ES module)` : `'use strict';`, ...(esm ? [] : [`// ${id}`])];
+    if (builtin) head.push(esm ? `import ${builtin} from '${builtin}';` : `const ${builtin} = require('${builtin}');`);
+    deps.forEach((spec, i) => head.push(esm ? `import * as dep${i} from '${spec}';` : `const dep${i} = require('${spec}');`));
     let body = '';
     const exported = [];
     while (head.join('\n').length + body.length < target) {
@@ -140,7 +142,8 @@ function generator(rng) {
       `function describe() {\n  return NAME + '(' + ${exported.length} + ')';\n}\n` +
       // Calling into the dependencies at load, as real modules do (loggers, registries).
       `const dependsOn = [${deps.map((_, i) => `dep${i}`).join(', ')}].map((d) => d.describe());\n`;
-    return `${head.join('\n')}\n${body}${load}\nmodule.exports = { describe, dependsOn, ${exported.join(', ')} };\n`;
+    const exports = `{ describe, dependsOn, ${exported.join(', ')} }`;
+    return `${head.join('\n')}\n${body}${load}\n${esm ? `export ${exports};` : `module.exports = ${exports};`}\n`;
   };
 }
 
@@ -149,8 +152,9 @@ function generator(rng) {
  * module except entry.js (app files, barrel index.js files, package files). Returns the entry,
  * the number of modules and packages, and the total bytes of JavaScript written.
  */
-export function generateSyntheticApp(dir, modules, seed = 1) {
+export function generateSyntheticApp(dir, modules, seed = 1, { esm = false } = {}) {
   const rng = prng(seed);
+  const ext = esm ? '.mjs' : '.js';
   const moduleSource = generator(rng);
   rmSync(dir, { recursive: true, force: true });
   const files = new Map();
@@ -170,27 +174,33 @@ export function generateSyntheticApp(dir, modules, seed = 1) {
     pkgBudget -= size;
     const style = rng.next();
     // "main" forms Node resolves differently: a file, an extensionless path, none (index.js).
-    const main = style < 0.7 ? 'lib/index.js' : style < 0.9 ? 'dist/main' : 'index.js';
+    // (ES modules: "exports" with a subpath pattern, a "main" file, or both.)
+    const main = esm ? (style < 0.9 ? 'lib/index.mjs' : 'index.mjs') : style < 0.7 ? 'lib/index.js' : style < 0.9 ? 'dist/main' : 'index.js';
     const mainDir = dirname(main) === '.' ? '' : dirname(main) + '/';
     const subdirs = ['', ...Array.from({ length: rng.int(0, 2) }, () => rng.pick(WORDS) + '/')];
-    const internal = Array.from({ length: size - 1 }, (_, i) => `${mainDir}${rng.pick(subdirs)}${rng.pick(WORDS)}-${i}.js`);
-    packages.push({ name, size, main: main.endsWith('.js') ? main : main + '.js', internal });
-    const pkgJson = { name, version: `${rng.int(0, 9)}.${rng.int(0, 30)}.${rng.int(0, 20)}`, ...(style < 0.9 && { main }), license: 'MIT' };
+    const internal = Array.from({ length: size - 1 }, (_, i) => `${mainDir}${rng.pick(subdirs)}${rng.pick(WORDS)}-${i}${ext}`);
+    packages.push({ name, size, main: main.endsWith(ext) ? main : main + ext, internal });
+    const entryPoints = esm
+      ? style < 0.7 ? { exports: { '.': `./${main}`, './*': './*' } } : { main, ...(style < 0.8 && { exports: { '.': `./${main}`, './*': './*' } }) }
+      : style < 0.9 ? { main } : {};
+    const pkgJson = { name, version: `${rng.int(0, 9)}.${rng.int(0, 30)}.${rng.int(0, 20)}`, ...entryPoints, license: 'MIT' };
     write(`node_modules/${name}/package.json`, JSON.stringify(pkgJson, null, 2) + '\n');
   }
+  // CommonJS specifiers leave the extension out; ES modules name the file (a directory by its index).
   const specFrom = (fromFile, toFile) => {
-    const rel = relative(dirname(fromFile), toFile).replace(/\.js$/, '');
+    const rel = esm ? relative(dirname(fromFile), toFile) : relative(dirname(fromFile), toFile).replace(/\.js$/, '');
     return rel.startsWith('.') ? rel : './' + rel;
   };
+  const dirSpec = (fromFile, dirPath) => (esm ? specFrom(fromFile, `${dirPath}/index.mjs`) : specFrom(fromFile, dirPath));
   packages.forEach((p, pi) => {
     const base = `node_modules/${p.name}/`;
     p.internal.forEach((file, i) => {
       const deps = [];
       for (let k = rng.int(0, 2); k > 0 && i > 0; k--) deps.push(specFrom(file, p.internal[rng.int(0, i - 1)]));
       if (pi > 0 && rng.next() < 0.3) deps.push(packages[rng.int(0, pi - 1)].name);
-      write(base + file, moduleSource(`${p.name}/${file}`, [...new Set(deps)], rng.next() < 0.2 ? rng.pick(['path', 'util', 'events']) : undefined));
+      write(base + file, moduleSource(`${p.name}/${file}`, [...new Set(deps)], rng.next() < 0.2 ? rng.pick(['path', 'util', 'events']) : undefined, esm));
     });
-    write(base + p.main, moduleSource(`${p.name}/${p.main}`, p.internal.map((f) => specFrom(p.main, f))));
+    write(base + p.main, moduleSource(`${p.name}/${p.main}`, p.internal.map((f) => specFrom(p.main, f)), undefined, esm));
   });
 
   // The app: directories up to 5 deep, each with a barrel index.js requiring its files and
@@ -209,7 +219,7 @@ export function generateSyntheticApp(dir, modules, seed = 1) {
       dirs.push(current);
       count++;
     }
-    const file = `${current.path}/${rng.pick(WORDS)}-${appFiles.length}.js`;
+    const file = `${current.path}/${rng.pick(WORDS)}-${appFiles.length}${ext}`;
     current.files.push(file);
     appFiles.push({ file, dir: current });
     count++;
@@ -223,34 +233,44 @@ export function generateSyntheticApp(dir, modules, seed = 1) {
     for (let k = rng.int(0, 2); k > 0 && packages.length; k--) {
       const p = rng.pick(packages);
       // Now and then a deep require into a package, past its main.
-      deps.push(rng.next() < 0.1 && p.internal.length ? `${p.name}/${p.internal[0].replace(/\.js$/, '')}` : p.name);
+      deps.push(rng.next() < 0.1 && p.internal.length ? `${p.name}/${esm ? p.internal[0] : p.internal[0].replace(/\.js$/, '')}` : p.name);
     }
-    write(file, moduleSource(file, [...new Set(deps)], rng.next() < 0.3 ? rng.pick(['path', 'util', 'events', 'crypto']) : undefined));
+    write(file, moduleSource(file, [...new Set(deps)], rng.next() < 0.3 ? rng.pick(['path', 'util', 'events', 'crypto']) : undefined, esm));
   });
   for (const d of dirs) {
-    const deps = [...d.files.map((f) => specFrom(`${d.path}/index.js`, f)), ...d.children.map((c) => specFrom(`${d.path}/index.js`, c.path))];
-    write(`${d.path}/index.js`, moduleSource(`${d.path}/index.js`, deps));
+    const index = `${d.path}/index${ext}`;
+    const deps = [...d.files.map((f) => specFrom(index, f)), ...d.children.map((c) => dirSpec(index, c.path))];
+    write(index, moduleSource(index, deps, undefined, esm));
   }
-  write(
-    'entry.js',
-    `'use strict';\n// Synthetic app, ${modules} modules: the app (src/) and every package.\nconst app = require('./src');\n` +
-      `const packages = [${packages.map((p) => `require('${p.name}')`).join(', ')}];\n` +
-      `module.exports = { app, packages: packages.length };\n`,
-  );
+  if (esm) {
+    write(
+      'entry.mjs',
+      `// Synthetic app, ${modules} ES modules: the app (src/) and every package.\nimport * as app from './src/index.mjs';\n` +
+        packages.map((p, i) => `import * as p${i} from '${p.name}';\n`).join('') +
+        `export { app };\nexport const packages = ${packages.length};\n`,
+    );
+  } else {
+    write(
+      'entry.js',
+      `'use strict';\n// Synthetic app, ${modules} modules: the app (src/) and every package.\nconst app = require('./src');\n` +
+        `const packages = [${packages.map((p) => `require('${p.name}')`).join(', ')}];\n` +
+        `module.exports = { app, packages: packages.length };\n`,
+    );
+  }
   write('package.json', JSON.stringify({ name: 'synthetic-app', private: true, version: '1.0.0' }, null, 2) + '\n');
 
   let bytes = 0;
   for (const [rel, text] of files) {
     mkdirSync(dirname(join(dir, rel)), { recursive: true });
     writeFileSync(join(dir, rel), text);
-    if (rel.endsWith('.js') && rel !== 'entry.js') bytes += Buffer.byteLength(text);
+    if (rel.endsWith(ext) && rel !== `entry${ext}`) bytes += Buffer.byteLength(text);
   }
-  return { entry: join(dir, 'entry.js'), modules, packages: packages.length, bytes };
+  return { entry: join(dir, `entry${ext}`), modules, packages: packages.length, bytes };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const { values, positionals } = parseArgs({ options: { seed: { type: 'string', default: '1' } }, allowPositionals: true });
-  if (positionals.length !== 2) throw new Error('usage: node bench/synthetic-corpus.mjs <dir> <modules> [--seed 1]');
-  const app = generateSyntheticApp(positionals[0], Number(positionals[1]), Number(values.seed));
+  const { values, positionals } = parseArgs({ options: { seed: { type: 'string', default: '1' }, esm: { type: 'boolean', default: false } }, allowPositionals: true });
+  if (positionals.length !== 2) throw new Error('usage: node bench/synthetic-corpus.mjs <dir> <modules> [--seed 1] [--esm]');
+  const app = generateSyntheticApp(positionals[0], Number(positionals[1]), Number(values.seed), { esm: values.esm });
   console.log(`${app.entry}: ${app.modules} modules (${app.packages} packages), ${(app.bytes / 1024).toFixed(0)} KiB of JavaScript`);
 }

@@ -6,12 +6,15 @@
 // codeblob (mmap); pack time and blob size. Then the cost of each further module, between
 // consecutive sizes. Runs under --node (re-executing itself there), so that the samples share
 // the Node binary's pages with this process and a sample's USS is what it alone costs.
-// Usage: node bench/synthetic.mjs [--node <bin>] [--runs 7] [--sizes 100,1000,10000] [--seed 1] [--quick]
+// --esm: the app as ES modules, run as `node entry.mjs` runs it (the ES module loader), with
+// codeblob through --require and through --import (Node 22+).
+// Usage: node bench/synthetic.mjs [--node <bin>] [--runs 7] [--sizes 100,1000,10000] [--seed 1] [--quick] [--esm]
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { measure } from '../dist/index.js';
-import { MiB, askedBackend, cleanEnv, hasCompileCache, header, mib, outDir, pack, printHeader, printTable, registerPath, reportedBackend, runUnder, startSample, stats, stop, interleave } from './lib.mjs';
+import { MiB, askedBackend, cleanEnv, hasCompileCache, header, mib, outDir, pack, printHeader, printTable, registerImportPath, registerPath, reportedBackend, runUnder, startSample, stats, stop, interleave } from './lib.mjs';
 import { generateSyntheticApp } from './synthetic-corpus.mjs';
 
 const { values } = parseArgs({
@@ -21,6 +24,7 @@ const { values } = parseArgs({
     sizes: { type: 'string' },
     seed: { type: 'string', default: '1' },
     quick: { type: 'boolean', default: false },
+    esm: { type: 'boolean', default: false },
   },
 });
 runUnder(values.node, import.meta.url);
@@ -32,20 +36,25 @@ const seed = Number(values.seed);
 mkdirSync(outDir, { recursive: true });
 const h = header(node);
 const compileCache = hasCompileCache(h.node);
+const esm = values.esm;
+const kind = esm ? 'synthetic-esm' : 'synthetic';
+if (esm && Number(h.node.slice(1).split('.')[0]) < 22) throw new Error(`--esm needs Node 22+ (module.registerHooks for codeblob's ES module path); this is ${h.node}`);
 
 const results = [];
 for (const modules of sizes) {
-  const dir = join(outDir, 'synthetic', h.node, String(modules)); // a blob of another Node's run stays fresh
-  const app = generateSyntheticApp(dir, modules, seed);
-  const blob = join(outDir, `synthetic-${modules}-${h.node}.blob`);
-  const packs = Array.from({ length: packRuns }, () => pack(node, dir, ['entry.js'], blob));
-  const cacheDir = join(outDir, `synthetic-compile-cache-${modules}-${h.node}`);
+  const dir = join(outDir, kind, h.node, String(modules)); // a blob of another Node's run stays fresh
+  const app = generateSyntheticApp(dir, modules, seed, { esm });
+  const blob = join(outDir, `${kind}-${modules}-${h.node}.blob`);
+  const packs = Array.from({ length: packRuns }, () => pack(node, dir, [esm ? 'entry.mjs' : 'entry.js'], blob));
+  const cacheDir = join(outDir, `${kind}-compile-cache-${modules}-${h.node}`);
   rmSync(cacheDir, { recursive: true, force: true }); // the app was just rewritten
   const env = cleanEnv({ BENCH_ENTRY: app.entry });
   const modes = [
     { name: 'plain require', args: [], env },
     ...(compileCache ? [{ name: 'node compile cache', args: [], env: { ...env, NODE_COMPILE_CACHE: cacheDir } }] : []),
     { name: 'codeblob', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob, ...askedBackend } },
+    // What `node --import codeblob/register` loads (package.json "exports", import condition).
+    ...(esm ? [{ name: 'codeblob --import', args: ['--import', pathToFileURL(registerImportPath).href], env: { ...env, CODEBLOB_FILE: blob, ...askedBackend } }] : []),
   ];
   // One unmeasured run each: the page cache for everyone, the compile cache for Node's. The
   // codeblob mode is named by the backend its run reported, as is the header (first size).
@@ -55,7 +64,7 @@ for (const modules of sizes) {
     await stop(child);
     if (!m.env.CODEBLOB_FILE) continue;
     backend = reportedBackend([report.backend]);
-    m.name = `codeblob (${backend})`;
+    m.name = m.name.replace('codeblob', `codeblob (${backend})`);
   }
   if (results.length === 0) printHeader(h, backend);
   if (compileCache && readdirSync(cacheDir).length === 0) throw new Error(`Node wrote no compile cache into ${cacheDir}`);
@@ -80,7 +89,7 @@ for (const modules of sizes) {
   results.push({ modules, backend, packages: app.packages, sourceBytes: app.bytes, entries: packs[0].entries, fileSize: packs[0].fileSize, packMs, rows });
 
   const plain = rows[0];
-  console.log(`\n${modules} modules (${app.packages} packages, ${mib(app.bytes)} MiB of JavaScript): blob ${packs[0].entries} entries, ${mib(packs[0].fileSize)} MiB; packed in ${(packMs.median / 1000).toFixed(1)} s (median of ${packRuns})`);
+  console.log(`\n${modules} ${esm ? 'ES modules' : 'modules'} (${app.packages} packages, ${mib(app.bytes)} MiB of JavaScript): blob ${packs[0].entries} entries, ${mib(packs[0].fileSize)} MiB; packed in ${(packMs.median / 1000).toFixed(1)} s (median of ${packRuns})`);
   printTable(
     ['mode', 'load ms min/median/max', 'USS MiB', 'anon MiB', 'load ratio', 'USS ratio', 'anon ratio'],
     rows.map((r) => [
@@ -94,7 +103,7 @@ for (const modules of sizes) {
     ]),
   );
   const c = rows.find((r) => r.mode.startsWith('codeblob')).counters;
-  console.log(`# codeblob: ${c ? `${c.hits} modules from the blob, ${c.misses} misses, ${c.cacheRejected} caches rejected` : 'loader OFF'}`);
+  console.log(`# codeblob: ${c ? `${c.hits + (c.esmHits ?? 0)} modules from the blob (${c.esmHits ?? 0} through the ES module hooks), ${c.misses} misses, ${c.cacheRejected} caches rejected` : 'loader OFF'}`);
 }
 
 // The cost of each further module between consecutive sizes: if it stays flat, the cost is
@@ -129,6 +138,6 @@ printTable(
   steps.map((s) => [`${s.from} → ${s.to}`, s.packMs.toFixed(1), (s.blobBytes / 1024).toFixed(2), (s.sourceBytes / 1024).toFixed(2)]),
 );
 if (!compileCache) console.log(`# skipped node compile cache: needs Node >= 22.1 (this is ${h.node})`);
-const file = join(outDir, `synthetic-${h.node}.json`);
-writeFileSync(file, JSON.stringify({ header: h, runs, packRuns, seed, compileCache, results, steps, MiB }, null, 2));
+const file = join(outDir, `${kind}-${h.node}.json`);
+writeFileSync(file, JSON.stringify({ header: h, runs, packRuns, seed, esm, compileCache, results, steps, MiB }, null, 2));
 console.log(`# JSON: ${file}`);

@@ -1,10 +1,12 @@
 // Bundles codeblob/register into one CommonJS file, dist/loader/register.cjs, for
-// `node --require codeblob/register` and the execArgv codeblob/pool hands to workers. Loaded
-// through require(esm), the ES module graph of dist/ costs every worker process Node's ESM
-// loader machinery on top of its own modules: about 24 ms of startup and 4 MiB of peak memory
-// on Node 24 (farm-bench, 30 runs). The bundle is built from the same sources; the ES module
-// (dist/loader/register.js) stays for `--import codeblob/register`. Both share one state per
-// thread (a global symbol), so whichever runs first enables loading.
+// `node --require codeblob/register`, `--import codeblob/register` (package.json's exports name
+// it for both) and the execArgv codeblob/pool hands to workers. Loaded through require(esm), the
+// ES module graph of dist/ costs every worker process Node's ESM loader machinery on top of its
+// own modules: about 24 ms of startup and 4 MiB of peak memory on Node 24 (farm-bench, 30 runs);
+// through --import, on an app of 300 ES modules, 2.6 MiB of USS more than the bundle (24.0 vs
+// 21.4 MiB, plain 23.2; bench/synthetic.mjs --esm, 7 runs). The bundle is built from the same
+// sources; the ES module (dist/loader/register.js) stays for a path that names it. Both share
+// one state per thread (a global symbol), so whichever runs first enables loading.
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
