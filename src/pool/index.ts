@@ -41,15 +41,15 @@ export interface WorkerOptions {
   env: NodeJS.ProcessEnv;
 }
 
-/** This copy's two register modules: the CommonJS bundle and the ES module. */
-const ourRegisters = new Set([registerPath, fileURLToPath(new URL('../loader/register.js', import.meta.url))]);
+/** This copy's register modules: the CommonJS bundle, the ES module that requires it, and the unbundled ES module. */
+const ourRegisters = new Set([registerPath, ...['register.mjs', 'register.js'].map((f) => fileURLToPath(new URL(`../loader/${f}`, import.meta.url)))]);
 
 /** `--require`/`-r`/`--import` of codeblob/register: by name, by a path or file URL of this copy, or of any codeblob package. */
 function isOurPreload(argv: string[], i: number): boolean {
   const flag = argv[i];
   const value = argv[i + 1];
   if ((flag !== '--require' && flag !== '-r' && flag !== '--import') || value === undefined) return false;
-  if (value === 'codeblob/register' || /codeblob.*register\.c?js$/.test(value)) return true;
+  if (value === 'codeblob/register' || /codeblob.*register\.[cm]?js$/.test(value)) return true;
   try {
     return ourRegisters.has(value.startsWith('file:') ? fileURLToPath(value) : resolve(value));
   } catch {
