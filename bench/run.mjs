@@ -6,7 +6,7 @@
 //   --quick       every benchmark in its short form, on Node 24 only (a few minutes); the JSON
 //                 in .bench-out/ is replaced, the charts and published numbers are left alone
 //   --node 20,24  the Node majors to run on (the system Node's major means the system Node)
-//   --only a,b    only these benchmarks (load-memory, pools, containers, resolve, micro, pack-cost, synthetic, breakdown, alignment, servers, typescript)
+//   --only a,b    only these benchmarks (load-memory, pools, containers, resolve, micro, pack-cost, synthetic, synthetic-esm, breakdown, alignment, servers, typescript)
 //                 (typescript measures where Node strips types: `--node 24,26 --only typescript`)
 //   --no-readme   leave the charts, README.md and docs/ alone
 // The JSON of each run stays in .bench-out/ (one file per benchmark and Node version).
@@ -28,7 +28,9 @@ const systemMajor = process.versions.node.split('.')[0];
 const majors = [...new Set((values.node ?? (values.quick ? '24' : `${systemMajor},24`)).split(','))];
 // A quick run's figures (fewer rounds and workers) must not replace the published ones: no charts, no numbers.
 const readme = !values['no-readme'] && !values.quick;
-const all = ['load-memory', 'pools', 'containers', 'resolve', 'micro', 'pack-cost', 'synthetic', 'breakdown', 'alignment', 'servers', 'typescript'];
+const all = ['load-memory', 'pools', 'containers', 'resolve', 'micro', 'pack-cost', 'synthetic', 'synthetic-esm', 'breakdown', 'alignment', 'servers', 'typescript'];
+/** Benchmarks that are another script with arguments; synthetic-esm needs Node 22+ (module.registerHooks). */
+const variants = { 'synthetic-esm': { script: 'synthetic', args: ['--esm', '--sizes', values.quick ? '300' : '300,3000'], minMajor: 22 } };
 const only = values.only ? values.only.split(',') : all;
 for (const name of only) if (!all.includes(name)) throw new Error(`unknown benchmark ${name}; known: ${all.join(', ')}`);
 // The layout comparison does not depend on the Node version: once, on the first Node, full runs only.
@@ -46,8 +48,13 @@ for (const [i, major] of majors.entries()) {
   const node = bin(major);
   for (const name of perNode) {
     if (name === 'alignment' && i > 0) continue;
+    const variant = variants[name];
+    if (variant && Number(major) < variant.minMajor) {
+      console.log(`\n=== ${name}: skipped on Node ${major} (needs Node ${variant.minMajor}+)`);
+      continue;
+    }
     console.log(`\n=== ${name} on Node ${major} (${node})${values.quick ? ', quick' : ''}`);
-    const args = [join(repo, `bench/${name}.mjs`), '--node', node];
+    const args = [join(repo, `bench/${variant?.script ?? name}.mjs`), '--node', node, ...(variant?.args ?? [])];
     if (values.quick && name !== 'alignment') args.push('--quick');
     const r = spawnSync(process.execPath, args, { stdio: 'inherit' });
     if (r.status !== 0) failed.push(`${name} on Node ${major} (exit ${r.status ?? r.signal})`);

@@ -50,7 +50,7 @@ for (const modules of sizes) {
   rmSync(cacheDir, { recursive: true, force: true }); // the app was just rewritten
   const env = cleanEnv({ BENCH_ENTRY: app.entry });
   const modes = [
-    { name: 'plain require', args: [], env },
+    { name: esm ? 'plain' : 'plain require', args: [], env },
     ...(compileCache ? [{ name: 'node compile cache', args: [], env: { ...env, NODE_COMPILE_CACHE: cacheDir } }] : []),
     { name: 'codeblob', args: ['--require', registerPath], env: { ...env, CODEBLOB_FILE: blob, ...askedBackend } },
     // What `node --import codeblob/register` loads (package.json "exports", import condition).
