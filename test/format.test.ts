@@ -1456,7 +1456,8 @@ describe('checkSections / readMeta: section rules', () => {
         }
       }
       const keys = Array.from({ length: count }, (_, i) => `k${i}`).join('\0');
-      const table = new EntryTable(count, keys, numbers, small, Buffer.alloc(count * 48));
+      const starts = Uint32Array.from({ length: count + 1 }, (_, i) => 3 * i); // keys of two characters and a NUL
+      const table = new EntryTable(count, keys, starts, numbers, small, Buffer.alloc(count * 48));
       const expected = reference(table.all(), dataStart, fileSize, alignment);
       let actual: string | undefined;
       try {

@@ -178,10 +178,9 @@ class DecodedEntry implements Entry {
     this.chars = table.chars(i);
     this.prefixChars = prefixOf(this.kind);
     this.suffixChars = suffixOf(this.kind);
-    const flags = table.flags(i);
-    this.shebang = (flags & FLAG_SHEBANG) !== 0;
-    this.typescript = (flags & FLAG_TYPESCRIPT) !== 0;
-    this.requiredOnly = (flags & FLAG_REQUIRED_ONLY) !== 0;
+    this.shebang = (table.flags(i) & FLAG_SHEBANG) !== 0;
+    this.typescript = table.typescript(i);
+    this.requiredOnly = table.requiredOnly(i);
     this.sourceOffset = table.sourceOffset(i);
     this.sourceLength = table.sourceLength(i);
     this.cacheOffset = table.cacheOffset(i);
@@ -236,21 +235,14 @@ export class EntryTable {
   readonly #hashes: Buffer;
   readonly #made: (Entry | undefined)[];
 
-  /** Use decodeIndex(): this takes columns as found and checks nothing but their lengths. */
-  constructor(length: number, keys: string, numbers: Float64Array, small: Int32Array, hashes: Buffer) {
+  /** Use decodeIndex(): this takes the columns (and where each key starts) as checked there. */
+  constructor(length: number, keys: string, starts: Uint32Array, numbers: Float64Array, small: Int32Array, hashes: Buffer) {
     this.length = length;
     this.#keys = keys;
+    this.#starts = starts;
     this.#numbers = numbers;
     this.#small = small;
     this.#hashes = hashes;
-    this.#starts = new Uint32Array(length + 1);
-    let at = 0;
-    for (let i = 0; i < length; i++) {
-      this.#starts[i] = at;
-      const nul = keys.indexOf('\0', at);
-      at = (nul < 0 ? keys.length : nul) + 1;
-    }
-    this.#starts[length] = length === 0 ? 0 : keys.length + 1;
     this.#made = new Array(length);
   }
 
@@ -501,33 +493,32 @@ function plausible(numbers: Float64Array, small: Int32Array, i: number): boolean
   );
 }
 
+/** An entry's name in a message (a function, so the key is sliced only for an entry that fails). */
 const whereOf = (t: EntryTable, i: number) => `entry "${t.key(i)}"`;
 
 /** The field rules of one entry (FORMAT.md 7.2), read from the columns. */
 function checkEntry(t: EntryTable, i: number): void {
-  // (A function, not a closure per entry: the message is made only for an entry that fails.)
-  const where = whereOf;
   const kind = t.kind(i);
   const encoding = t.encoding(i) as SourceEncoding | undefined;
-  if (encoding === undefined) throw bad(`${where(t, i)} has an unknown encoding`);
+  if (encoding === undefined) throw bad(`${whereOf(t, i)} has an unknown encoding`);
   const flags = t.flags(i);
-  if (flags < 0 || (flags & ~KNOWN_FLAGS) !== 0) throw bad(`${where(t, i)} has unknown flags`);
-  if ((kind === 'asset') !== (encoding === 'binary')) throw bad(`${where(t, i)}: kind ${kind} cannot use encoding ${encoding}`);
-  if (!isUint(t.chars(i))) throw bad(`${where(t, i)} chars is not a non-negative integer`);
-  if (!isUint(t.sourceOffset(i))) throw bad(`${where(t, i)} source offset is not a non-negative integer`);
-  if (!isUint(t.cacheOffset(i))) throw bad(`${where(t, i)} cache offset is not a non-negative integer`);
-  if (!isUint(t.cacheLength(i))) throw bad(`${where(t, i)} cache length is not a non-negative integer`);
-  if (!isUint(t.fileSize(i))) throw bad(`${where(t, i)} file size is not a non-negative integer`);
+  if (flags < 0 || (flags & ~KNOWN_FLAGS) !== 0) throw bad(`${whereOf(t, i)} has unknown flags`);
+  if ((kind === 'asset') !== (encoding === 'binary')) throw bad(`${whereOf(t, i)}: kind ${kind} cannot use encoding ${encoding}`);
+  if (!isUint(t.chars(i))) throw bad(`${whereOf(t, i)} chars is not a non-negative integer`);
+  if (!isUint(t.sourceOffset(i))) throw bad(`${whereOf(t, i)} source offset is not a non-negative integer`);
+  if (!isUint(t.cacheOffset(i))) throw bad(`${whereOf(t, i)} cache offset is not a non-negative integer`);
+  if (!isUint(t.cacheLength(i))) throw bad(`${whereOf(t, i)} cache length is not a non-negative integer`);
+  if (!isUint(t.fileSize(i))) throw bad(`${whereOf(t, i)} file size is not a non-negative integer`);
   const mtime = t.mtimeMs(i);
-  if (!Number.isFinite(mtime) || mtime < 0) throw bad(`${where(t, i)} mtime is invalid`);
-  if (t.order(i) < -1) throw bad(`${where(t, i)} order is invalid`);
-  if (!Number.isSafeInteger(t.sourceLength(i))) throw bad(`${where(t, i)} source length is not a safe integer`);
+  if (!Number.isFinite(mtime) || mtime < 0) throw bad(`${whereOf(t, i)} mtime is invalid`);
+  if (t.order(i) < -1) throw bad(`${whereOf(t, i)} order is invalid`);
+  if (!Number.isSafeInteger(t.sourceLength(i))) throw bad(`${whereOf(t, i)} source length is not a safe integer`);
   const shebang = (flags & FLAG_SHEBANG) !== 0;
-  if (shebang && kind !== 'cjs') throw bad(`${where(t, i)}: only CommonJS entries are wrapped`);
-  if (shebang && t.chars(i) < 2) throw bad(`${where(t, i)} is flagged as starting with #! but has ${t.chars(i)} chars`);
-  if ((flags & FLAG_REQUIRED_ONLY) !== 0 && kind !== 'esm') throw bad(`${where(t, i)}: only ES module entries are flagged as loaded by require() only`);
-  if ((flags & FLAG_TYPESCRIPT) !== 0 && kind !== 'cjs' && kind !== 'esm') throw bad(`${where(t, i)}: only CommonJS and ES module entries can be stripped TypeScript`);
-  if (t.cacheLength(i) > 0 && kind !== 'cjs') throw bad(`${where(t, i)}: only CommonJS entries carry a code cache`);
+  if (shebang && kind !== 'cjs') throw bad(`${whereOf(t, i)}: only CommonJS entries are wrapped`);
+  if (shebang && t.chars(i) < 2) throw bad(`${whereOf(t, i)} is flagged as starting with #! but has ${t.chars(i)} chars`);
+  if ((flags & FLAG_REQUIRED_ONLY) !== 0 && kind !== 'esm') throw bad(`${whereOf(t, i)}: only ES module entries are flagged as loaded by require() only`);
+  if ((flags & FLAG_TYPESCRIPT) !== 0 && kind !== 'cjs' && kind !== 'esm') throw bad(`${whereOf(t, i)}: only CommonJS and ES module entries can be stripped TypeScript`);
+  if (t.cacheLength(i) > 0 && kind !== 'cjs') throw bad(`${whereOf(t, i)}: only CommonJS entries carry a code cache`);
 }
 
 /** Decodes an index whose hash has already been checked. Structural rules only. */
@@ -546,14 +537,14 @@ export function decodeIndex(bytes: Uint8Array, expectedEntries: number): Decoded
   if (raw.length === 9 && (typeof tracedRoot !== 'string' || !tracedRoot.startsWith('/') || tracedRoot.includes('\0'))) throw bad('index traced root is not an absolute path');
   const n = expectedEntries;
   if (typeof keys !== 'string') throw bad('index keys are not a string');
-  checkKeys(keys, n);
+  const starts = checkKeys(keys, n);
   const numbers = column(numbersBin, Float64Array, n * NUMBERS, 'numbers');
   const small = column(smallBin, Int32Array, n * SMALL, 'small');
   if (!(hashesBin instanceof Uint8Array) || hashesBin.byteLength !== n * HASH_SLOT) throw bad(`index hashes column is not ${n * HASH_SLOT} bytes of binary`);
   // Its own buffer, outside Node's pool (it lives as long as the index); the index is not kept.
   const hashes = Buffer.allocUnsafeSlow(hashesBin.byteLength);
   hashes.set(hashesBin);
-  const table = new EntryTable(n, keys, numbers, small, hashes);
+  const table = new EntryTable(n, keys, starts, numbers, small, hashes);
   for (let i = 0; i < n; i++) if (!plausible(numbers, small, i)) checkEntry(table, i);
   return new ColumnIndex(
     root,
@@ -591,26 +582,30 @@ class ColumnIndex implements DecodedIndex {
 /**
  * The key rules over all keys at once (they are joined by NUL, which no key holds): `count`
  * keys, none empty, no `\`, no empty, `.` or `..` segment, each after the one before in
- * JavaScript string order (so none twice). One pass; the comparison is the engine's.
+ * JavaScript string order (so none twice). One pass; the comparison is the engine's. Returns
+ * where each key starts, for the table.
  */
-function checkKeys(keys: string, count: number): void {
+function checkKeys(keys: string, count: number): Uint32Array {
+  // Where key i starts; starts[count] is one past the end (where its NUL would be, plus one).
+  const starts = new Uint32Array(count + 1);
   if (count === 0) {
     if (keys !== '') throw bad('index keys are not empty for an empty index');
-    return;
+    return starts;
   }
   if (BAD_SEGMENT.test(keys)) {
     const i = keys.split('\0').findIndex((key) => !isValidKey(key));
     throw bad(`index entry ${i} has an invalid key (an empty, "." or ".." segment, or a backslash)`);
   }
-  let prev = -1;
   let at = 0;
   for (let i = 0; i < count; i++) {
     const nul = keys.indexOf('\0', at);
     const end = nul < 0 ? keys.length : nul;
     if ((nul < 0) !== (i === count - 1)) throw bad(`index keys hold ${nul < 0 ? 'fewer' : 'more'} keys than its ${count} entries`);
     if (end - at > MAX_KEY) throw bad(`index entry ${i} has an invalid key (over ${MAX_KEY} characters)`);
-    if (prev >= 0 && !(keys.slice(prev, at - 1) < keys.slice(at, end))) throw bad(`index keys are not in order (or one is there twice) at entry ${i}`);
-    prev = at;
+    if (i > 0 && !(keys.slice(starts[i - 1]!, at - 1) < keys.slice(at, end))) throw bad(`index keys are not in order (or one is there twice) at entry ${i}`);
+    starts[i] = at;
     at = end + 1;
   }
+  starts[count] = at;
+  return starts;
 }

@@ -47,18 +47,15 @@ export class FreshAhead {
   /** Starts the thread for the store's startup entries in node_modules; undefined without any. */
   static start(store: BlobStore, binding: NativeBinding): FreshAhead | undefined {
     const table = store.table;
-    const startup: number[] = [];
-    for (let i = 0; i < table.length; i++) {
-      if (table.order(i) < 0) continue;
-      const key = table.key(i);
-      if (key.startsWith('node_modules/') || key.includes('/node_modules/')) startup.push(i);
-    }
-    startup.sort((a, b) => table.order(a) - table.order(b));
+    const traced: number[] = [];
+    for (let i = 0; i < table.length; i++) if (table.order(i) >= 0) traced.push(i);
+    traced.sort((a, b) => table.order(a) - table.order(b));
     const prefix = store.root.endsWith(sep) ? store.root : store.root + sep;
     const rowOf = new Int32Array(table.length).fill(-1);
     const paths: string[] = [];
-    for (const i of startup) {
+    for (const i of traced) {
       const key = table.key(i);
+      if (!key.startsWith('node_modules/') && !key.includes('/node_modules/')) continue;
       const filename = sep === '/' ? prefix + key : store.filename(table.entry(i));
       if (filename.includes('\0')) continue;
       rowOf[i] = paths.length;

@@ -21,10 +21,18 @@ export interface VerifyProblem {
 const OK: Record<Section, number> = { source: 1, cache: 2 };
 const BAD: Record<Section, number> = { source: 4, cache: 8 };
 
+/** Section s: entry s >> 1's source (s even) or cache (s odd). */
+const slot = (i: number, section: Section) => 2 * i + (section === 'source' ? 0 : 1);
+
+/** Section s's offset, length and the hash the index gives it. */
+function range(t: EntryTable, s: number): [offset: number, length: number, hash: Uint8Array] {
+  const i = s >> 1;
+  return s & 1 ? [t.cacheOffset(i), t.cacheLength(i), t.cacheHash(i)!] : [t.sourceOffset(i), t.sourceLength(i), t.sourceHash(i)];
+}
+
 /** Whether section `section` of entry i hashes to what the index says. */
 function sound(t: EntryTable, i: number, section: Section, bytes: Uint8Array): boolean {
-  const [offset, length, expected] =
-    section === 'source' ? [t.sourceOffset(i), t.sourceLength(i), t.sourceHash(i)] : [t.cacheOffset(i), t.cacheLength(i), t.cacheHash(i)!];
+  const [offset, length, expected] = range(t, slot(i, section));
   return entryHash(bytes.subarray(offset, offset + length)).equals(expected);
 }
 
@@ -70,7 +78,7 @@ export class SectionChecks {
     const flags = this.#flags[i]!;
     if ((flags & OK[section]) !== 0) return;
     if ((flags & BAD[section]) === 0) {
-      const item = this.#ahead ? this.#ahead.items[2 * i + (section === 'source' ? 0 : 1)]! : -1;
+      const item = this.#ahead ? this.#ahead.items[slot(i, section)]! : -1;
       if (item >= 0) {
         // Sound ahead: done. Otherwise hash it here (the job skips it); a mismatch found ahead is
         // hashed again here, and refused below.
@@ -117,14 +125,14 @@ export class SectionChecks {
   startAhead(backend: Backend, withCaches: boolean, identity: string): boolean {
     if (this.#ahead) return true;
     const t = this.#table;
-    // Sections by number: 2i the source of entry i, 2i + 1 its cache.
+    // Sections by number (slot()).
     const wanted = new Int32Array(t.length * 2);
     let count = 0;
     for (let i = 0; i < t.length; i++) {
       if (t.order(i) < 0) continue;
       const flags = this.#flags[i]!;
-      if ((flags & (OK.source | BAD.source)) === 0) wanted[count++] = 2 * i;
-      if (withCaches && t.cacheLength(i) > 0 && (flags & (OK.cache | BAD.cache)) === 0) wanted[count++] = 2 * i + 1;
+      if ((flags & (OK.source | BAD.source)) === 0) wanted[count++] = slot(i, 'source');
+      if (withCaches && t.cacheLength(i) > 0 && (flags & (OK.cache | BAD.cache)) === 0) wanted[count++] = slot(i, 'cache');
     }
     if (count === 0) return false;
     const offsetOf = (s: number) => (s & 1 ? t.cacheOffset(s >> 1) : t.sourceOffset(s >> 1));
@@ -133,10 +141,10 @@ export class SectionChecks {
     const expected = new Uint8Array(count * ENTRY_HASH_BYTES);
     const items = new Int32Array(t.length * 2).fill(-1);
     sections.forEach((s, k) => {
-      const i = s >> 1;
-      ranges[2 * k] = offsetOf(s);
-      ranges[2 * k + 1] = s & 1 ? t.cacheLength(i) : t.sourceLength(i);
-      expected.set(s & 1 ? t.cacheHash(i)! : t.sourceHash(i), k * ENTRY_HASH_BYTES);
+      const [offset, length, hash] = range(t, s);
+      ranges[2 * k] = offset;
+      ranges[2 * k + 1] = length;
+      expected.set(hash, k * ENTRY_HASH_BYTES);
       items[s] = k;
     });
     const status = backend.verifyAhead(ranges, expected, identity);
