@@ -53,7 +53,7 @@ export function markdown(outDir) {
     const M = x.workers;
     const plain = x.rows.find((r) => r.name === 'plain require');
     const cb = x.rows.find((r) => r.name === 'codeblob');
-    lines.push(`**Containers: pools of ${M} workers in pods of one image, reference corpus, Node ${x.header.node}** (${stamp(x.header)}; podman + runc, the recipe of [docs/containers.md](docs/containers.md) as it is; medians of ${x.rounds} rounds, competitors interleaved; memory measured from the host after load and a full GC in each worker, memory-reducing where V8 has one (Node 22+), as when idle: \`GC_AFTER_LOAD=1\`)`, '');
+    lines.push(`**Containers: pools of ${M} workers in pods of one image, reference corpus, Node ${x.header.node}** (${stamp(x.header)}; podman + runc, the recipe of [docs/containers.md](docs/containers.md) as it is; medians of ${x.rounds} rounds, competitors interleaved; memory measured from the host after load and a memory-reducing full GC in each worker (on Node 20 V8's low-memory notification, through its inspector), as when idle: \`GC_AFTER_LOAD=1\`)`, '');
     lines.push(`One pod: what the model is made of. Private memory per worker and per pod (the primary) is USS; pages the pod's processes map together (the Node binary, libraries) count once per node (PSS − USS); so does the page cache no process keeps mapped: the modules' files that \`require\` reads (${mib(x.moduleFiles)} MiB), plus the compile cache's files, or with codeblob the blob's pages the workers touched (of its ${mib(x.blob.size)} MiB):`, '');
     lines.push('| | worker USS MiB | worker PSS MiB | primary USS MiB | shared once MiB | page cache once MiB | worker load ms | worker USS ratio |', '|---|---|---|---|---|---|---|---|');
     for (const r of x.rows) {

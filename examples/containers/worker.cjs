@@ -14,21 +14,45 @@ if (process.env.CODEBLOB_FILE) {
   codeblob = { enabled: s.enabled, reason: s.reason, backend: s.backend, cachesUsable: s.cachesUsable, counters: { hits, jsonHits, misses, stale, cacheRejected, corrupt } };
 }
 const answer = typeof app.answer === 'function' ? app.answer() : null;
-if (process.env.GC_AFTER_LOAD === '1') {
-  // For measuring: memory after load and a full, memory-reducing GC (V8 12+, Node 22+), the
-  // state V8's memory reducer reaches by itself a few seconds after a worker goes idle, so that
-  // figures do not depend on when they are taken. Older V8 has no such GC: it ignores the
-  // option, and its major GC with options left 5 MiB more per worker than a plain gc() here.
-  // The flag is set only now: a V8 flag given at startup would differ from the packer's and
-  // make every code cache unusable.
-  require('node:v8').setFlagsFromString('--expose-gc');
-  const gc = require('node:vm').runInNewContext('gc');
-  if (Number(process.versions.v8.split('.')[0]) >= 12) gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-  else {
-    gc();
-    gc();
+
+/**
+ * For measuring: memory after load and a full, memory-reducing GC, the state V8's memory
+ * reducer reaches by itself a few seconds after a worker goes idle, so that figures do not
+ * depend on when they are taken. No V8 flag is given at startup: one that differs from the
+ * packer's would make every code cache unusable.
+ * - V8 12+ (Node 22+): the gc extension's "last resort" GC, the extension turned on only now.
+ * - V8 11 (Node 20): that extension has no memory-reducing GC (a plain gc() keeps the young
+ *   generation, up to 20 MiB, and whatever pages the last collections left half full), but
+ *   V8's inspector does: HeapProfiler.collectGarbage is its low-memory notification. The
+ *   session is closed on the next turn: closing it inside the callback hangs Node 20.
+ * - Node built without the inspector: two regular full GCs.
+ */
+function settle(done) {
+  const v8 = require('node:v8');
+  if (Number(process.versions.v8.split('.')[0]) >= 12) {
+    v8.setFlagsFromString('--expose-gc');
+    require('node:vm').runInNewContext('gc')({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    return done();
   }
+  let session;
+  try {
+    session = new (require('node:inspector').Session)();
+    session.connect();
+  } catch {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = require('node:vm').runInNewContext('gc');
+    gc();
+    gc();
+    return done();
+  }
+  session.post('HeapProfiler.collectGarbage', () => setImmediate(() => {
+    session.disconnect();
+    done();
+  }));
 }
-process.send({ pid: process.pid, loadMs: Math.round(loadMs), codeblob, answer });
+
+const report = () => process.send({ pid: process.pid, loadMs: Math.round(loadMs), codeblob, answer });
+if (process.env.GC_AFTER_LOAD === '1') settle(report);
+else report();
 // A real worker would listen here (cluster shares the port); this one just stays up.
 setInterval(() => {}, 1 << 30);
