@@ -2,7 +2,6 @@
  * The on-disk format: header, index, sections. Pure functions over bytes; FORMAT.md is the
  * prose version of this directory.
  */
-import { arch, platform, version as nodeVersion } from 'node:process';
 import { createRequire } from 'node:module';
 import { codeblobError } from '../errors.js';
 import { decodeHeader, type Header } from './header.js';
@@ -47,12 +46,12 @@ export function cachesNameTheirFile(v8Version: string = process.versions.v8): bo
  */
 export function compatibility(header: Header, tag?: number): Compatibility {
   const problems: string[] = [];
-  if (header.platform !== platform) problems.push(`platform ${header.platform} ≠ ${platform}`);
-  if (header.arch !== arch) problems.push(`arch ${header.arch} ≠ ${arch}`);
+  if (header.platform !== process.platform) problems.push(`platform ${header.platform} ≠ ${process.platform}`);
+  if (header.arch !== process.arch) problems.push(`arch ${header.arch} ≠ ${process.arch}`);
   tag ??= (createRequire(import.meta.url)('node:v8') as typeof import('node:v8')).cachedDataVersionTag();
   if (header.v8Tag !== tag) {
     problems.push(
-      `V8 cache tag ${header.v8Tag} ≠ ${tag} (packed with Node ${header.nodeVersion}, running ${nodeVersion}; ` +
+      `V8 cache tag ${header.v8Tag} ≠ ${tag} (packed with Node ${header.nodeVersion}, running ${process.version}; ` +
         'a different Node version or different V8 flags)',
     );
   }

@@ -18,7 +18,7 @@
  * counters read).
  */
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { sha256, type EntryTable } from '../format/index.js';
 import type { ServeContext } from './serve.js';
@@ -119,7 +119,8 @@ function firstInProcessTree(ctx: ServeContext): boolean {
   if (!group) return true;
   const { dev, ino } = ctx.store.file;
   const blob = sha256(Buffer.from(`${ctx.store.path}\0${dev}:${ino}`)).toString('hex').slice(0, 16);
-  const dir = tmpdir();
+  // node:os only here, on the stale path: imported at the top it would be compiled in every worker.
+  const dir = (createRequire(import.meta.url)('node:os') as typeof import('node:os')).tmpdir();
   const name = `${PREFIX}${uid}-${group.pgid}-${group.leaderStart}-${blob}`;
   try {
     closeSync(openSync(join(dir, name), 'wx', 0o600));

@@ -138,7 +138,9 @@ function load(): { binding?: NativeBinding; reason?: string } {
   // The two places a build is, tried directly: a local node-gyp build, then the prebuild for this
   // arch and the libc this process runs on. Every worker loads this; node-gyp-build (and the
   // node:os it loads) would cost each 0.15 MiB more. Anything else goes the long way below.
-  for (const direct of [join(packageRoot, 'build/Release/codeblob.node'), prebuildFor(runningLibc())]) {
+  for (let k = 0; k < 2; k++) {
+    // The libc (read from /proc/self/maps) is looked up only when there is no local build.
+    const direct = k === 0 ? join(packageRoot, 'build/Release/codeblob.node') : prebuildFor(runningLibc());
     if (!direct || !existsSync(direct)) continue;
     try {
       const result = checked(require(direct) as NativeBinding, direct);
