@@ -21,7 +21,7 @@ export {
 export { errors, isCodeblobError, type CodeblobError, type CodeblobErrorCode } from './errors.js';
 export { VERSION } from './version.js';
 export { measure, measureTree, descendants, type ProcessMemory, type TreeMemory, type MappingFigures } from './measure/smaps.js';
-export { heapStatistics, settleHeap, workerHeapStatistics, type IsolateHeap } from './measure/heap.js';
+export { heapStatistics, settleHeap, settleHeapAsync, workerHeapStatistics, type IsolateHeap } from './measure/heap.js';
 export { measureCgroups, resolveCgroup, type CgroupMemory, type NodeMemory, type SharedBlob } from './measure/containers.js';
 export type { Cgroup, CgroupAccounting } from './measure/cgroup.js';
 export type { BackingFile } from './measure/shared-files.js';
