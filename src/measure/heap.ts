@@ -54,9 +54,10 @@ export async function workerHeapStatistics(worker: Worker): Promise<Omit<Isolate
 /**
  * Gives back, now, what V8's memory reducer gives back by itself once an isolate has idled for
  * a while: the young generation and the free heap pages (a memory-reducing full GC; a regular
- * full GC on V8 before 12, Node 20: settleHeapAsync() gives it back there too). The reducer runs at different times in different processes
- * (measured: 10–20 s after start in one worker, 105 s in another), so figures taken "3 s after
- * ready" compare luck, not apps: call this in every process being compared, then measure.
+ * full GC on V8 before 12, Node 20, where settleHeapAsync() gives them back). The reducer runs
+ * at different times in different processes (measured: 10–20 s after start in one worker, 105 s
+ * in another), so figures taken "3 s after ready" compare luck, not apps: call this in every
+ * process being compared, then measure.
  *
  * For test harnesses and benchmarks, after loading: it turns on `--expose-gc` at run time, and
  * a changed V8 flag makes V8 reject every code cache compiled after it (codeblob then compiles
