@@ -29,12 +29,13 @@ await build({
   banner: { js: "'use strict';\nconst __codeblobModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   // Every worker reads, decodes and compiles this file: without comments and spaces, and with
   // every character ASCII (escaped in strings), it is a one-byte string of a third of the size.
-  // Identifiers are not minified, so stack frames through the loader still read `codeblobLoadJs`
-  // and the like (V8 names a frame from the source). No keepNames: its __name() call per function
-  // and class, run at load, cost every worker 59 KB of young generation (Node 24) to keep `.name`
-  // right for the two functions the bundle renames (loaded2, oneOf2), which nothing reads.
+  // Names stay in the source, so stack frames through the loader still read `codeblobLoadJs`,
+  // `codeblobResolveImport` (esm-hooks.ts counts its hook frames by that name) and the like:
+  // V8 names a frame from the source. So no minifySyntax, which drops the name of every function
+  // expression nothing calls by it (4 KB of source), and no keepNames, which puts names back with
+  // a __name() call per function and class, run at load: 59 KB of young generation in every
+  // worker (Node 24).
   minifyWhitespace: true,
-  minifySyntax: true,
   charset: 'ascii',
   legalComments: 'none',
   sourcemap: true,
