@@ -59,7 +59,7 @@ function smaps() {
     let end = PROC.indexOf(10, i);
     if (end < 0 || end > n) end = n;
     // A mapping's header: "start-end perms offset dev inode   name"; its fields start with a capital.
-    if (isHex(PROC[i]) && PROC[i] !== 10) {
+    if (isHex(PROC[i])) {
       let k = i;
       let spaces = 0;
       while (k < end && spaces < 5) if (PROC[k++] === 32) { spaces++; while (PROC[k] === 32) k++; }

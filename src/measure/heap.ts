@@ -51,6 +51,11 @@ export async function workerHeapStatistics(worker: Worker): Promise<Omit<Isolate
   };
 }
 
+/** The bytes the young generation holds (physical: the pages it has touched). */
+function youngBytes(): number {
+  return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
+}
+
 /**
  * Gives back, now, what V8's memory reducer gives back by itself once an isolate has idled for
  * a while: the young generation and the free heap pages (a memory-reducing full GC; a regular
@@ -69,7 +74,7 @@ export function settleHeap(): number {
   // V8 before 12 takes the options object for something else and collects next to nothing.
   if (Number(process.versions.v8.split('.')[0]) >= 12) gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
   else gc();
-  return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
+  return youngBytes();
 }
 
 /**
@@ -96,7 +101,7 @@ export function settleHeapAsync(): Promise<number> {
       setImmediate(() => {
         session.disconnect();
         if (error) reject(error);
-        else resolve(getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0);
+        else resolve(youngBytes());
       });
     });
   });
